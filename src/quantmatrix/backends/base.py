@@ -1,0 +1,105 @@
+"""The one backend interface: typed requests in, typed results with timings out.
+
+A backend turns :class:`GenerationRequest` objects into :class:`GenerationResult` objects.
+Optional abilities (logprobs, requests in flight) are data in :class:`Capabilities`, not extra
+abstract methods. Backends are chosen by a string (see :mod:`quantmatrix.backends`), and each
+imports its heavy library only when it is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt to answer.
+
+    ``prompt`` is the user's text. Instruct models get it wrapped in their chat template
+    (with ``system`` as the system message when given); base models get it raw.
+    """
+
+    key: str
+    prompt: str
+    max_tokens: int
+    system: str | None = None
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per-sample counts and times. Native times come from the engine itself; wall from the client."""
+
+    prompt_tokens: int
+    generated_tokens: int
+    wall_s: float
+    prompt_eval_s: float | None = None
+    decode_s: float | None = None
+    load_s: float | None = None
+    ttft_s: float | None = None
+
+    @property
+    def native_s(self) -> float | None:
+        if self.prompt_eval_s is None or self.decode_s is None:
+            return None
+        return self.prompt_eval_s + self.decode_s
+
+    @property
+    def decode_tps(self) -> float | None:
+        """Engine-native decode speed: tokens after the first over the time they took."""
+        if self.decode_s is None or self.decode_s <= 0 or self.generated_tokens < 2:
+            return None
+        return (self.generated_tokens - 1) / self.decode_s
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    key: str
+    text: str
+    finish_reason: str
+    timing: Timing
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    logprobs: bool = False
+    max_in_flight: int = 1
+    native_timing: bool = True
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    """Memory measured while the variant ran (bytes). ``source`` says what measured it."""
+
+    peak_bytes: int
+    source: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BackendError(RuntimeError):
+    """A backend failed in a way the user must fix (bad model file, unreachable server, ...)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    capabilities: Capabilities
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
+        """Answer each request; yield results in the order of ``requests``."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """Engine name and version, model details: goes into the manifest."""
+        ...
+
+    def memory(self) -> MemoryReading | None:
+        """Peak memory while this backend's model was loaded, if it can be measured."""
+        ...
+
+    def close(self) -> None: ...
