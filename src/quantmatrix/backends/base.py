@@ -26,19 +26,21 @@ class GenerationRequest:
     max_tokens: int
     system: str | None = None
     stop: tuple[str, ...] = ()
+    stop_at_line_end: bool = False  # stop when a line with content ends
     temperature: float = 0.0
     seed: int = 42
 
 
 @dataclass(frozen=True)
 class Timing:
-    """Per-sample counts and times. Native times come from the engine itself; wall from the client."""
+    """Per-sample counts and times: native ones from the engine itself, wall from the client."""
 
     prompt_tokens: int
     generated_tokens: int
     wall_s: float
     prompt_eval_s: float | None = None
     decode_s: float | None = None
+    decode_tokens: int | None = None
     load_s: float | None = None
     ttft_s: float | None = None
 
@@ -50,10 +52,10 @@ class Timing:
 
     @property
     def decode_tps(self) -> float | None:
-        """Engine-native decode speed: tokens after the first over the time they took."""
-        if self.decode_s is None or self.decode_s <= 0 or self.generated_tokens < 2:
+        """Engine-native decode speed: tokens decoded over the time the engine spent on them."""
+        if self.decode_s is None or self.decode_s <= 0 or not self.decode_tokens:
             return None
-        return (self.generated_tokens - 1) / self.decode_s
+        return self.decode_tokens / self.decode_s
 
 
 @dataclass(frozen=True)

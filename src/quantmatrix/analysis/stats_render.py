@@ -1,0 +1,221 @@
+"""Render the dict from ``build_statistics`` as a deterministic markdown "## Statistics" section."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+DASH = "–"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return DASH
+    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def _pp(value: float | None, signed: bool = True) -> str:
+    if value is None:
+        return DASH
+    return f"{value * 100:+.1f}pp" if signed else f"{value * 100:.1f}pp"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return DASH if value is None else f"{value:.{digits}f}"
+
+
+def _int(value: int | None) -> str:
+    return DASH if value is None else str(value)
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _wilson(stats: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            w["model"],
+            w["level"],
+            str(w["n"]),
+            str(w["correct"]),
+            _num(w["accuracy"]),
+            f"[{_num(w['low'])}, {_num(w['high'])}]",
+        ]
+        for w in stats["wilson"]
+    ]
+    head = ["Model", "Level", "N", "Correct", "Accuracy", "Wilson 95% CI"]
+    return ["### Accuracy", "", *_table(head, rows)]
+
+
+def _tests(stats: dict[str, Any]) -> list[str]:
+    welch = {r["id"]: r for r in stats["corrections"]["welch"]["tests"]}
+    paired = {r["id"]: r for r in stats["corrections"]["paired"]["tests"]}
+    rows = []
+    for e in stats["adjacent"]:
+        w, p = welch[e["id"]], paired[e["id"]]
+        flips = e["flips"]
+        flip = f"{flips['correct_to_wrong']}/{flips['wrong_to_correct']}" if flips else DASH
+        rows.append(
+            [
+                e["model"],
+                f"{e['higher']}→{e['lower']}",
+                e["metric"],
+                _num(e["diff"], 4),
+                _num(e["cohen_d"]),
+                _p(w["p"]),
+                _p(w["p_holm"]),
+                _p(w["p_bonferroni"]),
+                _yes(w["survives_holm"]),
+                e["paired"]["test"],
+                _p(p["p"]),
+                _p(p["p_holm"]),
+                _p(p["p_bonferroni"]),
+                _yes(p["survives_holm"]),
+                flip,
+            ]
+        )
+    head = ["Model", "Step", "Metric", "Δ", "d", "Welch p", "Holm", "Bonf.", "Survives"]
+    head += ["Paired test", "p", "Holm", "Bonf.", "Survives", "Flips c→w/w→c"]
+    fam = stats["corrections"]["welch"]
+    note = f"{fam['n_tests']} adjacent tests per family; Bonferroni per-test alpha "
+    note += f"{_num(fam['bonferroni_alpha'], 6)}. Survives = Holm-adjusted p < {stats['alpha']}."
+    return ["### Adjacent-level tests", "", note, "", *_table(head, rows)]
+
+
+def _equivalence(stats: dict[str, Any]) -> list[str]:
+    grouped: dict[tuple[str, str, str, str], dict[str, dict[str, Any]]] = {}
+    for r in stats["equivalence"]:
+        key = (r["model"], r["level"], r["metric"], r["margin_label"])
+        grouped.setdefault(key, {})[r["design"]] = r
+    rows = []
+    for (model, level, metric, label), by in grouped.items():
+        pa, un = by["paired"], by["unpaired"]
+        rows.append(
+            [
+                model,
+                level,
+                metric,
+                f"±{label}",
+                _num(pa["delta"], 4),
+                _p(pa["p_value"]),
+                _yes(pa["equivalent"]),
+                _p(un["p_value"]),
+                _yes(un["equivalent"]),
+            ]
+        )
+    head = ["Model", "Level", "Metric", "Margin", "Δ vs baseline", "Paired TOST p", "Equiv."]
+    head += ["Unpaired TOST p", "Equiv."]
+    return ["### Equivalence to baseline (TOST)", "", *_table(head, rows)]
+
+
+def _ladder(stats: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            r["model"],
+            r["metric"],
+            f"±{r['margin_label']}",
+            r["design"],
+            r["lowest_confirmed"] or f"none below {r['baseline']}",
+            r["stopped_at"] or DASH,
+        ]
+        for r in stats["ladder"]
+    ]
+    head = ["Model", "Metric", "Margin", "Design", "Lowest confirmed level", "Stopped at"]
+    return ["### Fixed-sequence ladder", "", *_table(head, rows)]
+
+
+def _power(stats: dict[str, Any]) -> list[str]:
+    models = [
+        [
+            m["model"],
+            m["baseline"],
+            str(m["n"]),
+            _num(m["baseline_accuracy"]),
+            _pp(m["mde_unpaired_worst_case"], False),
+            _pp(m["mde_unpaired_model"], False),
+        ]
+        for m in stats["power"]["models"]
+    ]
+    variants = [
+        [
+            v["model"],
+            v["level"],
+            str(v["n_pairs"]),
+            _pp(v["delta"]),
+            _num(v["discordance"]),
+            _pp(v["mde_paired"], False),
+            _int(v["n_equivalence_3pp_paired"]),
+            _int(v["n_equivalence_3pp_unpaired"]),
+        ]
+        for v in stats["power"]["variants"]
+    ]
+    target = f"alpha {stats['alpha']}, power {stats['power_target']}"
+    head_m = ["Model", "Baseline", "N", "Accuracy", "MDE unpaired (p=0.5)", "MDE unpaired (p)"]
+    head_v = ["Model", "Level", "Pairs", "Δ", "Discordance", "MDE paired"]
+    head_v += ["N for ±3pp paired", "N for ±3pp unpaired"]
+    intro = f"Minimum detectable effects at {target}."
+    return ["### Power", "", intro, "", *_table(head_m, models), *_table(head_v, variants)]
+
+
+def _bootstrap(stats: dict[str, Any]) -> list[str]:
+    rows = [
+        [b["model"], b["level"], _pp(b["delta"]), f"[{_pp(b['low'])}, {_pp(b['high'])}]"]
+        for b in stats["bootstrap"]
+    ]
+    first = stats["bootstrap"][0] if stats["bootstrap"] else {"n_resamples": 0}
+    note = f"Paired percentile bootstrap over items ({first['n_resamples']} resamples, "
+    note += f"seed {stats['seed']})."
+    return [
+        "### Bootstrap",
+        "",
+        note,
+        "",
+        *_table(["Model", "Level", "Δ accuracy", "95% CI"], rows),
+    ]
+
+
+def _timing(stats: dict[str, Any]) -> list[str]:
+    rows = []
+    for t in stats["timing"]:
+        for series in ("ttft_s", "decode_tps"):
+            s = t[series]
+            rows.append(
+                [
+                    t["model"],
+                    t["level"],
+                    series,
+                    str(s["n"]),
+                    _num(s["median"]),
+                    _num(s["cv"]),
+                    str(len(s["outliers"])),
+                ]
+            )
+    head = ["Model", "Level", "Series", "N", "Median", "CV", "IQR outliers (k=1.5)"]
+    return ["### Timing", "", *_table(head, rows)]
+
+
+def _summary(stats: dict[str, Any]) -> list[str]:
+    s = stats["summary"]
+    counts = s["accuracy_equivalent"]
+    parts = [
+        f"{design} " + ", ".join(f"{n} at ±{label}" for label, n in counts[design].items())
+        for design in ("paired", "unpaired")
+    ]
+    line = "Variants confirmed equivalent to baseline on accuracy "
+    line += f"(TOST, of {s['variants_vs_baseline']} tested): "
+    return [line + "; ".join(parts) + ".", ""]
+
+
+def render_statistics_md(stats: dict[str, Any]) -> str:
+    """Markdown "## Statistics" section; pure formatting, so equal input gives equal bytes."""
+    lines = ["## Statistics", "", *_summary(stats)]
+    for part in (_wilson, _tests, _equivalence, _ladder, _power, _bootstrap, _timing):
+        lines += part(stats)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,128 @@
+"""Per-variant aggregates, computed from the run log alone (pure functions, no model calls)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from statsmodels.stats.proportion import proportion_confint
+
+from quantmatrix.config import Study
+from quantmatrix.decide import tier
+from quantmatrix.runlog import RunLog
+from quantmatrix.tasks import multiple_choice
+
+
+def wilson(k: int, n: int) -> tuple[float | None, float | None]:
+    """95% Wilson score interval (statsmodels ``proportion_confint(method="wilson")``)."""
+    if n == 0:
+        return None, None
+    low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return float(low), float(high)
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den > 0 else None
+
+
+def accuracy_block(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Raw and rescored accuracy with a Wilson CI, and the unparsed rate, for some rows."""
+    scores = [multiple_choice.score(r["output"], r["input"]) for r in rows]
+    n = len(scores)
+    k = sum(s["correct"] for s in scores)
+    low, high = wilson(k, n)
+    return {
+        "n": n,
+        "correct": k,
+        "accuracy": _ratio(k, n),
+        "ci_low": low,
+        "ci_high": high,
+        "raw_exact": _ratio(sum(s["raw_exact"] for s in scores), n),
+        "unparsed": n - sum(s["parsed"] for s in scores),
+        "unparsed_rate": _ratio(n - sum(s["parsed"] for s in scores), n),
+    }
+
+
+def _timing_block(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    ts = [r["timing"] for r in rows]
+    ttft = [t["ttft_s"] for t in ts if t["ttft_s"] is not None]
+    dec_tokens = sum(t["decode_tokens"] or 0 for t in ts)
+    dec_s = sum(t["decode_s"] or 0.0 for t in ts)
+    prompt_tokens = sum(t["prompt_tokens"] for t in ts)
+    prompt_s = sum(t["prompt_eval_s"] or 0.0 for t in ts)
+    wall = sum(t["wall_s"] for t in ts)
+    return {
+        "native_decode_tps": _ratio(dec_tokens, dec_s),
+        "native_prompt_tps": _ratio(prompt_tokens, prompt_s),
+        "wall_tps": _ratio(sum(t["generated_tokens"] for t in ts), wall),
+        "ttft_mean_s": statistics.fmean(ttft) if ttft else None,
+        "ttft_median_s": statistics.median(ttft) if ttft else None,
+        "mean_generated_tokens": _ratio(sum(t["generated_tokens"] for t in ts), len(ts)),
+        "mean_prompt_tokens": _ratio(prompt_tokens, len(ts)),
+        "wall_s": wall,
+        "native_s": prompt_s + dec_s,
+    }
+
+
+def _last_variant_rows(log: RunLog) -> dict[str, dict[str, Any]]:
+    return {r["variant"]: r for r in log.variants}
+
+
+def _session_overhead(log: RunLog, variant: str) -> dict[str, float | None]:
+    rows = [r for r in log.variants if r["variant"] == variant]
+    wall = sum(r["session_eval_wall_s"] for r in rows)
+    native = sum(r["session_native_s"] for r in rows)
+    return {"eval_wall_s": wall, "native_s": native, "harness_overhead": _ratio(wall, native)}
+
+
+def variant_summaries(log: RunLog) -> list[dict[str, Any]]:
+    """One summary per variant, ordered by model (config order) then precision."""
+    study = Study.model_validate(log.manifest["config"])
+    by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in log.samples:
+        by_variant[row["variant"]].append(row)
+    meta = _last_variant_rows(log)
+    out: list[dict[str, Any]] = []
+    for spec in study.models:
+        for level in spec.ordered_levels:
+            vid = f"{spec.name}@{level}"
+            rows = sorted(by_variant.get(vid, []), key=lambda r: (r["task"], r["item"]))
+            if not rows:
+                continue
+            tasks = sorted({r["task"] for r in rows})
+            summary: dict[str, Any] = {
+                "variant": vid,
+                "model": spec.name,
+                "level": level,
+                "is_baseline": level == spec.baseline_level,
+                **accuracy_block(rows),
+                "tasks": {t: accuracy_block([r for r in rows if r["task"] == t]) for t in tasks},
+                "timing": _timing_block(rows),
+                "overhead": _session_overhead(log, vid),
+                "file": (meta.get(vid) or {}).get("file"),
+                "memory": (meta.get(vid) or {}).get("memory"),
+                "reconstructed": (meta.get(vid) or {}).get("reconstructed"),
+                "source_type": (meta.get(vid) or {}).get("source_type"),
+            }
+            out.append(summary)
+        _add_deltas([s for s in out if s["model"] == spec.name], spec.baseline_level)
+    return out
+
+
+def _add_deltas(summaries: list[dict[str, Any]], baseline: str) -> None:
+    base = next((s for s in summaries if s["level"] == baseline), None)
+    for s in summaries:
+        if base is None or s["accuracy"] is None or base["accuracy"] is None:
+            s["delta_pp"], s["tier"] = None, None
+            continue
+        s["delta_pp"] = 100.0 * (s["accuracy"] - base["accuracy"])
+        s["tier"] = tier(s["delta_pp"])
+        for t, block in s["tasks"].items():
+            b = base["tasks"].get(t)
+            block["delta_pp"] = (
+                100.0 * (block["accuracy"] - b["accuracy"])
+                if b and b["accuracy"] is not None
+                else None
+            )

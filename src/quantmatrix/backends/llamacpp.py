@@ -1,0 +1,149 @@
+"""The embedded backend: llama.cpp in this process through llama-cpp-python.
+
+Greedy decoding (temperature 0, repeat penalty 1.0); instruct models get their own chat
+template, base models the raw prompt. Every sample starts from an empty KV cache, so its output
+does not depend on which sample ran before it (and a resumed run matches an uninterrupted one).
+Native prompt-eval and decode times come from llama.cpp's own performance counters.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantmatrix.backends.base import (
+    BackendError,
+    Capabilities,
+    GenerationRequest,
+    GenerationResult,
+    MemoryReading,
+    Timing,
+)
+from quantmatrix.backends.memory import RSSSampler
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions:
+    context_length: int = 2048
+    threads: int | None = None
+    chat: bool = True
+    seed: int = 42
+
+
+def _chunk_text(chunk: Any, chat: bool) -> str:
+    choice = chunk["choices"][0]
+    if chat:
+        return str(choice.get("delta", {}).get("content") or "")
+    return str(choice.get("text") or "")
+
+
+class LlamaCppBackend:
+    name = "llamacpp"
+
+    def __init__(self, model_path: Path, options: LlamaCppOptions) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self.options = options
+        self.capabilities = Capabilities(logprobs=True, max_in_flight=1, native_timing=True)
+        self._sampler = RSSSampler().start()
+        threads = options.threads or os.cpu_count() or 1
+        started = time.perf_counter()
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(model_path),
+                n_ctx=options.context_length,
+                n_threads=threads,
+                n_threads_batch=threads,
+                seed=options.seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            self._sampler.stop()
+            raise BackendError(f"llama.cpp could not load {model_path}: {exc}") from None
+        self.load_s = time.perf_counter() - started
+        self.path = model_path
+
+    def _stream(self, request: GenerationRequest) -> Iterator[Any]:
+        common: dict[str, Any] = {
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "repeat_penalty": 1.0,
+            "seed": request.seed,
+            "stop": list(request.stop) or None,
+            "stream": True,
+        }
+        if self.options.chat:
+            messages = [{"role": "user", "content": request.prompt}]
+            if request.system:
+                messages.insert(0, {"role": "system", "content": request.system})
+            return iter(self.llm.create_chat_completion(messages=messages, **common))
+        return iter(self.llm.create_completion(prompt=request.prompt, **common))
+
+    def _one(self, request: GenerationRequest) -> GenerationResult:
+        lib, ctx = self._lib, self.llm.ctx
+        self.llm.reset()
+        lib.llama_perf_context_reset(ctx)
+        text, finish, ttft = "", "length", None
+        started = time.perf_counter()
+        stream = self._stream(request)
+        for chunk in stream:
+            piece = _chunk_text(chunk, self.options.chat)
+            if piece and ttft is None:
+                ttft = time.perf_counter() - started
+            text += piece
+            reason = chunk["choices"][0].get("finish_reason")
+            if reason:
+                finish = str(reason)
+            if request.stop_at_line_end and "\n" in text.lstrip():
+                finish = "stop"
+                break
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+        wall = time.perf_counter() - started
+        perf = lib.llama_perf_context(ctx)
+        if request.stop_at_line_end:
+            text = text.lstrip().split("\n", 1)[0]
+        timing = Timing(
+            prompt_tokens=int(perf.n_p_eval),
+            generated_tokens=int(perf.n_eval) + 1,  # sampled: each decoded token + the last
+            wall_s=wall,
+            prompt_eval_s=float(perf.t_p_eval_ms) / 1000.0,
+            decode_s=float(perf.t_eval_ms) / 1000.0,
+            decode_tokens=int(perf.n_eval),
+            ttft_s=ttft,
+        )
+        return GenerationResult(request.key, text, finish, timing)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
+        for request in requests:
+            yield self._one(request)
+
+    def info(self) -> dict[str, Any]:
+        lib = self._lib
+        return {
+            "engine": "llama.cpp (llama-cpp-python, in process)",
+            "llama_cpp_python": str(lib.__version__),
+            "system_info": lib.llama_print_system_info().decode(errors="replace").strip(),
+            "threads": self.options.threads or os.cpu_count(),
+            "context_length": self.options.context_length,
+            "chat_template": self.options.chat,
+            "load_s": self.load_s,
+        }
+
+    def memory(self) -> MemoryReading | None:
+        self._sampler.sample()
+        return MemoryReading(
+            peak_bytes=self._sampler.peak,
+            source="process RSS peak (psutil, sampled every 50 ms)",
+            extra={"rss_before_load": self._sampler.before},
+        )
+
+    def close(self) -> None:
+        self._sampler.stop()
+        self.llm.close()

@@ -1,0 +1,136 @@
+"""The command line: a thin typer layer over the library (study, report, verify, quantize)."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from quantmatrix.backends.base import BackendError
+from quantmatrix.config import ConfigError, Study, load_study
+from quantmatrix.data.benchmarks import DataError
+from quantmatrix.manifest import RunDirError
+from quantmatrix.models.gguf_info import GGUFError
+from quantmatrix.models.ladder import QuantizeError
+from quantmatrix.models.sources import SourceError
+from quantmatrix.progress import console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+USER_ERRORS = (
+    ConfigError, DataError, RunDirError, SourceError, GGUFError, QuantizeError, BackendError,
+    FileNotFoundError,
+)  # fmt: skip
+PRESETS = ("demo", "tr125", "tiny")
+
+
+def fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def preset_study(name: str) -> Study:
+    if name not in PRESETS:
+        fail(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    with resources.as_file(resources.files("quantmatrix") / "presets" / f"{name}.yaml") as path:
+        return load_study(path)
+
+
+@app.command()
+def run(
+    study_file: Annotated[Path | None, typer.Argument(help="study YAML")] = None,
+    out: Annotated[Path, typer.Option("--out", help="run folder (resumed if it exists)")] = Path(
+        "runs/latest"
+    ),
+    demo: Annotated[bool, typer.Option("--demo", help="the built-in default study")] = False,
+    preset: Annotated[str | None, typer.Option(help="a built-in study: demo, tr125, tiny")] = None,
+    force_new: Annotated[bool, typer.Option("--force-new", help="move a different run aside")] = (
+        False
+    ),
+    cache: Annotated[Path | None, typer.Option(help="model and ladder cache folder")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+) -> None:
+    """Build missing variants, evaluate them, write the run log, then the report."""
+    from quantmatrix.report.render import write_report
+    from quantmatrix.study import RunOptions, run_study
+
+    try:
+        if study_file is not None and (demo or preset):
+            fail("give a study file or --demo/--preset, not both")
+        if study_file is None and not (demo or preset):
+            fail("give a study file, or --demo for the built-in default study")
+        study = load_study(study_file) if study_file else preset_study(preset or "demo")
+        options = RunOptions(out=out, force_new=force_new, show_progress=not quiet)
+        if cache is not None:
+            options = RunOptions(out=out, cache=cache, force_new=force_new, show_progress=not quiet)
+        outcome = run_study(study, options)
+        report, analysis = write_report(out)
+    except USER_ERRORS as exc:
+        fail(str(exc))
+        return
+    from quantmatrix.report.summary import headline_text
+
+    console.print(headline_text(analysis), highlight=False)
+    console.print(
+        f"evaluated {outcome.evaluated} samples, reused {outcome.skipped}; report: {report}",
+        highlight=False,
+    )
+    if outcome.failed_variants:
+        fail(f"variants that failed: {', '.join(outcome.failed_variants)}", code=1)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
+    """Regenerate report.md and analysis.json from the run log alone."""
+    from quantmatrix.report.render import write_report
+
+    try:
+        path, _ = write_report(run_dir)
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    console.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def verify(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
+    """Re-check every row's SHA-256 and the manifest's model files."""
+    from quantmatrix.verify import verify_run
+
+    problems, warnings = verify_run(run_dir)
+    for line in warnings:
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+    for line in problems:
+        console.print(f"[red]{line}[/red]", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"{run_dir}: all rows and model files check out", highlight=False)
+
+
+@app.command()
+def quantize(
+    source: Annotated[Path, typer.Argument(help="a GGUF model file")],
+    levels: Annotated[str, typer.Option(help="comma-separated, e.g. Q8_0,Q4_K_M")],
+    out: Annotated[Path, typer.Option("--out", help="folder for the built files")],
+    threads: Annotated[int | None, typer.Option(help="default: all cores")] = None,
+) -> None:
+    """Build quant levels of one GGUF file with llama.cpp's quantizer (the ladder alone)."""
+    from quantmatrix.models.ladder import build_ladder_files
+
+    try:
+        built = build_ladder_files(source, [lv.strip() for lv in levels.split(",")], out, threads)
+    except (*USER_ERRORS, ValueError) as exc:
+        fail(str(exc))
+        return
+    for path, info in built:
+        console.print(
+            f"{path}  {info.file_type}  {info.size_bytes / 1e9:.3f} GB  "
+            f"{info.bits_per_weight:.3f} bits/weight",
+            highlight=False,
+        )
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,150 @@
+"""The study config: one typed object, validated with ``extra="forbid"`` so a typo fails loudly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from quantmatrix.levels import RANK, check_level
+
+
+class ConfigError(ValueError):
+    """A study config that cannot be used; the message is one line and says how to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """One model and the quant levels to build and evaluate from it."""
+
+    name: str
+    source: str = Field(description="a local .gguf path or a packaged demo model's short name")
+    levels: list[str] = Field(min_length=1)
+    baseline: str | None = Field(
+        default=None, description="default: F16 when listed, else the highest level"
+    )
+    chat: bool | None = Field(default=None, description="default: the model's own chat template")
+    backend: Literal["llamacpp", "fake"] = "llamacpp"
+
+    @model_validator(mode="after")
+    def _check_levels(self) -> ModelSpec:
+        for level in self.levels:
+            check_level(level)
+        if len(set(self.levels)) != len(self.levels):
+            raise ValueError(f"model {self.name!r}: a quant level is listed twice")
+        if self.baseline is not None and self.baseline not in self.levels:
+            raise ValueError(
+                f"model {self.name!r}: baseline {self.baseline!r} is not among its levels "
+                f"{self.levels}; add it to levels or pick one of them"
+            )
+        return self
+
+    @property
+    def baseline_level(self) -> str:
+        if self.baseline is not None:
+            return self.baseline
+        if "F16" in self.levels:
+            return "F16"
+        return min(self.levels, key=lambda lv: RANK[lv])
+
+    @property
+    def ordered_levels(self) -> list[str]:
+        """Levels from highest precision to lowest (baseline first when it is the highest)."""
+        return sorted(self.levels, key=lambda lv: RANK[lv])
+
+
+class MMLUTask(_Strict):
+    kind: Literal["mmlu"] = "mmlu"
+    per_subject: int | None = Field(default=5, ge=1)
+    n: int | None = Field(default=None, ge=1, description="total items, spread over subjects")
+    split: Literal["test", "validation", "dev"] = "test"
+
+
+class ARCTask(_Strict):
+    kind: Literal["arc_challenge"] = "arc_challenge"
+    n: int | None = Field(default=200, ge=1)
+
+
+class LocalMCTask(_Strict):
+    kind: Literal["local_mc"] = "local_mc"
+    name: str
+    path: Path
+    n: int | None = Field(default=None, ge=1)
+
+
+TaskSpec = Annotated[MMLUTask | ARCTask | LocalMCTask, Field(discriminator="kind")]
+
+
+class Decoding(_Strict):
+    temperature: float = Field(default=0.0, ge=0.0)
+    seed: int = 42
+    max_new_tokens: int = Field(default=256, ge=1)
+    mc_max_new_tokens: int = Field(
+        default=32, ge=1, description="multiple-choice budget; the published study used 256"
+    )
+    mc_stop_at_line_end: bool = True
+
+
+class Study(_Strict):
+    """A whole study: what to build, what to ask, how to decode, what an hour costs."""
+
+    name: str = "study"
+    models: list[ModelSpec] = Field(min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    decoding: Decoding = Decoding()
+    warmup_runs: int = Field(default=2, ge=0)
+    cost_per_hour: float = Field(default=0.035, ge=0.0)
+    context_length: int = Field(default=2048, ge=128)
+    threads: int | None = Field(default=None, ge=1, description="default: all cores")
+    selection_seed: int = 42
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Study:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError("two models share a name; give each a distinct name")
+        return self
+
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical JSON of everything that changes what is measured."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "study"
+    if err["type"] == "extra_forbidden":
+        return f"unknown field {where!r}; check its spelling against examples/demo.yaml"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {msg}"
+
+
+def parse_study(data: Any, origin: str = "config") -> Study:
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{origin}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        return Study.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {_first_error(exc)}") from None
+
+
+def load_study(path: Path) -> Study:
+    if not path.is_file():
+        raise ConfigError(f"study file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: malformed YAML{where}; fix the syntax there") from None
+    return parse_study(data, origin=str(path))

@@ -1,0 +1,117 @@
+"""``manifest.json``: what produced a run (config hash, model files, versions, platform)."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from quantmatrix import __version__
+from quantmatrix.config import Study
+from quantmatrix.models.ladder import Variant
+from quantmatrix.models.sources import ResolvedSource
+from quantmatrix.runlog import MANIFEST, SAMPLES, VARIANTS, read_manifest, write_json_atomic
+
+_PACKAGES = ("llama-cpp-python", "gguf", "numpy", "scipy", "statsmodels", "pydantic")
+
+
+class RunDirError(ValueError):
+    """An output folder that cannot take this run; one line that says what to do."""
+
+
+def _versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def new_manifest(study: Study) -> dict[str, Any]:
+    return {
+        "config_hash": study.config_hash(),
+        "config": study.model_dump(mode="json"),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "quantmatrix": __version__,
+        "packages": _versions(),
+        "platform": {
+            "python": platform.python_version(),
+            "system": platform.platform(),
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+        },
+        "sources": {},
+        "variants": {},
+    }
+
+
+def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
+    """Open ``out`` for this study: resume a run of the same config, refuse a different one."""
+    existing = read_manifest(out)
+    if existing is None and (out / SAMPLES).exists():
+        raise RunDirError(f"{out} holds samples but no {MANIFEST}; choose another --out")
+    if existing is not None and existing.get("config_hash") != study.config_hash():
+        if not force_new:
+            raise RunDirError(
+                f"{out} holds a run of a different study config; use another --out, or "
+                "--force-new to start over (the old run is moved aside, not deleted)"
+            )
+        aside = out / f"previous-{time.strftime('%Y%m%dT%H%M%S')}"
+        aside.mkdir()
+        for name in (MANIFEST, SAMPLES, VARIANTS, "report.md", "analysis.json"):
+            if (out / name).exists():
+                shutil.move(str(out / name), str(aside / name))
+        existing = None
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = existing or new_manifest(study)
+    manifest["packages"] = _versions()
+    write_json_atomic(out / MANIFEST, manifest)
+    return manifest
+
+
+def record_sources(
+    out: Path,
+    manifest: dict[str, Any],
+    sources: list[ResolvedSource],
+    variants: list[tuple[Variant, str | None]],
+) -> None:
+    """Add each source's and variant's file and SHA-256 to the manifest."""
+    for src in sources:
+        manifest["sources"][src.name] = {
+            "path": str(src.path),
+            "sha256": src.sha256,
+            "file_type": src.info.file_type,
+            "packaged": src.packaged,
+        }
+    for variant, digest in variants:
+        manifest["variants"][variant.id] = {
+            "path": str(variant.path) if variant.path else None,
+            "sha256": digest,
+            "level": variant.level,
+            "model": variant.model,
+        }
+    write_json_atomic(out / MANIFEST, manifest)
+
+
+def manifest_problems(out: Path) -> list[str]:
+    """Re-hash every variant file the manifest names; list what no longer matches."""
+    from quantmatrix.models.sources import sha256_file
+
+    manifest = read_manifest(out)
+    if manifest is None:
+        return [f"{MANIFEST} missing"]
+    problems = []
+    for vid, entry in sorted(manifest.get("variants", {}).items()):
+        path, digest = entry.get("path"), entry.get("sha256")
+        if not path or not digest:
+            continue
+        if not Path(path).exists():
+            problems.append(f"{vid}: model file {path} is gone")
+        elif sha256_file(Path(path)) != digest:
+            problems.append(f"{vid}: model file {path} changed since the run (SHA-256 differs)")
+    return problems

@@ -1,0 +1,176 @@
+"""``report.md`` and ``analysis.json``: pure functions of the run log, byte-identical on rerun."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from quantmatrix.analysis.tables import variant_summaries, wilson
+from quantmatrix.config import Study
+from quantmatrix.report.fmt import gb, num, pct, signed, table
+from quantmatrix.runlog import RunLog
+
+ANALYSIS_VERSION = 1
+
+
+def build_analysis(log: RunLog) -> dict[str, Any]:
+    study = Study.model_validate(log.manifest["config"])
+    summaries = variant_summaries(log)
+    return {
+        "analysis_version": ANALYSIS_VERSION,
+        "study": study.name,
+        "config_hash": log.manifest["config_hash"],
+        "decoding": study.decoding.model_dump(),
+        "sizes": _sizes(summaries),
+        "variants": summaries,
+        "harness_overhead": _overall_overhead(summaries),
+    }
+
+
+def _sizes(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    n_items = max((s["n"] for s in summaries), default=0)
+    per_task: dict[str, int] = {}
+    for s in summaries:
+        for t, block in s["tasks"].items():
+            per_task[t] = max(per_task.get(t, 0), block["n"])
+    half = None
+    if n_items:
+        low, high = wilson(n_items // 2, n_items)
+        half = None if low is None or high is None else (high - low) / 2
+    # unpaired two-proportion MDE at p=0.5, alpha 0.05 two-sided, power 0.8 (normal approximation)
+    mde = (1.959964 + 0.841621) * math.sqrt(2 * 0.25 / n_items) if n_items else None
+    return {
+        "items_per_variant": n_items,
+        "per_task": dict(sorted(per_task.items())),
+        "one_item_pp": 100.0 / n_items if n_items else None,
+        "wilson_half_width_at_50pct": half,
+        "unpaired_mde_at_50pct": mde,
+    }
+
+
+def _overall_overhead(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    wall = sum(s["overhead"]["eval_wall_s"] for s in summaries)
+    native = sum(s["overhead"]["native_s"] for s in summaries)
+    return {"eval_wall_s": wall, "native_s": native, "ratio": wall / native if native else None}
+
+
+def _notes(analysis: dict[str, Any]) -> list[str]:
+    notes = []
+    for s in analysis["variants"]:
+        if s["is_baseline"] and s.get("reconstructed"):
+            notes.append(
+                f"**The {s['level']} baseline of {s['model']} is a reconstruction of its shipped "
+                f"{s['source_type']} file**, not the original full-precision weights: every level "
+                "is built from that file, so no level can be better than the source, and the "
+                "deltas measure re-quantization loss on top of it."
+            )
+    dec = analysis["decoding"]
+    notes.append(
+        f"Multiple-choice answers are generated greedily (temperature {dec['temperature']}, "
+        f"seed {dec['seed']}) with a budget of {dec['mc_max_new_tokens']} new tokens"
+        + (", stopped at the end of the answer line" if dec["mc_stop_at_line_end"] else "")
+        + "; the published study generated up to 256 tokens for every item."
+    )
+    z = analysis["sizes"]
+    if z["items_per_variant"]:
+        tasks = ", ".join(f"{t} {n}" for t, n in z["per_task"].items())
+        notes.append(
+            f"Each variant answered {z['items_per_variant']} items ({tasks}). Resolution: one "
+            f"item moves accuracy by {z['one_item_pp']:.2f}pp; the 95% Wilson interval at 50% is "
+            f"+/-{100 * z['wilson_half_width_at_50pct']:.1f}pp; an unpaired test detects a "
+            f"{100 * z['unpaired_mde_at_50pct']:.1f}pp difference with 80% power."
+        )
+    return notes
+
+
+def _headline(analysis: dict[str, Any]) -> str:
+    tasks = sorted({t for s in analysis["variants"] for t in s["tasks"]})
+    headers = ["Model", "Level", "Size", "BPW", "Accuracy [95% CI]", "Raw EM", "Δ pp", "Tier"]
+    headers += [t for t in tasks] + ["Unparsed", "Decode tok/s", "Wall tok/s", "TTFT mean/med s"]
+    rows = []
+    for s in analysis["variants"]:
+        f, tm = s["file"] or {}, s["timing"]
+        row = [
+            s["model"],
+            s["level"] + (" (baseline)" if s["is_baseline"] else ""),
+            gb(f.get("size_bytes")),
+            num(f.get("bits_per_weight"), 2),
+            f"{pct(s['accuracy'])} [{pct(s['ci_low'])}, {pct(s['ci_high'])}]",
+            pct(s["raw_exact"]),
+            signed(s["delta_pp"]),
+            s["tier"] or "-",
+        ]
+        row += [pct(s["tasks"][t]["accuracy"]) if t in s["tasks"] else "-" for t in tasks]
+        row += [
+            pct(s["unparsed_rate"]), num(tm["native_decode_tps"]), num(tm["wall_tps"]),
+            f"{num(tm['ttft_mean_s'], 3)} / {num(tm['ttft_median_s'], 3)}",
+        ]  # fmt: skip
+        rows.append(row)
+    return table(headers, rows)
+
+
+def _files(analysis: dict[str, Any]) -> str:
+    rows = []
+    for s in analysis["variants"]:
+        f = s["file"] or {}
+        hist = ", ".join(f"{k} {v}" for k, v in (f.get("tensor_types") or {}).items())
+        mem = s["memory"] or {}
+        rows.append([
+            s["variant"], f.get("file_type", "-"), gb(f.get("size_bytes")),
+            num(f.get("bits_per_weight"), 3), hist or "-", gb(mem.get("peak_bytes")),
+        ])  # fmt: skip
+    return table(
+        ["Variant", "File type", "Size", "BPW (measured)", "Tensor types", "Peak RSS"], rows
+    )
+
+
+def _timing(analysis: dict[str, Any]) -> str:
+    rows = []
+    for s in analysis["variants"]:
+        tm, oh = s["timing"], s["overhead"]
+        rows.append([
+            s["variant"], num(tm["native_prompt_tps"]), num(tm["native_decode_tps"]),
+            num(tm["mean_prompt_tokens"]), num(tm["mean_generated_tokens"]),
+            num(oh["eval_wall_s"]), num(oh["native_s"]), num(oh["harness_overhead"], 3),
+        ])  # fmt: skip
+    head = ["Variant", "Prompt tok/s", "Decode tok/s", "Prompt tokens", "Generated tokens"]
+    head += ["Eval wall s", "Engine s", "Wall / engine"]
+    return table(head, rows)
+
+
+def render_markdown(analysis: dict[str, Any]) -> str:
+    overall = analysis["harness_overhead"]
+    parts = [f"# quantmatrix report: {analysis['study']}", ""]
+    parts += [f"> {n}\n" for n in _notes(analysis)]
+    parts += ["## Accuracy, tiers and speed", "", _headline(analysis), ""]
+    parts += [
+        "Tier (benchmark only): negligible >= -3pp, acceptable >= -5pp, concerning >= -10pp, "
+        "else unacceptable, vs each model's baseline. Decode tok/s is llama.cpp's own decode "
+        "time; wall tok/s is generated tokens over the client's whole request time.",
+        "",
+        "## Variant files and memory",
+        "",
+        _files(analysis),
+        "",
+        "## Timing: engine vs harness",
+        "",
+        _timing(analysis),
+        "",
+        f"Harness overhead over the whole evaluation (wall time of the evaluation loop over the "
+        f"engine's own prompt + decode time): **{num(overall['ratio'], 3)}**.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    log = RunLog.load(run_dir)
+    analysis = build_analysis(log)
+    (run_dir / "analysis.json").write_text(
+        json.dumps(analysis, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    path = run_dir / "report.md"
+    path.write_text(render_markdown(analysis), encoding="utf-8")
+    return path, analysis

@@ -1,0 +1,25 @@
+"""The headline table printed at the end of ``quantmatrix run``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from quantmatrix.report.fmt import num, pct, signed
+
+
+def headline_text(analysis: dict[str, Any]) -> Table:
+    t = Table(title=f"quantmatrix: {analysis['study']}")
+    for col in ("variant", "accuracy [95% CI]", "Δ pp", "tier", "unparsed", "decode tok/s"):
+        t.add_column(col)
+    for s in analysis["variants"]:
+        t.add_row(
+            s["variant"],
+            f"{pct(s['accuracy'])} [{pct(s['ci_low'])}, {pct(s['ci_high'])}]",
+            signed(s["delta_pp"]),
+            s["tier"] or "-",
+            pct(s["unparsed_rate"]),
+            num(s["timing"]["native_decode_tps"]),
+        )
+    return t

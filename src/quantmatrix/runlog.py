@@ -1,0 +1,155 @@
+"""The run log: append-only JSONL files with a SHA-256 per row, plus ``manifest.json``.
+
+``samples.jsonl`` holds one row per (variant, task, item); ``variants.jsonl`` one row per built
+or measured variant. Each row is flushed and fsynced as it is written. A torn last line (a crash
+mid-write) is detected, ignored on read, and cut off before the next append.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+SAMPLES = "samples.jsonl"
+VARIANTS = "variants.jsonl"
+MANIFEST = "manifest.json"
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def row_digest(row: dict[str, Any]) -> str:
+    body = {k: v for k, v in row.items() if k != "sha256"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def seal(row: dict[str, Any]) -> dict[str, Any]:
+    """Return the row with its schema version and SHA-256 set."""
+    body = {k: v for k, v in row.items() if k != "sha256"}
+    body["schema"] = SCHEMA_VERSION
+    body["sha256"] = row_digest(body)
+    return body
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    line: int
+    problem: str
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    rows: list[dict[str, Any]]
+    problems: list[LineProblem]
+    torn_tail: bool
+
+
+def read_rows(path: Path) -> ReadResult:
+    """Read every complete row; report bad lines (by 1-based number) and a torn last line."""
+    if not path.exists():
+        return ReadResult([], [], False)
+    data = path.read_bytes()
+    torn = bool(data) and not data.endswith(b"\n")
+    lines = data.split(b"\n")
+    if torn:
+        lines = lines[:-1]
+    rows: list[dict[str, Any]] = []
+    problems: list[LineProblem] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            problems.append(LineProblem(number, "not valid JSON"))
+            continue
+        if not isinstance(row, dict) or row.get("sha256") != row_digest(row):
+            problems.append(LineProblem(number, "SHA-256 mismatch (row altered)"))
+            continue
+        rows.append(row)
+    return ReadResult(rows, problems, torn)
+
+
+class AppendLog:
+    """An append-only JSONL file; each ``append`` is durable when it returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._cut_torn_tail()
+        self._fh = path.open("ab")
+
+    def _cut_torn_tail(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+            with self.path.open("r+b") as fh:
+                fh.truncate(keep)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def append(self, row: dict[str, Any]) -> dict[str, Any]:
+        sealed = seal(row)
+        self._fh.write((canonical_json(sealed) + "\n").encode("utf-8"))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        return sealed
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> AppendLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON through a temporary file and a rename, so a crash leaves the old file whole."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / MANIFEST
+    if not path.exists():
+        return None
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """Everything a run wrote, as read back from its folder."""
+
+    samples: list[dict[str, Any]]
+    variants: list[dict[str, Any]]
+    manifest: dict[str, Any]
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunLog:
+        manifest = read_manifest(run_dir)
+        if manifest is None:
+            raise FileNotFoundError(f"{run_dir} holds no run ({MANIFEST} missing)")
+        return cls(
+            samples=read_rows(run_dir / SAMPLES).rows,
+            variants=read_rows(run_dir / VARIANTS).rows,
+            manifest=manifest,
+        )
+
+    def iter_samples(self, variant: str) -> Iterator[dict[str, Any]]:
+        return (r for r in self.samples if r["variant"] == variant)

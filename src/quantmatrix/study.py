@@ -1,0 +1,224 @@
+"""Run a study: plan the variants, build the missing ones, evaluate, log, resume.
+
+The run log is the single source of truth: a sample already in ``samples.jsonl`` is never asked
+again, so re-running the same command resumes where a crash or kill stopped it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.progress import TaskID
+
+from quantmatrix.backends.base import Backend, BackendError, GenerationRequest
+from quantmatrix.config import ModelSpec, Study
+from quantmatrix.manifest import prepare_run_dir, record_sources
+from quantmatrix.models.ladder import Variant, build_level
+from quantmatrix.models.sources import ResolvedSource, default_cache, resolve_source, sha256_file
+from quantmatrix.progress import console, make_progress
+from quantmatrix.runlog import SAMPLES, VARIANTS, AppendLog, read_rows
+from quantmatrix.tasks import multiple_choice
+from quantmatrix.tasks.base import Sample
+from quantmatrix.tasks.plan import plan_samples
+
+BackendFactory = Callable[[Variant, ModelSpec, Study], Backend]
+
+WARMUP_PROMPT = "Reply with the single word: ready"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out: Path
+    cache: Path = field(default_factory=default_cache)
+    force_new: bool = False
+    show_progress: bool = True
+
+
+@dataclass
+class RunOutcome:
+    out: Path
+    evaluated: int = 0
+    skipped: int = 0
+    failed_variants: list[str] = field(default_factory=list)
+
+
+def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
+    if spec.backend == "fake":
+        from quantmatrix.backends.fake import FakeBackend, hashed_letter_script
+
+        return FakeBackend(hashed_letter_script(variant.id))
+    from quantmatrix.backends.llamacpp import LlamaCppBackend, LlamaCppOptions
+
+    assert variant.path is not None and variant.info is not None
+    chat = spec.chat if spec.chat is not None else variant.info.has_chat_template
+    options = LlamaCppOptions(study.context_length, study.threads, chat, study.decoding.seed)
+    return LlamaCppBackend(variant.path, options)
+
+
+def _threads(study: Study) -> int:
+    return study.threads or os.cpu_count() or 1
+
+
+def build_variants(
+    study: Study, cache: Path, show_progress: bool = True
+) -> tuple[list[ResolvedSource], list[tuple[ModelSpec, Variant]]]:
+    """Resolve every source and build every missing level (cached by source SHA-256 and level)."""
+    sources: list[ResolvedSource] = []
+    variants: list[tuple[ModelSpec, Variant]] = []
+    with make_progress(show_progress) as progress:
+        for spec in study.models:
+            if spec.backend == "fake":
+                variants += [(spec, _fake_variant(spec, lv)) for lv in spec.ordered_levels]
+                continue
+            task = progress.add_task(f"ladder {spec.name}", total=len(spec.levels))
+            source = resolve_source(spec.name, spec.source, cache)
+            sources.append(source)
+            for level in spec.ordered_levels:
+                progress.update(task, description=f"ladder {spec.name} {level}")
+                variants.append((spec, build_level(source, level, cache, _threads(study))))
+                progress.advance(task)
+    return sources, variants
+
+
+def _fake_variant(spec: ModelSpec, level: str) -> Variant:
+    return Variant(spec.name, level, None, None, "fake", "fake", False)
+
+
+def _request(sample: Sample, study: Study) -> GenerationRequest:
+    return GenerationRequest(
+        key=f"{sample.task}|{sample.item}",
+        prompt=sample.prompt,
+        max_tokens=sample.max_tokens,
+        stop_at_line_end=sample.stop_at_line_end,
+        temperature=study.decoding.temperature,
+        seed=study.decoding.seed,
+    )
+
+
+def _sample_row(variant: Variant, sample: Sample, result: Any) -> dict[str, Any]:
+    t = result.timing
+    return {
+        "kind": "sample",
+        "variant": variant.id,
+        "model": variant.model,
+        "level": variant.level,
+        "task": sample.task,
+        "item": sample.item,
+        "input": {**sample.inputs, "prompt": sample.prompt, "max_tokens": sample.max_tokens},
+        "output": result.text,
+        "finish_reason": result.finish_reason,
+        "scores": multiple_choice.score(result.text, sample.inputs),
+        "timing": {
+            "prompt_tokens": t.prompt_tokens,
+            "generated_tokens": t.generated_tokens,
+            "prompt_eval_s": t.prompt_eval_s,
+            "decode_s": t.decode_s,
+            "decode_tokens": t.decode_tokens,
+            "ttft_s": t.ttft_s,
+            "wall_s": t.wall_s,
+        },
+        "error": result.error,
+    }
+
+
+def _warm_up(backend: Backend, study: Study) -> float:
+    started = time.perf_counter()
+    requests = [
+        GenerationRequest(key=f"warmup-{i}", prompt=WARMUP_PROMPT, max_tokens=8)
+        for i in range(study.warmup_runs)
+    ]
+    for _ in backend.generate(requests):
+        pass
+    return time.perf_counter() - started
+
+
+def evaluate_variant(
+    variant: Variant,
+    backend: Backend,
+    todo: Sequence[Sample],
+    study: Study,
+    samples_log: AppendLog,
+    on_sample: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """Ask every sample in ``todo``; each row is durable the moment it is written."""
+    warmup_s = _warm_up(backend, study)
+    native = 0.0
+    started = time.perf_counter()
+    by_key = {f"{s.task}|{s.item}": s for s in todo}
+    for result in backend.generate([_request(s, study) for s in todo]):
+        samples_log.append(_sample_row(variant, by_key[result.key], result))
+        native += result.timing.native_s or 0.0
+        on_sample()
+    eval_wall = time.perf_counter() - started
+    memory = backend.memory()
+    return {
+        "kind": "variant",
+        "variant": variant.id,
+        "model": variant.model,
+        "level": variant.level,
+        "file": variant.info.as_dict() if variant.info else None,
+        "source_sha256": variant.source_sha256,
+        "source_type": variant.source_type,
+        "reconstructed": variant.reconstructed,
+        "backend": backend.info(),
+        "memory": None
+        if memory is None
+        else {"peak_bytes": memory.peak_bytes, "source": memory.source, **memory.extra},
+        "warmup_runs": study.warmup_runs,
+        "warmup_s": warmup_s,
+        "session_samples": len(todo),
+        "session_eval_wall_s": eval_wall,
+        "session_native_s": native,
+    }
+
+
+def done_keys(out: Path) -> set[tuple[str, str, str]]:
+    return {(r["variant"], r["task"], r["item"]) for r in read_rows(out / SAMPLES).rows}
+
+
+def run_study(
+    study: Study, options: RunOptions, backend_factory: BackendFactory = default_backend
+) -> RunOutcome:
+    """Build, evaluate and log the whole study; resume from whatever the log already holds."""
+    out = options.out
+    manifest = prepare_run_dir(study, out, options.force_new)
+    samples = plan_samples(study)
+    sources, variants = build_variants(study, options.cache, options.show_progress)
+    digests = [(v, sha256_file(v.path, options.cache) if v.path else None) for _, v in variants]
+    record_sources(out, manifest, sources, digests)
+    done = done_keys(out)
+    measured = {r["variant"] for r in read_rows(out / VARIANTS).rows}
+    outcome = RunOutcome(out)
+    with (
+        AppendLog(out / SAMPLES) as log,
+        AppendLog(out / VARIANTS) as vlog,
+        make_progress(options.show_progress) as progress,
+    ):
+        for spec, variant in variants:
+            todo = [s for s in samples if (variant.id, s.task, s.item) not in done]
+            outcome.skipped += len(samples) - len(todo)
+            if not todo and variant.id in measured:
+                continue
+            task = progress.add_task(f"eval {variant.id}", total=len(todo))
+            try:
+                backend = backend_factory(variant, spec, study)
+            except BackendError as exc:
+                console.print(f"[red]{variant.id}: {exc}[/red]")
+                outcome.failed_variants.append(variant.id)
+                continue
+
+            def advance(t: TaskID = task) -> None:
+                progress.advance(t)
+
+            try:
+                row = evaluate_variant(variant, backend, todo, study, log, advance)
+            finally:
+                backend.close()
+            vlog.append(row)
+            outcome.evaluated += len(todo)
+    return outcome

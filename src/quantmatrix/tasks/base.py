@@ -1,0 +1,18 @@
+"""Tasks are data: a versioned prompt format plus one pure function from record to request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One thing to ask a variant: the request text and what the scorer needs."""
+
+    task: str
+    item: str
+    prompt: str
+    max_tokens: int
+    stop_at_line_end: bool
+    inputs: dict[str, Any]  # what goes into the log row's "input" (gold, choices, ...)
