@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from quantmatrix.backends.base import BackendError
+from quantmatrix.cli_decide import register as register_decision_commands
 from quantmatrix.config import ConfigError, Study, load_study
 from quantmatrix.data.benchmarks import DataError
 from quantmatrix.manifest import RunDirError
@@ -130,6 +131,9 @@ def quantize(
             f"{info.bits_per_weight:.3f} bits/weight",
             highlight=False,
         )
+
+
+register_decision_commands(app)
 
 
 def main() -> None:  # pragma: no cover

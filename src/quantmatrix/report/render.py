@@ -23,6 +23,8 @@ def build_analysis(log: RunLog) -> dict[str, Any]:
         "study": study.name,
         "config_hash": log.manifest["config_hash"],
         "decoding": study.decoding.model_dump(),
+        "cost_per_hour": study.cost_per_hour,
+        "context_length": study.context_length,
         "sizes": _sizes(summaries),
         "variants": summaries,
         "harness_overhead": _overall_overhead(summaries),
@@ -140,10 +142,13 @@ def _timing(analysis: dict[str, Any]) -> str:
     return table(head, rows)
 
 
-def render_markdown(analysis: dict[str, Any]) -> str:
+def render_markdown(analysis: dict[str, Any], decision_md: str = "") -> str:
+    """The report: notes, then the decision sections (summary first), then the measurements."""
     overall = analysis["harness_overhead"]
     parts = [f"# quantmatrix report: {analysis['study']}", ""]
     parts += [f"> {n}\n" for n in _notes(analysis)]
+    if decision_md:
+        parts += [decision_md.rstrip(), ""]
     parts += ["## Accuracy, tiers and speed", "", _headline(analysis), ""]
     parts += [
         "Tier (benchmark only): negligible >= -3pp, acceptable >= -5pp, concerning >= -10pp, "
@@ -166,11 +171,15 @@ def render_markdown(analysis: dict[str, Any]) -> str:
 
 
 def write_report(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    from quantmatrix.decision.build import build_decision, write_decision_outputs
+
     log = RunLog.load(run_dir)
     analysis = build_analysis(log)
+    analysis["decision"] = build_decision(analysis)
     (run_dir / "analysis.json").write_text(
         json.dumps(analysis, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8"
     )
+    decision = write_decision_outputs(run_dir, analysis)
     path = run_dir / "report.md"
-    path.write_text(render_markdown(analysis), encoding="utf-8")
+    path.write_text(render_markdown(analysis, decision["markdown"]), encoding="utf-8")
     return path, analysis

@@ -1,0 +1,133 @@
+"""Direct answers on the command line: ``recommend``, ``validate`` and ``compare``.
+
+Register them on the main app with :func:`register`. Bad input (no run in the folder, an unknown
+variant, a malformed memory size) prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from quantmatrix.decision import DecisionError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gib|mib|gb|mb|tb|g|m|t)?\s*$", re.IGNORECASE)
+_FACTOR_GB = {
+    "": 1.0,
+    "g": 1.0,
+    "gb": 1.0,
+    "m": 1e-3,
+    "mb": 1e-3,
+    "t": 1e3,
+    "tb": 1e3,
+    "gib": 2**30 / 1e9,
+    "mib": 2**20 / 1e9,
+}
+
+
+def parse_memory_gb(text: str) -> float:
+    """'4GB' -> 4.0, '512MB' -> 0.512, '4' -> 4.0 (decimal GB; GiB/MiB converted)."""
+    match = _SIZE.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise DecisionError(f"bad memory size {text!r}; write it like 4GB, 512MB or 4")
+    return float(match.group(1)) * _FACTOR_GB[(match.group(2) or "").lower()]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _load(run_dir: Path) -> dict[str, Any]:
+    from quantmatrix.report.render import build_analysis
+    from quantmatrix.runlog import RunLog
+
+    try:
+        return build_analysis(RunLog.load(run_dir))
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        _fail(f"cannot read a run from {run_dir}: {exc}")
+
+
+def _cost_line(cost: dict[str, Any]) -> str:
+    if cost["usd_per_m"] is None:
+        return f"unknown (no decode speed) at ${cost['cost_per_hour']:g}/hour"
+    line = f"${cost['usd_per_m']:.4f} per 1M generated tokens at ${cost['cost_per_hour']:g}/hour"
+    if cost["cheaper_x"] is not None:
+        line += (
+            f"; {cost['cheaper_x']:.2f}x cheaper than {cost['baseline_level']} "
+            f"({cost['savings_pct']:+.1f}% saved)"
+        )
+    return line
+
+
+def recommend_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="run folder")],
+    memory: Annotated[str, typer.Option("--memory", help="budget: 4GB, 512MB or 4 (GB)")],
+    min_accuracy: Annotated[float | None, typer.Option(help="lowest accuracy, 0-1")] = None,
+    max_tier: Annotated[str, typer.Option(help="worst tier allowed")] = "acceptable",
+    objective: Annotated[str, typer.Option(help="quality, cost or speed")] = "quality",
+    conservative: Annotated[bool, typer.Option(help="rank by the CI's lower bound")] = False,
+) -> None:
+    """The best variant that fits a memory budget, with runners-up and why."""
+    from quantmatrix.decision.recommend import recommend
+
+    try:
+        gb = parse_memory_gb(memory)
+        rec = recommend(_load(run_dir), gb, min_accuracy, max_tier, objective, conservative)
+    except DecisionError as exc:
+        _fail(str(exc))
+    if rec.best is None:
+        typer.echo(rec.reason)
+        return
+    typer.echo(f"run {rec.best.variant}: {rec.best.why}")
+    for pick in rec.runners_up:
+        typer.echo(f"  or {pick.variant}: {pick.why}")
+
+
+def validate_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="run folder")],
+    variant: Annotated[str, typer.Option("--variant", help="model@LEVEL")],
+) -> None:
+    """Tier, equivalence tests and cost of one variant."""
+    from quantmatrix.decision.recommend import validate
+
+    try:
+        v = validate(_load(run_dir), variant)
+    except DecisionError as exc:
+        _fail(str(exc))
+    typer.echo(f"{v['variant']}: tier {v['tier']}; {v['summary']}")
+    eq = v["equivalence"]
+    if isinstance(eq, str):
+        typer.echo(f"equivalence: {eq}")
+    else:
+        for row in eq:
+            verdict = "equivalent" if row["equivalent"] else "not shown equivalent"
+            where = f"{row['metric']}, {row['margin_label']}, {row['design']}"
+            typer.echo(f"equivalence ({where}): {verdict}")
+    typer.echo(f"cost: {_cost_line(v['cost'])}")
+    typer.echo(f"memory: {v['memory']['verdict']} ({v['memory']['basis']} used)")
+
+
+def compare_cmd(
+    run_a: Annotated[Path, typer.Argument(help="first run folder")],
+    run_b: Annotated[Path, typer.Argument(help="second run folder")],
+    threshold: Annotated[float, typer.Option(help="flag above this (pp or %)")] = 5.0,
+) -> None:
+    """Two runs side by side: shared variants and the metrics that diverge."""
+    from quantmatrix.decision.compare import compare
+
+    res = compare(_load(run_a), _load(run_b), threshold)
+    only_a, only_b = ", ".join(res["only_a"]) or "-", ", ".join(res["only_b"]) or "-"
+    typer.echo(f"{len(res['shared'])} shared variant(s); only in A: {only_a}; only in B: {only_b}")
+    for line in res["flags"] or [f"no divergence above {threshold:g} (pp for accuracy, else %)"]:
+        typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``recommend``, ``validate`` and ``compare`` to ``app``."""
+    app.command("recommend")(recommend_cmd)
+    app.command("validate")(validate_cmd)
+    app.command("compare")(compare_cmd)

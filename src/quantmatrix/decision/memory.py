@@ -1,0 +1,65 @@
+"""Memory: the published estimate (params x nominal bits / 8 x 1.1) next to the measured peak.
+
+The measured figure wins when present; otherwise the estimate is used, and every row says which.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quantmatrix.levels import LEVELS
+
+ESTIMATE_OVERHEAD = 1.1  # the published rule of thumb: weights plus 10%
+MISLEADING_FRACTION = 0.25  # the estimate "misleads" when off by more than this, either way
+
+
+def estimate_bytes(n_params: int | None, level: str) -> float | None:
+    """params x nominal bits-per-weight / 8 x 1.1, or None when either is unknown."""
+    known = LEVELS.get(level)
+    if n_params is None or n_params <= 0 or known is None:
+        return None
+    return n_params * known.bits / 8.0 * ESTIMATE_OVERHEAD
+
+
+def _verdict(error_pct: float | None, measured: int | None, estimate: float | None) -> str:
+    if measured is None:
+        return "not measured: estimate used" if estimate is not None else "unknown"
+    if error_pct is None:
+        return "measured (no estimate: parameter count unknown)"
+    if abs(error_pct) <= 100 * MISLEADING_FRACTION:
+        return f"estimate within {100 * MISLEADING_FRACTION:.0f}%"
+    side = "too low" if error_pct < 0 else "too high"
+    return f"estimate misleads: {abs(error_pct):.0f}% {side}"
+
+
+def memory_row(summary: dict[str, Any]) -> dict[str, Any]:
+    """Estimate, measurement, their disagreement, and the figure the decision uses."""
+    file = summary.get("file") or {}
+    mem = summary.get("memory") or {}
+    estimate = estimate_bytes(file.get("n_params"), summary["level"])
+    measured_raw = mem.get("peak_bytes")
+    measured = None if measured_raw is None else int(measured_raw)
+    error_pct = None
+    if measured and estimate is not None:
+        error_pct = 100.0 * (estimate - measured) / measured
+    used: float | None = measured if measured is not None else estimate
+    basis = "measured" if measured is not None else ("estimate" if estimate is not None else None)
+    return {
+        "variant": summary["variant"],
+        "model": summary["model"],
+        "level": summary["level"],
+        "n_params": file.get("n_params"),
+        "nominal_bpw": LEVELS[summary["level"]].bits if summary["level"] in LEVELS else None,
+        "estimate_bytes": estimate,
+        "measured_bytes": measured,
+        "source": mem.get("source"),
+        "error_pct": error_pct,
+        "misleading": None if error_pct is None else abs(error_pct) > 100 * MISLEADING_FRACTION,
+        "used_bytes": used,
+        "basis": basis or "unknown",
+        "verdict": _verdict(error_pct, measured, estimate),
+    }
+
+
+def memory_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    return [memory_row(s) for s in analysis["variants"]]

@@ -1,0 +1,71 @@
+"""A self-contained ``report.html``: the decision sections with the plots inlined as data URIs.
+
+No scripts, fonts or stylesheets are fetched: the file opens offline, anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from quantmatrix.report.decision_md import PLOT_TITLES, Block, decision_blocks
+
+CSS = """
+body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f0f0f0; }
+tr:nth-child(even) td { background: #fafafa; }
+img { max-width: 100%; border: 1px solid #ddd; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
+""".strip()
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _table(b: Block) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in b.headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>\n" for row in b.rows
+    )
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+
+
+def block_html(b: Block) -> str:
+    """One block as HTML; an image block's ``items[0]`` is already a data URI."""
+    if b.kind in ("h2", "h3"):
+        return f"<{b.kind}>{escape(b.text)}</{b.kind}>"
+    if b.kind == "ul":
+        return "<ul>\n" + "".join(f"<li>{escape(i)}</li>\n" for i in b.items) + "</ul>"
+    if b.kind == "table":
+        return _table(b)
+    if b.kind == "img":
+        alt = escape(PLOT_TITLES.get(b.text, b.text))
+        return (
+            f'<p><img class="plot" id="plot-{escape(b.text)}" alt="{alt}" src="{b.items[0]}"></p>'
+        )
+    return f"<p>{escape(b.text)}</p>"
+
+
+def render_html(decision: dict[str, Any], plots: dict[str, bytes]) -> str:
+    """The whole page; ``plots`` maps plot name -> PNG bytes (embedded, in that order)."""
+    uris = {name: data_uri(png) for name, png in plots.items()}
+    title = f"quantmatrix decision report: {decision.get('study') or 'study'}"
+    body = "\n".join(block_html(b) for b in decision_blocks(decision, uris))
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n"
+        f"<h1>{escape(title)}</h1>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def write_html(path: Path, decision: dict[str, Any], plots: dict[str, Path]) -> Path:
+    """Write ``report.html`` with the PNGs at ``plots`` read and inlined; returns its path."""
+    pngs = {name: p.read_bytes() for name, p in plots.items()}
+    path.write_text(render_html(decision, pngs), encoding="utf-8")
+    return path
