@@ -257,3 +257,25 @@ def test_paired_tests_return_valid_p(a: list[float], b: list[float]) -> None:
     res = stats.paired_continuous(a[:n], b[:n])
     assert 0.0 <= res.t_p_value <= 1.0 and 0.0 <= res.wilcoxon_p_value <= 1.0
     assert 0.0 <= stats.welch_test(a, b).p_value <= 1.0
+
+
+def test_paired_binary_tost_does_not_confirm_from_a_few_identical_items() -> None:
+    from quantmatrix.analysis.stats import tost_paired_binary
+
+    same20 = [True] * 10 + [False] * 10
+    assert not tost_paired_binary(same20, same20, 0.03).equivalent
+    same485 = [True] * 340 + [False] * 145
+    assert tost_paired_binary(same485, same485, 0.03).equivalent
+    # 4 flips each way on 485 items: adjusted Wald half-width ~1.1pp, inside +/-3pp
+    a = [True] * 340 + [False] * 145
+    b = a.copy()
+    for i in range(4):
+        b[i] = False
+        b[340 + i] = True
+    res = tost_paired_binary(a, b, 0.03)
+    assert res.equivalent and res.delta == 0.0
+    # a real 6pp loss is never equivalent at +/-3pp
+    c = a.copy()
+    for i in range(29):
+        c[i] = False
+    assert not tost_paired_binary(a, c, 0.03).equivalent

@@ -150,6 +150,8 @@ def _equivalence(
     for label, margin in _margins(metric, a).items():
         for design in DESIGNS:
             tost = stats.tost_paired if design == "paired" else stats.tost_unpaired
+            if design == "paired" and metric == ACCURACY:
+                tost = stats.tost_paired_binary
             res = tost(a, b, margin, alpha)
             head = {"model": var.model, "variant": var.variant, "level": var.level}
             rows.append(

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from quantmatrix.analysis.outcomes import model_ladders
+from quantmatrix.analysis.stats_section import build_statistics, render_statistics_md
 from quantmatrix.analysis.tables import variant_summaries, wilson
 from quantmatrix.config import Study
 from quantmatrix.report.fmt import gb, num, pct, signed, table
@@ -18,6 +20,7 @@ ANALYSIS_VERSION = 1
 def build_analysis(log: RunLog) -> dict[str, Any]:
     study = Study.model_validate(log.manifest["config"])
     summaries = variant_summaries(log)
+    statistics = build_statistics(model_ladders(log))
     return {
         "analysis_version": ANALYSIS_VERSION,
         "study": study.name,
@@ -28,6 +31,7 @@ def build_analysis(log: RunLog) -> dict[str, Any]:
         "sizes": _sizes(summaries),
         "variants": summaries,
         "harness_overhead": _overall_overhead(summaries),
+        "statistics": statistics,
     }
 
 
@@ -165,6 +169,8 @@ def render_markdown(analysis: dict[str, Any], decision_md: str = "") -> str:
         "",
         f"Harness overhead over the whole evaluation (wall time of the evaluation loop over the "
         f"engine's own prompt + decode time): **{num(overall['ratio'], 3)}**.",
+        "",
+        render_statistics_md(analysis["statistics"]).rstrip(),
         "",
     ]
     return "\n".join(parts)
