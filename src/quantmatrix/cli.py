@@ -85,10 +85,12 @@ def run(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
-    """Regenerate report.md and analysis.json from the run log alone."""
+    """Regenerate report.md and analysis.json from the run log (scoring only unscored rows)."""
     from quantmatrix.report.render import write_report
+    from quantmatrix.scoring.phase import score_run
 
     try:
+        score_run(run_dir)
         path, _ = write_report(run_dir)
     except USER_ERRORS as exc:
         fail(str(exc))

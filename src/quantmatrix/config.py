@@ -79,7 +79,27 @@ class LocalMCTask(_Strict):
     n: int | None = Field(default=None, ge=1)
 
 
-TaskSpec = Annotated[MMLUTask | ARCTask | LocalMCTask, Field(discriminator="kind")]
+class GenerationTask(_Strict):
+    """Open-ended generation scored against references (the project's five sets, or a file)."""
+
+    kind: Literal["generation"] = "generation"
+    per_task: int | None = Field(default=10, ge=1)
+    tasks: list[str] | None = Field(default=None, description="default: all five sets")
+    path: Path | None = Field(default=None, description="a local JSONL with the same fields")
+    max_new_tokens: int | None = Field(default=None, ge=1, description="default: decoding's")
+
+
+TaskSpec = Annotated[MMLUTask | ARCTask | LocalMCTask | GenerationTask, Field(discriminator="kind")]
+
+
+class Scoring(_Strict):
+    """Models for the generation metrics (loaded once per process, offline)."""
+
+    embedding_model: str = Field(default="all-mpnet-base-v2", description="SemScore model")
+    bertscore_model: str | None = Field(default=None, description="default: embedding_model")
+    bertscore_layer: int | None = None
+    bertscore_backend: Literal["bert-score", "shared"] = "bert-score"
+    batch_size: int = Field(default=32, ge=1)
 
 
 class Decoding(_Strict):
@@ -99,6 +119,7 @@ class Study(_Strict):
     models: list[ModelSpec] = Field(min_length=1)
     tasks: list[TaskSpec] = Field(min_length=1)
     decoding: Decoding = Decoding()
+    scoring: Scoring = Scoring()
     warmup_runs: int = Field(default=2, ge=0)
     cost_per_hour: float = Field(default=0.035, ge=0.0)
     context_length: int = Field(default=2048, ge=128)

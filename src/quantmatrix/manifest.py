@@ -13,7 +13,7 @@ from quantmatrix import __version__
 from quantmatrix.config import Study
 from quantmatrix.models.ladder import Variant
 from quantmatrix.models.sources import ResolvedSource
-from quantmatrix.runlog import MANIFEST, SAMPLES, VARIANTS, read_manifest, write_json_atomic
+from quantmatrix.runlog import MANIFEST, SAMPLES, SCORES, VARIANTS, read_manifest, write_json_atomic
 
 _PACKAGES = ("llama-cpp-python", "gguf", "numpy", "scipy", "statsmodels", "pydantic")
 
@@ -63,7 +63,15 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             )
         aside = out / f"previous-{time.strftime('%Y%m%dT%H%M%S')}"
         aside.mkdir()
-        for name in (MANIFEST, SAMPLES, VARIANTS, "report.md", "analysis.json"):
+        for name in (
+            MANIFEST,
+            SAMPLES,
+            VARIANTS,
+            SCORES,
+            "report.md",
+            "report.html",
+            "analysis.json",
+        ):
             if (out / name).exists():
                 shutil.move(str(out / name), str(aside / name))
         existing = None

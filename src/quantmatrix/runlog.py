@@ -11,13 +11,14 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
 SAMPLES = "samples.jsonl"
 VARIANTS = "variants.jsonl"
+SCORES = "scores.jsonl"
 MANIFEST = "manifest.json"
 
 
@@ -139,6 +140,7 @@ class RunLog:
     samples: list[dict[str, Any]]
     variants: list[dict[str, Any]]
     manifest: dict[str, Any]
+    scores: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, run_dir: Path) -> RunLog:
@@ -149,6 +151,7 @@ class RunLog:
             samples=read_rows(run_dir / SAMPLES).rows,
             variants=read_rows(run_dir / VARIANTS).rows,
             manifest=manifest,
+            scores=read_rows(run_dir / SCORES).rows,
         )
 
     def iter_samples(self, variant: str) -> Iterator[dict[str, Any]]:

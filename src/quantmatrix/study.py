@@ -22,6 +22,7 @@ from quantmatrix.models.ladder import Variant, build_level
 from quantmatrix.models.sources import ResolvedSource, default_cache, resolve_source, sha256_file
 from quantmatrix.progress import console, make_progress
 from quantmatrix.runlog import SAMPLES, VARIANTS, AppendLog, read_rows
+from quantmatrix.scoring.phase import score_run
 from quantmatrix.tasks import multiple_choice
 from quantmatrix.tasks.base import Sample
 from quantmatrix.tasks.plan import plan_samples
@@ -44,6 +45,7 @@ class RunOutcome:
     out: Path
     evaluated: int = 0
     skipped: int = 0
+    scored: int = 0
     failed_variants: list[str] = field(default_factory=list)
 
 
@@ -112,7 +114,9 @@ def _sample_row(variant: Variant, sample: Sample, result: Any) -> dict[str, Any]
         "input": {**sample.inputs, "prompt": sample.prompt, "max_tokens": sample.max_tokens},
         "output": result.text,
         "finish_reason": result.finish_reason,
-        "scores": multiple_choice.score(result.text, sample.inputs),
+        "scores": multiple_choice.score(result.text, sample.inputs)
+        if "choices" in sample.inputs
+        else {},  # generation rows are scored in a phase of their own (scoring/phase.py)
         "timing": {
             "prompt_tokens": t.prompt_tokens,
             "generated_tokens": t.generated_tokens,
@@ -182,9 +186,16 @@ def done_keys(out: Path) -> set[tuple[str, str, str]]:
 
 
 def run_study(
-    study: Study, options: RunOptions, backend_factory: BackendFactory = default_backend
+    study: Study,
+    options: RunOptions,
+    backend_factory: BackendFactory = default_backend,
+    scorer: Any = None,
 ) -> RunOutcome:
-    """Build, evaluate and log the whole study; resume from whatever the log already holds."""
+    """Build, evaluate, log and score the whole study; resume from what the log already holds.
+
+    ``scorer`` replaces the generation scorer (tests pass a fast one); by default the models
+    named in the study's ``scoring`` section are loaded, and only if there is anything to score.
+    """
     out = options.out
     manifest = prepare_run_dir(study, out, options.force_new)
     samples = plan_samples(study)
@@ -221,4 +232,5 @@ def run_study(
                 backend.close()
             vlog.append(row)
             outcome.evaluated += len(todo)
+    outcome.scored = score_run(out, options.show_progress, scorer)
     return outcome

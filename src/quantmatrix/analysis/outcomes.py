@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from quantmatrix.analysis.generation import item_metrics
 from quantmatrix.analysis.stats_input import ModelLadder, VariantOutcomes
 from quantmatrix.config import Study
 from quantmatrix.runlog import RunLog
 from quantmatrix.tasks import multiple_choice
+from quantmatrix.tasks.generation import is_generation
 
 
 def _decode_tps(timing: dict[str, Any]) -> float | None:
@@ -16,14 +18,17 @@ def _decode_tps(timing: dict[str, Any]) -> float | None:
     return tokens / seconds if tokens and seconds else None
 
 
-def _outcomes(variant: str, model: str, level: str, rows: list[dict[str, Any]]) -> VariantOutcomes:
+def _outcomes(
+    log: RunLog, variant: str, model: str, level: str, rows: list[dict[str, Any]]
+) -> VariantOutcomes:
     correct = {
         f"{r['task']}|{r['item']}": bool(multiple_choice.score(r["output"], r["input"])["correct"])
         for r in rows
+        if not is_generation(r)
     }
     ttft = [r["timing"]["ttft_s"] for r in rows if r["timing"].get("ttft_s") is not None]
     tps = [v for v in (_decode_tps(r["timing"]) for r in rows) if v is not None]
-    return VariantOutcomes(variant, model, level, correct, {}, ttft, tps)
+    return VariantOutcomes(variant, model, level, correct, item_metrics(log, variant), ttft, tps)
 
 
 def model_ladders(log: RunLog) -> list[ModelLadder]:
@@ -37,7 +42,7 @@ def model_ladders(log: RunLog) -> list[ModelLadder]:
         base = spec.baseline_level
         levels = [base] + [lv for lv in spec.ordered_levels if lv != base]
         variants = [
-            _outcomes(f"{spec.name}@{lv}", spec.name, lv, by_variant[f"{spec.name}@{lv}"])
+            _outcomes(log, f"{spec.name}@{lv}", spec.name, lv, by_variant[f"{spec.name}@{lv}"])
             for lv in levels
             if by_variant.get(f"{spec.name}@{lv}")
         ]

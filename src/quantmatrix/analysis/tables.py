@@ -9,10 +9,12 @@ from typing import Any
 
 from statsmodels.stats.proportion import proportion_confint
 
+from quantmatrix.analysis.generation import generation_summaries
 from quantmatrix.config import Study
 from quantmatrix.decide import tier
 from quantmatrix.runlog import RunLog
 from quantmatrix.tasks import multiple_choice
+from quantmatrix.tasks.generation import is_generation
 
 
 def wilson(k: int, n: int) -> tuple[float | None, float | None]:
@@ -84,6 +86,7 @@ def variant_summaries(log: RunLog) -> list[dict[str, Any]]:
     for row in log.samples:
         by_variant[row["variant"]].append(row)
     meta = _last_variant_rows(log)
+    generation = generation_summaries(log)
     out: list[dict[str, Any]] = []
     for spec in study.models:
         for level in spec.ordered_levels:
@@ -91,14 +94,18 @@ def variant_summaries(log: RunLog) -> list[dict[str, Any]]:
             rows = sorted(by_variant.get(vid, []), key=lambda r: (r["task"], r["item"]))
             if not rows:
                 continue
-            tasks = sorted({r["task"] for r in rows})
+            mc = [r for r in rows if not is_generation(r)]
+            tasks = sorted({r["task"] for r in mc})
+            gen = generation.get(vid)
             summary: dict[str, Any] = {
                 "variant": vid,
                 "model": spec.name,
                 "level": level,
                 "is_baseline": level == spec.baseline_level,
-                **accuracy_block(rows),
-                "tasks": {t: accuracy_block([r for r in rows if r["task"] == t]) for t in tasks},
+                **accuracy_block(mc),
+                "tasks": {t: accuracy_block([r for r in mc if r["task"] == t]) for t in tasks},
+                "generation": gen,
+                "gen_delta_pct": gen["key_avg_delta_pct"] if gen else None,
                 "timing": _timing_block(rows),
                 "overhead": _session_overhead(log, vid),
                 "file": (meta.get(vid) or {}).get("file"),
@@ -114,12 +121,14 @@ def variant_summaries(log: RunLog) -> list[dict[str, Any]]:
 def _add_deltas(summaries: list[dict[str, Any]], baseline: str) -> None:
     base = next((s for s in summaries if s["level"] == baseline), None)
     for s in summaries:
-        if base is None or s["accuracy"] is None or base["accuracy"] is None:
-            s["delta_pp"], s["tier"] = None, None
-            continue
-        s["delta_pp"] = 100.0 * (s["accuracy"] - base["accuracy"])
-        s["tier"] = tier(s["delta_pp"])
+        s["delta_pp"] = None
+        if base is not None and s["accuracy"] is not None and base["accuracy"] is not None:
+            s["delta_pp"] = 100.0 * (s["accuracy"] - base["accuracy"])
+        s["tier"] = tier(s["delta_pp"], s["gen_delta_pct"]) if base is not None else None
         for t, block in s["tasks"].items():
+            if base is None:
+                block["delta_pp"] = None
+                continue
             b = base["tasks"].get(t)
             block["delta_pp"] = (
                 100.0 * (block["accuracy"] - b["accuracy"])

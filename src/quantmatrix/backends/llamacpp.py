@@ -54,7 +54,7 @@ class LlamaCppBackend:
         threads = options.threads or os.cpu_count() or 1
         started = time.perf_counter()
         try:
-            self.llm = llama_cpp.Llama(
+            self.llm: Any = llama_cpp.Llama(
                 model_path=str(model_path),
                 n_ctx=options.context_length,
                 n_threads=threads,

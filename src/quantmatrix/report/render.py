@@ -12,7 +12,8 @@ from quantmatrix.analysis.stats_section import build_statistics, render_statisti
 from quantmatrix.analysis.tables import variant_summaries, wilson
 from quantmatrix.config import Study
 from quantmatrix.report.fmt import gb, num, pct, signed, table
-from quantmatrix.runlog import RunLog
+from quantmatrix.report.generation_md import render_generation_md
+from quantmatrix.runlog import RunLog, canonical_json
 
 ANALYSIS_VERSION = 1
 
@@ -32,7 +33,13 @@ def build_analysis(log: RunLog) -> dict[str, Any]:
         "variants": summaries,
         "harness_overhead": _overall_overhead(summaries),
         "statistics": statistics,
+        "scoring_models": _scoring_models(log),
     }
+
+
+def _scoring_models(log: RunLog) -> dict[str, Any] | None:
+    found = {canonical_json(r["models"]): r["models"] for r in log.scores if r.get("models")}
+    return found[min(found)] if found else None
 
 
 def _sizes(summaries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -93,7 +100,8 @@ def _notes(analysis: dict[str, Any]) -> list[str]:
 
 def _headline(analysis: dict[str, Any]) -> str:
     tasks = sorted({t for s in analysis["variants"] for t in s["tasks"]})
-    headers = ["Model", "Level", "Size", "BPW", "Accuracy [95% CI]", "Raw EM", "Δ pp", "Tier"]
+    headers = ["Model", "Level", "Size", "BPW", "Accuracy [95% CI]", "Raw EM", "Δ pp", "Gen Δ %"]
+    headers += ["Tier"]
     headers += [t for t in tasks] + ["Unparsed", "Decode tok/s", "Wall tok/s", "TTFT mean/med s"]
     rows = []
     for s in analysis["variants"]:
@@ -155,10 +163,12 @@ def render_markdown(analysis: dict[str, Any], decision_md: str = "") -> str:
         parts += [decision_md.rstrip(), ""]
     parts += ["## Accuracy, tiers and speed", "", _headline(analysis), ""]
     parts += [
-        "Tier (benchmark only): negligible >= -3pp, acceptable >= -5pp, concerning >= -10pp, "
-        "else unacceptable, vs each model's baseline. Decode tok/s is llama.cpp's own decode "
-        "time; wall tok/s is generated tokens over the client's whole request time.",
+        "Tier: negligible >= -3, acceptable >= -5, concerning >= -10, else unacceptable; the "
+        "worse of the benchmark Δ (pp) and the generation Δ (%), vs each model's baseline. "
+        "Decode tok/s is llama.cpp's own decode time; wall tok/s is generated tokens over the "
+        "client's whole request time.",
         "",
+        render_generation_md(analysis),
         "## Variant files and memory",
         "",
         _files(analysis),

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from quantmatrix.config import ARCTask, LocalMCTask, MMLUTask, Study, TaskSpec
-from quantmatrix.data.benchmarks import MCItem, load_arc_challenge, load_local_mc, load_mmlu
-from quantmatrix.tasks import multiple_choice
+from quantmatrix.config import ARCTask, GenerationTask, LocalMCTask, MMLUTask, Study, TaskSpec
+from quantmatrix.data.benchmarks import (
+    DataError,
+    MCItem,
+    load_arc_challenge,
+    load_local_mc,
+    load_mmlu,
+)
+from quantmatrix.data.generation import load_generation_items
+from quantmatrix.tasks import generation, multiple_choice
 from quantmatrix.tasks.base import Sample
 
 
-def _items(spec: TaskSpec, seed: int) -> list[MCItem]:
+def _items(spec: MMLUTask | ARCTask | LocalMCTask, seed: int) -> list[MCItem]:
     if isinstance(spec, MMLUTask):
         return load_mmlu(spec.per_subject, spec.n, spec.split, seed)
     if isinstance(spec, ARCTask):
@@ -18,11 +25,21 @@ def _items(spec: TaskSpec, seed: int) -> list[MCItem]:
     raise TypeError(f"unknown task spec {spec!r}")
 
 
-def plan_samples(study: Study) -> list[Sample]:
-    """Every sample of the study, in a stable order (task order, then the seeded item order)."""
+def _samples(spec: TaskSpec, study: Study) -> list[Sample]:
     dec = study.decoding
+    if isinstance(spec, GenerationTask):
+        try:
+            items = load_generation_items(spec.path, spec.tasks, spec.per_task)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        budget = spec.max_new_tokens or dec.max_new_tokens
+        return [generation.to_sample(item, budget) for item in items]
     return [
         multiple_choice.to_sample(item, dec.mc_max_new_tokens, dec.mc_stop_at_line_end)
-        for spec in study.tasks
         for item in _items(spec, study.selection_seed)
     ]
+
+
+def plan_samples(study: Study) -> list[Sample]:
+    """Every sample of the study, in a stable order (task order, then the seeded item order)."""
+    return [sample for spec in study.tasks for sample in _samples(spec, study)]
