@@ -31,7 +31,18 @@ class ModelSpec(_Strict):
         default=None, description="default: F16 when listed, else the highest level"
     )
     chat: bool | None = Field(default=None, description="default: the model's own chat template")
-    backend: Literal["llamacpp", "fake"] = "llamacpp"
+    backend: Literal["llamacpp", "ollama", "openai", "fake"] = "llamacpp"
+    endpoint: str | None = Field(
+        default=None,
+        description="server URL: ollama default http://127.0.0.1:11434; openai e.g. "
+        "http://127.0.0.1:8080/v1",
+    )
+    tags: dict[str, str] | None = Field(
+        default=None,
+        description="level -> server model name (Ollama tag); for ollama, default: expanded "
+        "from source as a family, e.g. llama3.2:1b-instruct -> llama3.2:1b-instruct-q4_K_M",
+    )
+    in_flight: int = Field(default=1, ge=1, description="requests in flight (servers only)")
 
     @model_validator(mode="after")
     def _check_levels(self) -> ModelSpec:
@@ -39,12 +50,29 @@ class ModelSpec(_Strict):
             check_level(level)
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"model {self.name!r}: a quant level is listed twice")
+        if self.backend == "openai" and not self.endpoint:
+            raise ValueError(f"model {self.name!r}: the openai backend needs an endpoint URL")
+        if self.backend == "openai" and not self.tags:
+            raise ValueError(
+                f"model {self.name!r}: the openai backend needs tags (level -> served model name)"
+            )
+        missing = [lv for lv in self.levels if self.tags is not None and lv not in self.tags]
+        if missing and self.backend in ("ollama", "openai"):
+            raise ValueError(f"model {self.name!r}: tags lack level(s) {', '.join(missing)}")
         if self.baseline is not None and self.baseline not in self.levels:
             raise ValueError(
                 f"model {self.name!r}: baseline {self.baseline!r} is not among its levels "
                 f"{self.levels}; add it to levels or pick one of them"
             )
         return self
+
+    def server_model(self, level: str) -> str:
+        """The name a server knows this level by (tag map, else the Ollama family expansion)."""
+        if self.tags is not None:
+            return self.tags[level]
+        from quantmatrix.backends.ollama import expand_ollama_family
+
+        return expand_ollama_family(self.source, [level])[level]
 
     @property
     def baseline_level(self) -> str:

@@ -49,7 +49,32 @@ class RunOutcome:
     failed_variants: list[str] = field(default_factory=list)
 
 
+OLLAMA_DEFAULT = "http://127.0.0.1:11434"
+
+
+def _server_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
+    from quantmatrix.backends.http import ServerOptions
+    from quantmatrix.backends.ollama import OllamaBackend
+    from quantmatrix.backends.servers import ServerKind, make_server_backend
+
+    kind: ServerKind = "ollama" if spec.backend == "ollama" else "openai"
+    options = ServerOptions(
+        chat=spec.chat if spec.chat is not None else True,
+        context_length=study.context_length,
+        seed=study.decoding.seed,
+        in_flight=spec.in_flight,
+        logprobs=kind == "ollama",  # llama_cpp.server computes them slowly in Python
+    )
+    endpoint = spec.endpoint or OLLAMA_DEFAULT
+    backend = make_server_backend(kind, endpoint, spec.server_model(variant.level), options)
+    if isinstance(backend, OllamaBackend):
+        backend.ensure_model()
+    return backend
+
+
 def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
+    if spec.backend in ("ollama", "openai"):
+        return _server_backend(variant, spec, study)
     if spec.backend == "fake":
         from quantmatrix.backends.fake import FakeBackend, hashed_letter_script
 
@@ -74,8 +99,8 @@ def build_variants(
     variants: list[tuple[ModelSpec, Variant]] = []
     with make_progress(show_progress) as progress:
         for spec in study.models:
-            if spec.backend == "fake":
-                variants += [(spec, _fake_variant(spec, lv)) for lv in spec.ordered_levels]
+            if spec.backend != "llamacpp":  # the server or the script holds the weights
+                variants += [(spec, _fileless_variant(spec, lv)) for lv in spec.ordered_levels]
                 continue
             task = progress.add_task(f"ladder {spec.name}", total=len(spec.levels))
             source = resolve_source(spec.name, spec.source, cache)
@@ -87,8 +112,9 @@ def build_variants(
     return sources, variants
 
 
-def _fake_variant(spec: ModelSpec, level: str) -> Variant:
-    return Variant(spec.name, level, None, None, "fake", "fake", False)
+def _fileless_variant(spec: ModelSpec, level: str) -> Variant:
+    where = spec.server_model(level) if spec.backend in ("ollama", "openai") else "fake"
+    return Variant(spec.name, level, None, None, where, spec.backend, False)
 
 
 def _request(sample: Sample, study: Study) -> GenerationRequest:
@@ -228,6 +254,10 @@ def run_study(
 
             try:
                 row = evaluate_variant(variant, backend, todo, study, log, advance)
+            except BackendError as exc:  # rows already written stay; a rerun resumes
+                console.print(f"[red]{variant.id}: {exc}[/red]", highlight=False)
+                outcome.failed_variants.append(variant.id)
+                continue
             finally:
                 backend.close()
             vlog.append(row)

@@ -1,0 +1,269 @@
+"""The Ollama backend: one tag served by a running ``ollama serve``, through its native API.
+
+Generation goes through ``/api/chat`` (``chat=True``: Ollama applies the model's template) or
+``/api/generate`` with ``raw=true`` (``chat=False``: the prompt as is). Decoding is greedy:
+temperature 0, ``top_k`` 1, repeat penalty 1.0, the request's seed; ``num_predict`` and
+``num_ctx`` are set on every request. Requests are not streamed (``stream=false``): Ollama's
+usage metrics come only with the final object, and the client wall time is measured around the
+whole request, so there is no client TTFT (``ttft_s`` stays None).
+
+Native timing comes from Ollama's own counters (nanoseconds): ``prompt_eval_duration``,
+``eval_duration``, ``load_duration``, ``prompt_eval_count``, ``eval_count``.
+
+Log-probabilities (Ollama >= 0.12.11) are requested when ``options.logprobs``; the
+``GenerationResult`` has no field for them, so they are kept per request key in
+:attr:`OllamaBackend.logprobs` (a list of ``{"token", "logprob"}`` for every generated token).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from quantmatrix.backends.base import (
+    BackendError,
+    Capabilities,
+    GenerationRequest,
+    GenerationResult,
+    MemoryReading,
+    Timing,
+)
+from quantmatrix.backends.http import (
+    JsonClient,
+    ServerOptions,
+    ServerReplyError,
+    first_content_line,
+    line_end_stops,
+    needs_line_retry,
+    one_line,
+    ordered_map,
+)
+from quantmatrix.levels import check_level
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
+_NS = 1e9
+
+
+def expand_ollama_family(family: str, levels: Sequence[str]) -> dict[str, str]:
+    """Ollama tags for a family's quant levels, in Ollama's spelling.
+
+    ``("llama3.2:1b-instruct", ["F16", "Q8_0", "Q4_K_M"])`` gives
+    ``{"F16": "llama3.2:1b-instruct-fp16", "Q8_0": "...-q8_0", "Q4_K_M": "...-q4_K_M"}``.
+    A family without a tag part (``"qwen2.5"``) gets the level as its tag (``"qwen2.5:q8_0"``).
+    """
+    joiner = "-" if ":" in family else ":"
+    return {level: f"{family}{joiner}{_ollama_level(level)}" for level in levels}
+
+
+def _ollama_level(level: str) -> str:
+    check_level(level)
+    floats = {"F32": "fp32", "F16": "fp16", "BF16": "bf16"}
+    if level in floats:
+        return floats[level]
+    prefix = "iq" if level.startswith("IQ") else "q"
+    return prefix + level[len(prefix) :]
+
+
+def _seconds(reply: dict[str, Any], key: str) -> float | None:
+    value = reply.get(key)
+    return None if value is None else float(value) / _NS
+
+
+def ollama_timing(reply: dict[str, Any], wall_s: float) -> Timing:
+    """Native timing from Ollama's final object (durations in ns); wall from the client."""
+    generated = int(reply.get("eval_count") or 0)
+    return Timing(
+        prompt_tokens=int(reply.get("prompt_eval_count") or 0),
+        generated_tokens=generated,
+        wall_s=wall_s,
+        prompt_eval_s=_seconds(reply, "prompt_eval_duration"),
+        decode_s=_seconds(reply, "eval_duration"),
+        decode_tokens=generated,
+        load_s=_seconds(reply, "load_duration"),
+    )
+
+
+def _logprobs(reply: dict[str, Any]) -> list[dict[str, Any]] | None:
+    entries = reply.get("logprobs")
+    if not isinstance(entries, list):
+        return None
+    return [{"token": e.get("token"), "logprob": e.get("logprob")} for e in entries]
+
+
+class OllamaBackend:
+    """Generate with one Ollama tag; see the module docstring for what is sent and measured."""
+
+    name = "ollama"
+
+    def __init__(self, endpoint: str, tag: str, options: ServerOptions) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.tag = tag
+        self.options = options
+        hint = "start it with `ollama serve` or fix --endpoint"
+        self.client = JsonClient("ollama", self.endpoint, options, hint)
+        self.capabilities = Capabilities(
+            logprobs=options.logprobs, max_in_flight=max(1, options.in_flight), native_timing=True
+        )
+        self.logprobs: dict[str, list[dict[str, Any]]] = {}
+        self._peak: MemoryReading | None = None
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def _body(self, request: GenerationRequest, stops: list[str]) -> tuple[str, dict[str, Any]]:
+        options: dict[str, Any] = {
+            "temperature": request.temperature,
+            "seed": request.seed,
+            "num_predict": request.max_tokens,
+            "num_ctx": self.options.context_length,
+            "repeat_penalty": 1.0,
+        }
+        if request.temperature == 0:
+            options["top_k"] = 1
+        if stops:
+            options["stop"] = stops
+        body: dict[str, Any] = {"model": self.tag, "stream": False, "options": options}
+        body["keep_alive"] = self.options.keep_alive
+        if self.options.logprobs:
+            body["logprobs"] = True
+        if not self.options.chat:
+            return "/api/generate", {**body, "prompt": request.prompt, "raw": True}
+        messages = [{"role": "user", "content": request.prompt}]
+        if request.system:
+            messages.insert(0, {"role": "system", "content": request.system})
+        return "/api/chat", {**body, "messages": messages}
+
+    def _call(self, request: GenerationRequest, stops: list[str]) -> tuple[dict[str, Any], float]:
+        path, body = self._body(request, stops)
+        started = time.perf_counter()
+        try:
+            reply = self.client.post(path, body)
+        except ServerReplyError as exc:
+            raise self._reply_error(exc) from None
+        if not isinstance(reply, dict):
+            raise BackendError(f"ollama at {self.endpoint} sent a non-object reply to {path}")
+        return reply, time.perf_counter() - started
+
+    def _reply_error(self, exc: ServerReplyError) -> BackendError:
+        if exc.status == 404 or "not found" in exc.detail.lower():
+            return BackendError(
+                f"ollama at {self.endpoint} has no model {self.tag!r}; pull it with "
+                f"`ollama pull {self.tag}` (or let quantmatrix pull it) or fix the tag"
+            )
+        return exc
+
+    def _text(self, reply: dict[str, Any]) -> str:
+        if self.options.chat:
+            return str((reply.get("message") or {}).get("content") or "")
+        return str(reply.get("response") or "")
+
+    def _one(self, request: GenerationRequest) -> GenerationResult:
+        reply, wall = self._call(request, line_end_stops(request))
+        text, finish = self._text(reply), str(reply.get("done_reason") or "stop")
+        if needs_line_retry(request, text, finish):
+            reply, wall = self._call(request, list(request.stop))
+            text, finish = self._text(reply), str(reply.get("done_reason") or "stop")
+        if request.stop_at_line_end:
+            finish = "stop" if "\n" in text.lstrip() else finish
+            text = first_content_line(text)
+        logprobs = _logprobs(reply)
+        if logprobs is not None:
+            self.logprobs[request.key] = logprobs
+        return GenerationResult(request.key, text, finish, ollama_timing(reply, wall))
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
+        """Answer ``requests`` (``options.in_flight`` at a time), yielding in request order."""
+        yield from ordered_map(self._one, requests, self.options.in_flight)
+        self._observe_memory()
+
+    # -- model management, memory, info -------------------------------------------------------
+
+    def has_model(self) -> bool:
+        """Whether the server has the tag locally (``/api/tags``)."""
+        return self._tag_entry() is not None
+
+    def _tag_entry(self) -> dict[str, Any] | None:
+        models = self.client.get("/api/tags").get("models") or []
+        return _find(models, self.tag)
+
+    def ensure_model(self, show_progress: bool = True) -> bool:
+        """Pull the tag when the server lacks it; True if it was pulled."""
+        if self.has_model():
+            return False
+        pull_with_progress(self.client, self.tag, show_progress)
+        return True
+
+    def _observe_memory(self) -> MemoryReading | None:
+        try:
+            models = self.client.get("/api/ps").get("models") or []
+        except BackendError:
+            return self._peak
+        entry = _find(models, self.tag)
+        if entry is None:
+            return self._peak
+        size, vram = int(entry.get("size") or 0), int(entry.get("size_vram") or 0)
+        if self._peak is None or size > self._peak.peak_bytes:
+            source = "ollama /api/ps: size of the loaded model (weights + KV cache + buffers)"
+            self._peak = MemoryReading(size, source, {"size_vram": vram, "tag": self.tag})
+        return self._peak
+
+    def memory(self) -> MemoryReading | None:
+        """Largest ``/api/ps`` size seen for this tag (read after each ``generate`` and now)."""
+        return self._observe_memory()
+
+    def info(self) -> dict[str, Any]:
+        """Engine and model details for the manifest (``/api/version``, ``/api/tags``)."""
+        info: dict[str, Any] = {
+            "engine": "ollama (native API)",
+            "endpoint": self.endpoint,
+            "tag": self.tag,
+            "chat_template": self.options.chat,
+            "context_length": self.options.context_length,
+            "keep_alive": self.options.keep_alive,
+            "in_flight": self.options.in_flight,
+        }
+        try:
+            info["ollama_version"] = self.client.get("/api/version").get("version")
+            entry = self._tag_entry() or {}
+        except BackendError as exc:
+            info["error"] = str(exc)
+            return info
+        info["digest"] = entry.get("digest")
+        info["size"] = entry.get("size")
+        info["details"] = entry.get("details")
+        return info
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def pull_with_progress(client: JsonClient, tag: str, show_progress: bool = True) -> None:
+    """``/api/pull`` the tag, following its streamed status lines with a progress bar."""
+    from quantmatrix.progress import make_progress
+
+    totals: dict[str, int] = {}
+    done: dict[str, int] = {}
+    status = ""
+    with make_progress(show_progress) as progress:
+        task = progress.add_task(f"pull {tag}", total=None)
+        for line in client.stream_lines("/api/pull", {"model": tag, "stream": True}):
+            if "error" in line:
+                raise BackendError(f"ollama could not pull {tag!r}: {one_line(line['error'])}")
+            status = str(line.get("status") or status)
+            digest = line.get("digest")
+            if digest and line.get("total"):
+                totals[digest] = int(line["total"])
+                done[digest] = int(line.get("completed") or 0)
+            total = sum(totals.values()) or None
+            progress.update(task, total=total, completed=sum(done.values()))
+            progress.update(task, description=f"pull {tag}: {status.split(' sha256')[0]}")
+    if status != "success":
+        raise BackendError(f"ollama pull of {tag!r} ended without success (last: {status!r})")
+
+
+def _find(models: list[dict[str, Any]], tag: str) -> dict[str, Any] | None:
+    wanted = {tag, f"{tag}:latest"} if ":" not in tag else {tag}
+    for entry in models:
+        if entry.get("name") in wanted or entry.get("model") in wanted:
+            return entry
+    return None
