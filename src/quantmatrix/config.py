@@ -140,6 +140,24 @@ class Decoding(_Strict):
     mc_stop_at_line_end: bool = True
 
 
+class DivergenceSpec(_Strict):
+    """Signals beyond accuracy, for variants held as local GGUF files (llama.cpp backend)."""
+
+    kld: bool = Field(default=True, description="token-level KL divergence vs the baseline")
+    letters: bool = Field(
+        default=False,
+        description="letter-probability scoring: one extra forward pass per multiple-choice "
+        "item and variant, beside the generation-based answers",
+    )
+    corpus_tokens: int = Field(default=512, ge=16, description="KL corpus size per model")
+    chunk_tokens: int = Field(default=256, ge=16)
+    top_k: int = Field(default=32, ge=1, description="baseline rows stored as top-k + samples")
+    tail_samples: int = Field(default=32, ge=0)
+    corpus_path: Path | None = Field(
+        default=None, description="a UTF-8 text file; default: the benchmark questions' text"
+    )
+
+
 class Study(_Strict):
     """A whole study: what to build, what to ask, how to decode, what an hour costs."""
 
@@ -148,6 +166,7 @@ class Study(_Strict):
     tasks: list[TaskSpec] = Field(min_length=1)
     decoding: Decoding = Decoding()
     scoring: Scoring = Scoring()
+    divergence: DivergenceSpec = DivergenceSpec()
     warmup_runs: int = Field(default=2, ge=0)
     cost_per_hour: float = Field(default=0.035, ge=0.0)
     context_length: int = Field(default=2048, ge=128)

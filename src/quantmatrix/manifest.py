@@ -13,7 +13,14 @@ from quantmatrix import __version__
 from quantmatrix.config import Study
 from quantmatrix.models.ladder import Variant
 from quantmatrix.models.sources import ResolvedSource
-from quantmatrix.runlog import MANIFEST, SAMPLES, SCORES, VARIANTS, read_manifest, write_json_atomic
+from quantmatrix.runlog import (
+    MANIFEST,
+    SAMPLES,
+    SCORES,
+    VARIANTS,
+    read_manifest,
+    write_json_atomic,
+)
 
 _PACKAGES = ("llama-cpp-python", "gguf", "numpy", "scipy", "statsmodels", "pydantic")
 

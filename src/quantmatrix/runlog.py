@@ -19,6 +19,8 @@ SCHEMA_VERSION = 1
 SAMPLES = "samples.jsonl"
 VARIANTS = "variants.jsonl"
 SCORES = "scores.jsonl"
+LETTERPROBS = "letterprobs.jsonl"
+KLD = "kld.jsonl"
 MANIFEST = "manifest.json"
 
 
@@ -141,6 +143,8 @@ class RunLog:
     variants: list[dict[str, Any]]
     manifest: dict[str, Any]
     scores: list[dict[str, Any]] = field(default_factory=list)
+    letterprobs: list[dict[str, Any]] = field(default_factory=list)
+    kld: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, run_dir: Path) -> RunLog:
@@ -152,6 +156,8 @@ class RunLog:
             variants=read_rows(run_dir / VARIANTS).rows,
             manifest=manifest,
             scores=read_rows(run_dir / SCORES).rows,
+            letterprobs=read_rows(run_dir / LETTERPROBS).rows,
+            kld=read_rows(run_dir / KLD).rows,
         )
 
     def iter_samples(self, variant: str) -> Iterator[dict[str, Any]]:

@@ -262,5 +262,39 @@ def run_study(
                 backend.close()
             vlog.append(row)
             outcome.evaluated += len(todo)
+    run_divergence_phase(study, out, variants, options.show_progress)
     outcome.scored = score_run(out, options.show_progress, scorer)
     return outcome
+
+
+def _chat(spec: ModelSpec, variant: Variant) -> bool:
+    if spec.chat is not None:
+        return spec.chat
+    return bool(variant.info and variant.info.has_chat_template)
+
+
+def run_divergence_phase(
+    study: Study, out: Path, variants: list[tuple[ModelSpec, Variant]], show_progress: bool
+) -> None:
+    """Token-level KL (and letter probabilities when asked) vs each model's baseline file."""
+    spec = study.divergence
+    members = [(v, _chat(m, v)) for m, v in variants if v.path is not None]
+    if not members or not (spec.kld or spec.letters):
+        return
+    from quantmatrix.divergence_phase import DivergenceOptions, run_divergence
+    from quantmatrix.tasks.plan import mc_items
+
+    options = DivergenceOptions(
+        threads=study.threads,
+        context_length=study.context_length,
+        corpus_tokens=spec.corpus_tokens,
+        chunk_tokens=spec.chunk_tokens,
+        top_k=spec.top_k,
+        tail_samples=spec.tail_samples,
+        corpus_path=spec.corpus_path,
+        letters=spec.letters,
+        kld=spec.kld,
+    )
+    baselines = {m.name: f"{m.name}@{m.baseline_level}" for m in study.models}
+    say = (lambda msg: console.print(msg, highlight=False)) if show_progress else None
+    run_divergence(out, members, mc_items(study), baselines, options, on_event=say)

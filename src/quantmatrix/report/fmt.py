@@ -18,6 +18,10 @@ def signed(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{x:+.{digits}f}"
 
 
+def sci(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2e}"
+
+
 def gb(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e9:.3f} GB"
 

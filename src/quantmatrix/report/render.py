@@ -7,11 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+from quantmatrix.analysis.divergence import cliff_agreement, summarize_divergence
 from quantmatrix.analysis.outcomes import model_ladders
 from quantmatrix.analysis.stats_section import build_statistics, render_statistics_md
 from quantmatrix.analysis.tables import variant_summaries, wilson
 from quantmatrix.config import Study
-from quantmatrix.report.fmt import gb, num, pct, signed, table
+from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
+from quantmatrix.report.fmt import gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
 from quantmatrix.runlog import RunLog, canonical_json
 
@@ -22,6 +24,8 @@ def build_analysis(log: RunLog) -> dict[str, Any]:
     study = Study.model_validate(log.manifest["config"])
     summaries = variant_summaries(log)
     statistics = build_statistics(model_ladders(log))
+    divergence = summarize_divergence(log.letterprobs, log.kld)
+    _attach_divergence(summaries, divergence)
     return {
         "analysis_version": ANALYSIS_VERSION,
         "study": study.name,
@@ -34,7 +38,25 @@ def build_analysis(log: RunLog) -> dict[str, Any]:
         "harness_overhead": _overall_overhead(summaries),
         "statistics": statistics,
         "scoring_models": _scoring_models(log),
+        "divergence": divergence,
+        "divergence_cliffs": cliff_agreement(divergence, _accuracy_deltas(summaries)),
     }
+
+
+def _accuracy_deltas(summaries: list[dict[str, Any]]) -> dict[str, float]:
+    return {s["variant"]: s["delta_pp"] / 100.0 for s in summaries if s["delta_pp"] is not None}
+
+
+def _attach_divergence(summaries: list[dict[str, Any]], divergence: dict[str, Any]) -> None:
+    for s in summaries:
+        found = divergence["variants"].get(s["variant"]) or {}
+        tokens, letters = found.get("tokens") or {}, found.get("letters") or {}
+        s["kld_mean"] = tokens.get("kld_mean")
+        s["kld_p99"] = tokens.get("kld_p99")
+        s["top_agreement"] = tokens.get("same_top")
+        s["ppl_ratio"] = tokens.get("ppl_ratio")
+        s["letter_kl_mean"] = letters.get("letter_kl_mean")
+        s["letter_agreement"] = letters.get("argmax_agreement")
 
 
 def _scoring_models(log: RunLog) -> dict[str, Any] | None:
@@ -102,7 +124,8 @@ def _headline(analysis: dict[str, Any]) -> str:
     tasks = sorted({t for s in analysis["variants"] for t in s["tasks"]})
     headers = ["Model", "Level", "Size", "BPW", "Accuracy [95% CI]", "Raw EM", "Δ pp", "Gen Δ %"]
     headers += ["Tier"]
-    headers += [t for t in tasks] + ["Unparsed", "Decode tok/s", "Wall tok/s", "TTFT mean/med s"]
+    headers += [t for t in tasks] + ["Unparsed", "KLD", "Same top", "Decode tok/s", "Wall tok/s"]
+    headers += ["TTFT mean/med s"]
     rows = []
     for s in analysis["variants"]:
         f, tm = s["file"] or {}, s["timing"]
@@ -118,7 +141,8 @@ def _headline(analysis: dict[str, Any]) -> str:
         ]
         row += [pct(s["tasks"][t]["accuracy"]) if t in s["tasks"] else "-" for t in tasks]
         row += [
-            pct(s["unparsed_rate"]), num(tm["native_decode_tps"]), num(tm["wall_tps"]),
+            pct(s["unparsed_rate"]), sci(s.get("kld_mean")), pct(s.get("top_agreement")),
+            num(tm["native_decode_tps"]), num(tm["wall_tps"]),
             f"{num(tm['ttft_mean_s'], 3)} / {num(tm['ttft_median_s'], 3)}",
         ]  # fmt: skip
         rows.append(row)
@@ -169,6 +193,7 @@ def render_markdown(analysis: dict[str, Any], decision_md: str = "") -> str:
         "client's whole request time.",
         "",
         render_generation_md(analysis),
+        _divergence_section(analysis),
         "## Variant files and memory",
         "",
         _files(analysis),
@@ -186,6 +211,14 @@ def render_markdown(analysis: dict[str, Any], decision_md: str = "") -> str:
     return "\n".join(parts)
 
 
+def _divergence_section(analysis: dict[str, Any]) -> str:
+    div = analysis["divergence"]
+    if not div["order"]:
+        return ""
+    body = render_divergence_md(div, analysis["divergence_cliffs"]).rstrip()
+    return body + "\n\n![KL divergence vs accuracy change](plots/kld_vs_accuracy.png)\n"
+
+
 def write_report(run_dir: Path) -> tuple[Path, dict[str, Any]]:
     from quantmatrix.decision.build import build_decision, write_decision_outputs
 
@@ -196,6 +229,12 @@ def write_report(run_dir: Path) -> tuple[Path, dict[str, Any]]:
         json.dumps(analysis, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8"
     )
     decision = write_decision_outputs(run_dir, analysis)
+    if analysis["divergence"]["order"]:
+        plot_kld_vs_accuracy(
+            analysis["divergence"],
+            _accuracy_deltas(analysis["variants"]),
+            run_dir / "plots" / "kld_vs_accuracy.png",
+        )
     path = run_dir / "report.md"
     path.write_text(render_markdown(analysis, decision["markdown"]), encoding="utf-8")
     return path, analysis

@@ -40,6 +40,16 @@ def _samples(spec: TaskSpec, study: Study) -> list[Sample]:
     ]
 
 
+def mc_items(study: Study) -> list[MCItem]:
+    """The multiple-choice items of the study (for the letter-probability and KL phase)."""
+    return [
+        item
+        for spec in study.tasks
+        if not isinstance(spec, GenerationTask)
+        for item in _items(spec, study.selection_seed)
+    ]
+
+
 def plan_samples(study: Study) -> list[Sample]:
     """Every sample of the study, in a stable order (task order, then the seeded item order)."""
     return [sample for spec in study.tasks for sample in _samples(spec, study)]

@@ -1,0 +1,322 @@
+"""The divergence phase, run after generation: how far each variant's next-token distributions
+move from its model's baseline, beyond what accuracy shows.
+
+1. Letter probabilities: one forward pass per multiple-choice item (the same prompt tokens the
+   embedded backend sends), the probability of each option letter -> ``letterprobs.jsonl``.
+2. Token-level KL on a text corpus (default: the benchmark items' own questions and options, or
+   a local text file), cut into chunks that each start from an empty KV cache. The baseline's
+   rows are computed once and stored compactly in ``baseline_logits/<model>.npz`` (top-k
+   log-probs + remainder mass + sampled tail tokens, about 0.5 MB per 1,000 tokens; float16
+   full rows on request, 2 bytes x vocabulary per token); every variant (the baseline too, as a
+   self-check: exactly 0) is compared chunk by chunk -> ``kld.jsonl``.
+
+Both logs are append-only and resumable: a (variant, item) or (variant, corpus, chunk) row
+already present is never computed again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from quantmatrix.data.benchmarks import MCItem
+from quantmatrix.models.ladder import Variant
+from quantmatrix.runlog import KLD, LETTERPROBS, AppendLog, read_rows
+from quantmatrix.scoring import divergence as dv
+from quantmatrix.scoring import logits as lg
+from quantmatrix.tasks.multiple_choice import render_prompt
+
+BASELINE_DIR = "baseline_logits"
+STORE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DivergenceOptions:
+    threads: int | None = None
+    context_length: int = 2048  # letter pass: longest prompt
+    corpus_tokens: int = 2048  # cap on corpus tokens per model
+    chunk_tokens: int = 256  # each chunk is evaluated from an empty KV cache
+    top_k: int = 32
+    tail_samples: int = 32  # sampled tail tokens per row (0: the top-k lower bound only)
+    keep_f16: bool = False  # also store float16 full rows; the KL then comes from them
+    corpus_path: Path | None = None  # a local UTF-8 text file instead of the items' text
+    letters: bool = True
+    kld: bool = True
+
+
+@dataclass
+class DivergenceOutcome:
+    letter_rows: int = 0
+    kld_rows: int = 0
+    skipped_variants: list[str] = field(default_factory=list)  # no local file (fake, servers)
+
+
+Event = Callable[[str], None]
+
+
+@contextmanager
+def _load(path: Path, options: DivergenceOptions, logits_all: bool, n_ctx: int) -> Iterator[Any]:
+    import llama_cpp
+
+    threads = options.threads or os.cpu_count() or 1
+    llm = llama_cpp.Llama(
+        model_path=str(path),
+        n_ctx=n_ctx,
+        n_batch=min(n_ctx, 512),
+        n_threads=threads,
+        n_threads_batch=threads,
+        logits_all=logits_all,
+        verbose=False,
+    )
+    try:
+        yield llm
+    finally:
+        llm.close()
+
+
+def _variant_fields(variant: Variant, baseline: str) -> dict[str, Any]:
+    return {"variant": variant.id, "model": variant.model, "level": variant.level,
+            "baseline": baseline}  # fmt: skip
+
+
+def letter_row(
+    variant: Variant, baseline: str, item: MCItem, chat: bool,
+    probs: npt.NDArray[np.float64] | None,
+) -> dict[str, Any]:  # fmt: skip
+    row = {"kind": "letterprob", **_variant_fields(variant, baseline), "task": item.task,
+           "item": item.id, "chat": chat}  # fmt: skip
+    return row if probs is None else row | lg.letter_stats(probs, item.answer)
+
+
+def _letter_pass(
+    member: tuple[Variant, bool], baseline: str, todo: Sequence[MCItem], log: AppendLog,
+    options: DivergenceOptions,
+) -> int:  # fmt: skip
+    variant, chat = member
+    assert variant.path is not None
+    written = 0
+    with _load(variant.path, options, False, options.context_length) as llm:
+        ids_by_n: dict[int, list[tuple[int, ...]]] = {}
+        for item in todo:
+            n = len(item.choices)
+            ids = ids_by_n.setdefault(n, lg.letter_token_ids(llm, n))
+            tokens = lg.prompt_tokens(llm, render_prompt(item), chat)
+            started = time.perf_counter()
+            try:
+                probs = lg.letter_probs(llm, tokens, ids)
+            except ValueError as exc:  # prompt longer than the context: logged, not retried
+                log.append(letter_row(variant, baseline, item, chat, None) | {"error": str(exc)})
+                continue
+            row = letter_row(variant, baseline, item, chat, probs)
+            log.append(
+                row | {"prompt_tokens": len(tokens), "eval_s": time.perf_counter() - started}
+            )
+            written += 1
+    return written
+
+
+def baseline_path(run_dir: Path, model: str) -> Path:
+    return run_dir / BASELINE_DIR / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}.npz"
+
+
+_TOPK_FIELDS = ("ids", "logprobs", "rest_logmass", "tail_ids", "tail_logprobs")
+
+
+@dataclass(frozen=True)
+class BaselineStore:
+    """Every chunk of one model's baseline, as saved in ``baseline_logits/<model>.npz``."""
+
+    meta: dict[str, Any]
+    chunks: list[list[int]]
+    stored: list[dv.BaselineChunk]
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, Any] = {"meta": np.array(json.dumps(self.meta, sort_keys=True))}
+        for i, (toks, ch) in enumerate(zip(self.chunks, self.stored, strict=True)):
+            arrays |= {
+                f"c{i}_tokens": np.asarray(toks, dtype=np.int32),
+                f"c{i}_target": ch.target_logprobs.astype(np.float32),
+                **{f"c{i}_{name}": a for name, a in ch.top.arrays().items()},
+            }
+            if ch.full_f16 is not None:
+                arrays[f"c{i}_f16"] = ch.full_f16
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".partial")
+        with tmp.open("wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, meta: dict[str, Any]) -> BaselineStore | None:
+        """The stored baseline, or None when absent or made with other settings."""
+        if not path.exists():
+            return None
+        with np.load(path) as npz:
+            if str(npz["meta"]) != json.dumps(meta, sort_keys=True):
+                return None
+            n = int(meta["n_chunks"])
+            chunks = [npz[f"c{i}_tokens"].astype(int).tolist() for i in range(n)]
+            stored = [
+                dv.BaselineChunk(
+                    dv.TopK(**{n: npz[f"c{i}_{n}"] for n in _TOPK_FIELDS if f"c{i}_{n}" in npz}),
+                    npz[f"c{i}_target"].astype(np.float64),
+                    npz[f"c{i}_f16"] if f"c{i}_f16" in npz.files else None,
+                )
+                for i in range(n)
+            ]
+        return cls(meta, chunks, stored)
+
+
+def kl_method(base: dv.BaselineChunk) -> str:
+    if base.full_f16 is not None:
+        return "f16"
+    top = base.top
+    return f"top{top.k}+tail{top.m}" if top.m else f"top{top.k} (lower bound)"
+
+
+def kld_row(
+    variant: Variant, baseline: str, meta: dict[str, Any], index: int,
+    base: dv.BaselineChunk, cmp: dv.ChunkComparison,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "kind": "kld",
+        **_variant_fields(variant, baseline),
+        "corpus_sha256": meta["corpus_sha256"],
+        "corpus_source": meta["corpus_source"],
+        "chunk": index,
+        "n_tokens": len(cmp.kl),
+        "kl_method": kl_method(base),
+        "kl": [float(x) for x in cmp.kl],
+        "kl_topk": [float(x) for x in cmp.kl_topk],
+        "same_top": int(np.sum(cmp.top1 == base.top.top1)),
+        "n_targets": len(cmp.target_logprobs),
+        "nll_sum": float(-np.sum(cmp.target_logprobs)),
+        "base_nll_sum": float(-np.sum(base.target_logprobs)),
+    }
+
+
+def _done_chunks(run_dir: Path, variant: str, digest: str) -> set[int]:
+    rows = read_rows(run_dir / KLD).rows
+    return {r["chunk"] for r in rows if r["variant"] == variant and r["corpus_sha256"] == digest}
+
+
+def _store_meta(
+    base: Variant, chunks: list[list[int]], options: DivergenceOptions
+) -> dict[str, Any]:
+    source = str(options.corpus_path) if options.corpus_path else "items"
+    return {
+        "version": STORE_VERSION,
+        "baseline": base.id,
+        "top_k": options.top_k,
+        "tail_samples": options.tail_samples,
+        "keep_f16": options.keep_f16,
+        "chunk_tokens": options.chunk_tokens,
+        "corpus_source": source,
+        "corpus_sha256": lg.corpus_digest(chunks),
+        "n_chunks": len(chunks),
+    }
+
+
+def _baseline_store(
+    run_dir: Path, base: Variant, text: str, options: DivergenceOptions
+) -> BaselineStore:
+    """Load the model's stored baseline rows, or compute and save them (atomically)."""
+    assert base.path is not None
+    with _load(base.path, options, True, options.chunk_tokens) as llm:
+        chunks = lg.corpus_chunks(llm, text, options.corpus_tokens, options.chunk_tokens)
+        meta = _store_meta(base, chunks, options)
+        path = baseline_path(run_dir, base.model)
+        store = BaselineStore.load(path, meta)
+        if store is None:
+            stored = [
+                dv.compress_chunk(lg.token_logits(llm, c), c, options.top_k, options.keep_f16,
+                                  options.tail_samples, seed=i)
+                for i, c in enumerate(chunks)
+            ]  # fmt: skip
+            store = BaselineStore(meta, chunks, stored)
+            store.save(path)
+    return store
+
+
+def _kld_pass(
+    run_dir: Path, variant: Variant, store: BaselineStore, log: AppendLog,
+    options: DivergenceOptions,
+) -> int:  # fmt: skip
+    assert variant.path is not None
+    done = _done_chunks(run_dir, variant.id, store.meta["corpus_sha256"])
+    todo = [i for i in range(len(store.chunks)) if i not in done]
+    if not todo:
+        return 0
+    with _load(variant.path, options, True, options.chunk_tokens) as llm:
+        for i in todo:
+            tokens = store.chunks[i]
+            cmp = dv.compare_chunk(store.stored[i], lg.token_logits(llm, tokens), tokens)
+            log.append(
+                kld_row(variant, store.meta["baseline"], store.meta, i, store.stored[i], cmp)
+            )
+    return len(todo)
+
+
+Member = tuple[Variant, bool]
+
+
+def _groups(
+    variants: Sequence[Member], baseline_id_by_model: Mapping[str, str], outcome: DivergenceOutcome
+) -> dict[str, list[Member]]:
+    """Variants with a local file, per model, the model's baseline first."""
+    groups: dict[str, list[Member]] = {}
+    for variant, chat in variants:
+        if variant.path is None:
+            outcome.skipped_variants.append(variant.id)
+            continue
+        groups.setdefault(variant.model, []).append((variant, chat))
+    for model, members in groups.items():
+        base_id = baseline_id_by_model.get(model)
+        ids = [v.id for v, _ in members]
+        if base_id not in ids:
+            raise ValueError(f"model {model!r}: baseline {base_id!r} is not among {ids}")
+        members.sort(key=lambda m: m[0].id != base_id)
+    return groups
+
+
+def run_divergence(
+    run_dir: Path,
+    variants: Sequence[Member],
+    items: Sequence[MCItem],
+    baseline_id_by_model: Mapping[str, str],
+    options: DivergenceOptions | None = None,
+    on_event: Event | None = None,
+) -> DivergenceOutcome:
+    """Letter probabilities and token-level KL for every (variant, chat) pair; resumable."""
+    options = options or DivergenceOptions()
+    say = on_event or (lambda _msg: None)
+    outcome = DivergenceOutcome()
+    groups = _groups(variants, baseline_id_by_model, outcome)
+    text = lg.corpus_text(items, options.corpus_path)
+    with AppendLog(run_dir / LETTERPROBS) as letters, AppendLog(run_dir / KLD) as kld:
+        for members in groups.values():
+            base = members[0][0]
+            if options.letters:
+                done = {(r["variant"], r["item"]) for r in read_rows(letters.path).rows}
+                for member in members:
+                    todo = [it for it in items if (member[0].id, it.id) not in done]
+                    if todo:
+                        say(f"letter probabilities {member[0].id}: {len(todo)} items")
+                        outcome.letter_rows += _letter_pass(member, base.id, todo, letters, options)
+            if options.kld and text.strip():
+                say(f"baseline logits {base.id}")
+                store = _baseline_store(run_dir, base, text, options)
+                for variant, _chat in members:
+                    say(f"token KL {variant.id}")
+                    outcome.kld_rows += _kld_pass(run_dir, variant, store, kld, options)
+    return outcome
