@@ -45,7 +45,7 @@ $(WHEELS)/.built: | $(BIN)/python
 
 $(STAMP): pyproject.toml $(WHEELS)/.built | $(BIN)/python
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q --no-index --find-links $(WHEELS) $(LLAMA_CPP)
+	$(PIP) install -q --find-links $(WHEELS) --only-binary llama-cpp-python $(LLAMA_CPP)
 	$(PIP) install -q -e ".[dev]" $(TORCH)
 	$(PIP) install -q --no-deps $(ASSETS)
 	touch $@
