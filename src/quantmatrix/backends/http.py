@@ -239,6 +239,21 @@ def first_content_line(text: str) -> str:
     return text.lstrip().split("\n", 1)[0]
 
 
+def answer_first_line(
+    request: GenerationRequest, ask: Callable[[list[str]], tuple[str, str, T]]
+) -> tuple[str, str, T]:
+    """Ask with :func:`line_end_stops`, retry once without the line stop when it cut the answer
+    before any content, then apply the ``stop_at_line_end`` cut. ``ask(stops)`` returns
+    (text, finish reason, whatever else the backend keeps from the reply)."""
+    text, finish, kept = ask(line_end_stops(request))
+    if needs_line_retry(request, text, finish):
+        text, finish, kept = ask(list(request.stop))
+    if request.stop_at_line_end:
+        finish = "stop" if "\n" in text.lstrip() else finish
+        text = first_content_line(text)
+    return text, finish, kept
+
+
 def http_overhead_pct(wall_s: float, native_s: float) -> float:
     """Client-side overhead over the engine's native time, in percent: 100*(wall-native)/native."""
     if native_s <= 0:

@@ -33,9 +33,7 @@ from quantmatrix.backends.http import (
     JsonClient,
     ServerOptions,
     ServerReplyError,
-    first_content_line,
-    line_end_stops,
-    needs_line_retry,
+    answer_first_line,
     one_line,
     ordered_map,
 )
@@ -158,14 +156,11 @@ class OllamaBackend:
         return str(reply.get("response") or "")
 
     def _one(self, request: GenerationRequest) -> GenerationResult:
-        reply, wall = self._call(request, line_end_stops(request))
-        text, finish = self._text(reply), str(reply.get("done_reason") or "stop")
-        if needs_line_retry(request, text, finish):
-            reply, wall = self._call(request, list(request.stop))
-            text, finish = self._text(reply), str(reply.get("done_reason") or "stop")
-        if request.stop_at_line_end:
-            finish = "stop" if "\n" in text.lstrip() else finish
-            text = first_content_line(text)
+        def ask(stops: list[str]) -> tuple[str, str, tuple[dict[str, Any], float]]:
+            reply, wall = self._call(request, stops)
+            return self._text(reply), str(reply.get("done_reason") or "stop"), (reply, wall)
+
+        text, finish, (reply, wall) = answer_first_line(request, ask)
         logprobs = _logprobs(reply)
         if logprobs is not None:
             self.logprobs[request.key] = logprobs

@@ -37,9 +37,7 @@ from quantmatrix.backends.http import (
     JsonClient,
     ServerOptions,
     ServerReplyError,
-    first_content_line,
-    line_end_stops,
-    needs_line_retry,
+    answer_first_line,
     ordered_map,
 )
 
@@ -166,16 +164,14 @@ class OpenAIBackend:
         return str(choice.get("text") or "")
 
     def _one(self, request: GenerationRequest) -> GenerationResult:
-        reply, wall = self._call(request, line_end_stops(request))
-        choice = reply["choices"][0]
-        text, finish = self._text(choice), str(choice.get("finish_reason") or "stop")
-        if needs_line_retry(request, text, finish):
-            reply, wall = self._call(request, list(request.stop))
+        def ask(stops: list[str]) -> tuple[str, str, tuple[dict[str, Any], float]]:
+            reply, wall = self._call(request, stops)
             choice = reply["choices"][0]
-            text, finish = self._text(choice), str(choice.get("finish_reason") or "stop")
-        if request.stop_at_line_end:
-            finish = "stop" if "\n" in text.lstrip() else finish
-            text = first_content_line(text)
+            text = self._text(choice)
+            return text, str(choice.get("finish_reason") or "stop"), (reply, wall)
+
+        text, finish, (reply, wall) = answer_first_line(request, ask)
+        choice = reply["choices"][0]
         logprobs = _logprobs(choice)
         if logprobs is not None:
             self.logprobs[request.key] = logprobs
