@@ -114,3 +114,18 @@ def test_scoring_resumes_after_a_kill(tmp_path: Path, gen_study: Study, cache: P
     rows = read_rows(tmp_path / SCORES).rows
     keys: set[Any] = {(r["variant"], r["task"], r["item"], r["against"]) for r in rows}
     assert len(rows) == len(keys) == 50
+
+
+def test_every_report_table_row_has_as_many_cells_as_its_header(
+    tmp_path: Path, gen_study: Study, cache: Path
+) -> None:
+    run_study(gen_study, RunOptions(tmp_path, cache, show_progress=False), factory, LexicalScorer())
+    write_report(tmp_path)
+    width = None
+    for line in (tmp_path / "report.md").read_text().splitlines():
+        if not line.startswith("|"):
+            width = None
+            continue
+        cells = line.count("|") - 1
+        width = cells if width is None else width
+        assert cells == width, line

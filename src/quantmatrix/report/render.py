@@ -137,6 +137,7 @@ def _headline(analysis: dict[str, Any]) -> str:
             f"{pct(s['accuracy'])} [{pct(s['ci_low'])}, {pct(s['ci_high'])}]",
             pct(s["raw_exact"]),
             signed(s["delta_pp"]),
+            signed(s.get("gen_delta_pct")),
             s["tier"] or "-",
         ]
         row += [pct(s["tasks"][t]["accuracy"]) if t in s["tasks"] else "-" for t in tasks]
