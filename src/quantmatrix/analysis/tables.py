@@ -7,9 +7,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from statsmodels.stats.proportion import proportion_confint
-
 from quantmatrix.analysis.generation import generation_summaries
+from quantmatrix.analysis.stats import wilson_ci
 from quantmatrix.config import Study
 from quantmatrix.decide import tier
 from quantmatrix.runlog import RunLog
@@ -18,11 +17,8 @@ from quantmatrix.tasks.generation import is_generation
 
 
 def wilson(k: int, n: int) -> tuple[float | None, float | None]:
-    """95% Wilson score interval (statsmodels ``proportion_confint(method="wilson")``)."""
-    if n == 0:
-        return None, None
-    low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
-    return float(low), float(high)
+    """95% Wilson score interval (:func:`stats.wilson_ci`); (None, None) for no items."""
+    return wilson_ci(k, n) or (None, None)
 
 
 def _ratio(num: float, den: float) -> float | None:

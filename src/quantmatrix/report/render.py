@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from quantmatrix.analysis.divergence import cliff_agreement, summarize_divergence
 from quantmatrix.analysis.outcomes import model_ladders
+from quantmatrix.analysis.stats_power import mde_binary_unpaired
 from quantmatrix.analysis.stats_section import build_statistics, render_statistics_md
 from quantmatrix.analysis.tables import variant_summaries, wilson
 from quantmatrix.config import Study
@@ -74,8 +74,7 @@ def _sizes(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     if n_items:
         low, high = wilson(n_items // 2, n_items)
         half = None if low is None or high is None else (high - low) / 2
-    # unpaired two-proportion MDE at p=0.5, alpha 0.05 two-sided, power 0.8 (normal approximation)
-    mde = (1.959964 + 0.841621) * math.sqrt(2 * 0.25 / n_items) if n_items else None
+    mde = mde_binary_unpaired(n_items) if n_items else None  # p=0.5, alpha 0.05, power 0.8
     return {
         "items_per_variant": n_items,
         "per_task": dict(sorted(per_task.items())),
