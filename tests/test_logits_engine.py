@@ -12,13 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from quantmatrix.backends.base import GenerationRequest
+from quantmatrix.backends.llamacpp import LlamaCppBackend, LlamaCppOptions
 from quantmatrix.data.benchmarks import MCItem
-from quantmatrix.divergence_phase import KLD, LETTERPROBS, DivergenceOptions, run_divergence
+from quantmatrix.divergence_phase import KLD, DivergenceOptions, run_divergence
 from quantmatrix.models.gguf_info import read_info
 from quantmatrix.models.ladder import Variant, quantize_file
 from quantmatrix.runlog import read_rows
 from quantmatrix.scoring import logits as lg
-from quantmatrix.tasks.multiple_choice import render_prompt
+from quantmatrix.tasks.multiple_choice import letter_stats, render_prompt
 from tests.tiny_model import write_tiny_llama
 
 pytestmark = pytest.mark.engine
@@ -30,8 +32,7 @@ ITEMS = [
     MCItem("t/3", "t", "Pick the vowel.", ("b", "c", "d", "e", "f"), 3),
     MCItem("t/4", "t", "Water boils at sea level at", ("50 C", "100 C", "150 C", "0 C"), 1),
 ]
-OPTIONS = DivergenceOptions(threads=THREADS, context_length=512, corpus_tokens=192,
-                            chunk_tokens=64, top_k=16)  # fmt: skip
+OPTIONS = DivergenceOptions(threads=THREADS, corpus_tokens=192, chunk_tokens=64, top_k=16)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,7 @@ def _keys(path: Path, *fields: str) -> list[tuple[Any, ...]]:
 @pytest.fixture(scope="module")
 def phase_run(ladder: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("run")
-    variants = [(_variant(lv, p), True) for lv, p in ladder.items()]
+    variants = [_variant(lv, p) for lv, p in ladder.items()]
     run_divergence(run_dir, variants, ITEMS, {"tiny": "tiny@F16"}, OPTIONS)
     return run_dir
 
@@ -151,8 +152,8 @@ def test_f16_storage_agrees_with_compact(
     phase_run: Path, ladder: dict[str, Path], tmp_path: Path
 ) -> None:
     """float16 full rows vs the default top-k + tail samples: same KL within a few percent."""
-    variants = [(_variant(lv, ladder[lv]), True) for lv in ("F16", "Q2_K")]
-    options = dataclasses.replace(OPTIONS, keep_f16=True, letters=False)
+    variants = [_variant(lv, ladder[lv]) for lv in ("F16", "Q2_K")]
+    options = dataclasses.replace(OPTIONS, keep_f16=True)
     run_divergence(tmp_path, variants, ITEMS, {"tiny": "tiny@F16"}, options)
     f16 = _kld_by_variant(tmp_path)
     assert all(r["kl_method"] == "f16" for rows in f16.values() for r in rows)
@@ -163,12 +164,42 @@ def test_f16_storage_agrees_with_compact(
     assert bound <= exact and compact == pytest.approx(exact, rel=0.05)
 
 
-def test_letter_rows(phase_run: Path) -> None:
-    rows = read_rows(phase_run / LETTERPROBS).rows
-    assert len(rows) == 3 * len(ITEMS)
-    for r in rows:
-        assert sum(r["probs"]) <= 1.0 and abs(sum(r["dist"]) - 1.0) < 1e-9
-        assert len(r["dist"]) == len(next(i for i in ITEMS if i.id == r["item"]).choices)
+def _ask(path: Path, chat: bool, letters: bool) -> list[Any]:
+    backend = LlamaCppBackend(path, LlamaCppOptions(512, THREADS, chat=chat))
+    requests = [
+        GenerationRequest(item.id, render_prompt(item), 8, stop_at_line_end=True,
+                          letter_count=len(item.choices) if letters else 0)
+        for item in ITEMS
+    ]  # fmt: skip
+    try:
+        return list(backend.generate(requests))
+    finally:
+        backend.close()
+
+
+@pytest.fixture(scope="module")
+def captured(ladder: dict[str, Path]) -> dict[str, list[Any]]:
+    return {level: _ask(path, True, True) for level, path in ladder.items()}
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_letters_captured_during_generation_equal_a_separate_pass(
+    ladder: dict[str, Path], captured: dict[str, list[Any]], chat: bool
+) -> None:
+    """The letter distribution the backend keeps from its first sampling step is bit-identical
+    to one forward pass over the same prompt tokens, and keeping it changes no reply."""
+    path = ladder["Q2_K"]
+    with_letters = captured["Q2_K"] if chat else _ask(path, chat, True)
+    plain = _ask(path, chat, False)
+    llm = _llm(path)
+    for item, got, ref in zip(ITEMS, with_letters, plain, strict=True):
+        tokens = lg.prompt_tokens(llm, render_prompt(item), chat)
+        separate = lg.letter_probs(llm, tokens, lg.letter_token_ids(llm, len(item.choices)))
+        assert got.letter_probs is not None and np.array_equal(got.letter_probs, separate)
+        assert ref.letter_probs is None and got.text == ref.text
+        stats = letter_stats(got.letter_probs, item.gold_letter)
+        assert 0 < stats["letter_mass"] <= 1.0 and abs(sum(stats["dist"]) - 1.0) < 1e-9
+    llm.close()
 
 
 def test_phase_resumes_without_duplicates(
@@ -176,27 +207,30 @@ def test_phase_resumes_without_duplicates(
 ) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(phase_run, run_dir)
-    full_letters = _keys(run_dir / LETTERPROBS, "variant", "item")
     full_kld = _keys(run_dir / KLD, "variant", "chunk")
-    for name, keep in ((LETTERPROBS, 5), (KLD, 4)):  # a kill: rows lost, a torn last line
-        lines = (run_dir / name).read_bytes().split(b"\n")
-        (run_dir / name).write_bytes(b"\n".join(lines[:keep]) + b"\n" + lines[keep][:20])
-    variants = [(_variant(lv, p), True) for lv, p in ladder.items()]
+    lines = (run_dir / KLD).read_bytes().split(b"\n")  # a kill: rows lost, a torn last line
+    (run_dir / KLD).write_bytes(b"\n".join(lines[:4]) + b"\n" + lines[4][:20])
+    variants = [_variant(lv, p) for lv, p in ladder.items()]
     out = run_divergence(run_dir, variants, ITEMS, {"tiny": "tiny@F16"}, OPTIONS)
-    assert out.letter_rows == len(full_letters) - 5 and out.kld_rows == len(full_kld) - 4
-    letters = _keys(run_dir / LETTERPROBS, "variant", "item")
+    assert out.kld_rows == len(full_kld) - 4
     kld = _keys(run_dir / KLD, "variant", "chunk")
-    assert sorted(letters) == sorted(full_letters) and len(set(letters)) == len(letters)
     assert sorted(kld) == sorted(full_kld) and len(set(kld)) == len(kld)
     again = run_divergence(run_dir, variants, ITEMS, {"tiny": "tiny@F16"}, OPTIONS)
-    assert again.letter_rows == 0 and again.kld_rows == 0
+    assert again.kld_rows == 0
 
 
-def test_analysis_of_real_rows(phase_run: Path) -> None:
-    from quantmatrix.analysis.divergence import load_divergence
+def test_analysis_of_real_rows(phase_run: Path, captured: dict[str, list[Any]]) -> None:
+    from quantmatrix.analysis.divergence import letter_rows, summarize_divergence
     from quantmatrix.report.divergence_md import render_divergence_md
 
-    div = load_divergence(phase_run, n_boot=200)
+    samples = [
+        {"variant": f"tiny@{level}", "model": "tiny", "level": level, "task": item.task,
+         "item": item.id, "letters": letter_stats(r.letter_probs, item.gold_letter)}
+        for level, results in captured.items()
+        for item, r in zip(ITEMS, results, strict=True)
+    ]  # fmt: skip
+    letters = letter_rows(samples, {"tiny": "tiny@F16"})
+    div = summarize_divergence(letters, read_rows(phase_run / KLD).rows, n_boot=200)
     assert div["order"] == ["tiny@F16", "tiny@Q8_0", "tiny@Q2_K"]
     base = div["variants"]["tiny@F16"]
     assert base["letters"]["letter_kl_mean"] == 0.0 and base["tokens"]["ppl_ratio"] == 1.0

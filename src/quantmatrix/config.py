@@ -138,17 +138,19 @@ class Decoding(_Strict):
         default=32, ge=1, description="multiple-choice budget; the published study used 256"
     )
     mc_stop_at_line_end: bool = True
+    mc_scoring: Literal["generation", "letters", "both"] = Field(
+        default="both",
+        description="multiple choice: 'generation' answers as published (the letter is read "
+        "from the reply); 'letters' takes the most probable option letter at the answer "
+        "position (one forward pass, one token); 'both' generates and also keeps the letter "
+        "probabilities of that same first step, at no extra cost, on backends that have them",
+    )
 
 
 class DivergenceSpec(_Strict):
     """Signals beyond accuracy, for variants held as local GGUF files (llama.cpp backend)."""
 
     kld: bool = Field(default=True, description="token-level KL divergence vs the baseline")
-    letters: bool = Field(
-        default=False,
-        description="letter-probability scoring: one extra forward pass per multiple-choice "
-        "item and variant, beside the generation-based answers",
-    )
     corpus_tokens: int = Field(default=512, ge=16, description="KL corpus size per model")
     chunk_tokens: int = Field(default=256, ge=16)
     top_k: int = Field(default=32, ge=1, description="baseline rows stored as top-k + samples")
@@ -179,6 +181,10 @@ class Study(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("two models share a name; give each a distinct name")
         return self
+
+    def baseline_variants(self) -> dict[str, str]:
+        """Per model name, the id of its baseline variant (``model@level``)."""
+        return {m.name: f"{m.name}@{m.baseline_level}" for m in self.models}
 
     def config_hash(self) -> str:
         """SHA-256 of the canonical JSON of everything that changes what is measured."""

@@ -1,17 +1,16 @@
 """The divergence phase, run after generation: how far each variant's next-token distributions
 move from its model's baseline, beyond what accuracy shows.
 
-1. Letter probabilities: one forward pass per multiple-choice item (the same prompt tokens the
-   embedded backend sends), the probability of each option letter -> ``letterprobs.jsonl``.
-2. Token-level KL on a text corpus (default: the benchmark items' own questions and options, or
-   a local text file), cut into chunks that each start from an empty KV cache. The baseline's
-   rows are computed once and stored compactly in ``baseline_logits/<model>.npz`` (top-k
-   log-probs + remainder mass + sampled tail tokens, about 0.5 MB per 1,000 tokens; float16
-   full rows on request, 2 bytes x vocabulary per token); every variant (the baseline too, as a
-   self-check: exactly 0) is compared chunk by chunk -> ``kld.jsonl``.
+(Option-letter probabilities need no phase of their own: the backend returns them with each
+multiple-choice answer, from the same forward pass, into ``samples.jsonl``.)
 
-Both logs are append-only and resumable: a (variant, item) or (variant, corpus, chunk) row
-already present is never computed again.
+Token-level KL on a text corpus (default: the benchmark items' own questions and options, or a
+local text file), cut into chunks that each start from an empty KV cache. The baseline's rows
+are computed once and stored compactly in ``baseline_logits/<model>.npz`` (top-k log-probs +
+remainder mass + sampled tail tokens, about 0.5 MB per 1,000 tokens; float16 full rows on
+request, 2 bytes x vocabulary per token); every variant (the baseline too, as a self-check:
+exactly 0) is compared chunk by chunk -> ``kld.jsonl``, append-only and resumable: a (variant,
+corpus, chunk) row already present is never computed again.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,14 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from quantmatrix.data.benchmarks import MCItem
 from quantmatrix.models.ladder import Variant
-from quantmatrix.runlog import KLD, LETTERPROBS, AppendLog, read_rows
+from quantmatrix.runlog import KLD, AppendLog, read_rows
 from quantmatrix.scoring import divergence as dv
 from quantmatrix.scoring import logits as lg
-from quantmatrix.tasks.multiple_choice import render_prompt
 
 BASELINE_DIR = "baseline_logits"
 STORE_VERSION = 1
@@ -43,20 +39,17 @@ STORE_VERSION = 1
 @dataclass(frozen=True)
 class DivergenceOptions:
     threads: int | None = None
-    context_length: int = 2048  # letter pass: longest prompt
     corpus_tokens: int = 2048  # cap on corpus tokens per model
     chunk_tokens: int = 256  # each chunk is evaluated from an empty KV cache
     top_k: int = 32
     tail_samples: int = 32  # sampled tail tokens per row (0: the top-k lower bound only)
     keep_f16: bool = False  # also store float16 full rows; the KL then comes from them
     corpus_path: Path | None = None  # a local UTF-8 text file instead of the items' text
-    letters: bool = True
     kld: bool = True
 
 
 @dataclass
 class DivergenceOutcome:
-    letter_rows: int = 0
     kld_rows: int = 0
     skipped_variants: list[str] = field(default_factory=list)  # no local file (fake, servers)
 
@@ -87,42 +80,6 @@ def _load(path: Path, options: DivergenceOptions, logits_all: bool, n_ctx: int) 
 def _variant_fields(variant: Variant, baseline: str) -> dict[str, Any]:
     return {"variant": variant.id, "model": variant.model, "level": variant.level,
             "baseline": baseline}  # fmt: skip
-
-
-def letter_row(
-    variant: Variant, baseline: str, item: MCItem, chat: bool,
-    probs: npt.NDArray[np.float64] | None,
-) -> dict[str, Any]:  # fmt: skip
-    row = {"kind": "letterprob", **_variant_fields(variant, baseline), "task": item.task,
-           "item": item.id, "chat": chat}  # fmt: skip
-    return row if probs is None else row | lg.letter_stats(probs, item.answer)
-
-
-def _letter_pass(
-    member: tuple[Variant, bool], baseline: str, todo: Sequence[MCItem], log: AppendLog,
-    options: DivergenceOptions,
-) -> int:  # fmt: skip
-    variant, chat = member
-    assert variant.path is not None
-    written = 0
-    with _load(variant.path, options, False, options.context_length) as llm:
-        ids_by_n: dict[int, list[tuple[int, ...]]] = {}
-        for item in todo:
-            n = len(item.choices)
-            ids = ids_by_n.setdefault(n, lg.letter_token_ids(llm, n))
-            tokens = lg.prompt_tokens(llm, render_prompt(item), chat)
-            started = time.perf_counter()
-            try:
-                probs = lg.letter_probs(llm, tokens, ids)
-            except ValueError as exc:  # prompt longer than the context: logged, not retried
-                log.append(letter_row(variant, baseline, item, chat, None) | {"error": str(exc)})
-                continue
-            row = letter_row(variant, baseline, item, chat, probs)
-            log.append(
-                row | {"prompt_tokens": len(tokens), "eval_s": time.perf_counter() - started}
-            )
-            written += 1
-    return written
 
 
 def baseline_path(run_dir: Path, model: str) -> Path:
@@ -267,56 +224,48 @@ def _kld_pass(
     return len(todo)
 
 
-Member = tuple[Variant, bool]
-
-
 def _groups(
-    variants: Sequence[Member], baseline_id_by_model: Mapping[str, str], outcome: DivergenceOutcome
-) -> dict[str, list[Member]]:
+    variants: Sequence[Variant], baseline_id_by_model: Mapping[str, str],
+    outcome: DivergenceOutcome,
+) -> dict[str, list[Variant]]:  # fmt: skip
     """Variants with a local file, per model, the model's baseline first."""
-    groups: dict[str, list[Member]] = {}
-    for variant, chat in variants:
+    groups: dict[str, list[Variant]] = {}
+    for variant in variants:
         if variant.path is None:
             outcome.skipped_variants.append(variant.id)
             continue
-        groups.setdefault(variant.model, []).append((variant, chat))
+        groups.setdefault(variant.model, []).append(variant)
     for model, members in groups.items():
         base_id = baseline_id_by_model.get(model)
-        ids = [v.id for v, _ in members]
+        ids = [v.id for v in members]
         if base_id not in ids:
             raise ValueError(f"model {model!r}: baseline {base_id!r} is not among {ids}")
-        members.sort(key=lambda m: m[0].id != base_id)
+        members.sort(key=lambda v: v.id != base_id)
     return groups
 
 
 def run_divergence(
     run_dir: Path,
-    variants: Sequence[Member],
+    variants: Sequence[Variant],
     items: Sequence[MCItem],
     baseline_id_by_model: Mapping[str, str],
     options: DivergenceOptions | None = None,
     on_event: Event | None = None,
 ) -> DivergenceOutcome:
-    """Letter probabilities and token-level KL for every (variant, chat) pair; resumable."""
+    """Token-level KL of every variant with a local file vs its model's baseline; resumable."""
     options = options or DivergenceOptions()
     say = on_event or (lambda _msg: None)
     outcome = DivergenceOutcome()
     groups = _groups(variants, baseline_id_by_model, outcome)
     text = lg.corpus_text(items, options.corpus_path)
-    with AppendLog(run_dir / LETTERPROBS) as letters, AppendLog(run_dir / KLD) as kld:
+    if not options.kld or not text.strip():
+        return outcome
+    with AppendLog(run_dir / KLD) as kld:
         for members in groups.values():
-            base = members[0][0]
-            if options.letters:
-                done = {(r["variant"], r["item"]) for r in read_rows(letters.path).rows}
-                for member in members:
-                    todo = [it for it in items if (member[0].id, it.id) not in done]
-                    if todo:
-                        say(f"letter probabilities {member[0].id}: {len(todo)} items")
-                        outcome.letter_rows += _letter_pass(member, base.id, todo, letters, options)
-            if options.kld and text.strip():
-                say(f"baseline logits {base.id}")
-                store = _baseline_store(run_dir, base, text, options)
-                for variant, _chat in members:
-                    say(f"token KL {variant.id}")
-                    outcome.kld_rows += _kld_pass(run_dir, variant, store, kld, options)
+            base = members[0]
+            say(f"baseline logits {base.id}")
+            store = _baseline_store(run_dir, base, text, options)
+            for variant in members:
+                say(f"token KL {variant.id}")
+                outcome.kld_rows += _kld_pass(run_dir, variant, store, kld, options)
     return outcome

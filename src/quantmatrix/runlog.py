@@ -19,7 +19,6 @@ SCHEMA_VERSION = 1
 SAMPLES = "samples.jsonl"
 VARIANTS = "variants.jsonl"
 SCORES = "scores.jsonl"
-LETTERPROBS = "letterprobs.jsonl"
 KLD = "kld.jsonl"
 MANIFEST = "manifest.json"
 
@@ -143,7 +142,6 @@ class RunLog:
     variants: list[dict[str, Any]]
     manifest: dict[str, Any]
     scores: list[dict[str, Any]] = field(default_factory=list)
-    letterprobs: list[dict[str, Any]] = field(default_factory=list)
     kld: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -156,7 +154,6 @@ class RunLog:
             variants=read_rows(run_dir / VARIANTS).rows,
             manifest=manifest,
             scores=read_rows(run_dir / SCORES).rows,
-            letterprobs=read_rows(run_dir / LETTERPROBS).rows,
             kld=read_rows(run_dir / KLD).rows,
         )
 

@@ -76,9 +76,10 @@ def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
     if spec.backend in ("ollama", "openai"):
         return _server_backend(variant, spec, study)
     if spec.backend == "fake":
-        from quantmatrix.backends.fake import FakeBackend, hashed_letter_script
+        from quantmatrix.backends.fake import FakeBackend, hashed_letter_probs, hashed_letter_script
 
-        return FakeBackend(hashed_letter_script(variant.id))
+        salt = variant.id
+        return FakeBackend(hashed_letter_script(salt), letters=hashed_letter_probs(salt))
     from quantmatrix.backends.llamacpp import LlamaCppBackend, LlamaCppOptions
 
     assert variant.path is not None and variant.info is not None
@@ -125,6 +126,7 @@ def _request(sample: Sample, study: Study) -> GenerationRequest:
         stop_at_line_end=sample.stop_at_line_end,
         temperature=study.decoding.temperature,
         seed=study.decoding.seed,
+        letter_count=sample.letter_count,
     )
 
 
@@ -140,9 +142,12 @@ def _sample_row(variant: Variant, sample: Sample, result: Any) -> dict[str, Any]
         "input": {**sample.inputs, "prompt": sample.prompt, "max_tokens": sample.max_tokens},
         "output": result.text,
         "finish_reason": result.finish_reason,
-        "scores": multiple_choice.score(result.text, sample.inputs)
+        "scores": multiple_choice.score(result.text, sample.inputs, result.letter_probs)
         if "choices" in sample.inputs
         else {},  # generation rows are scored in a phase of their own (scoring/phase.py)
+        "letters": None
+        if result.letter_probs is None
+        else multiple_choice.letter_stats(result.letter_probs, sample.inputs["gold"]),
         "timing": {
             "prompt_tokens": t.prompt_tokens,
             "generated_tokens": t.generated_tokens,
@@ -176,6 +181,11 @@ def evaluate_variant(
     on_sample: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Ask every sample in ``todo``; each row is durable the moment it is written."""
+    if study.decoding.mc_scoring == "letters" and not backend.capabilities.letter_probs:
+        raise BackendError(
+            f"backend {backend.name!r} gives no option-letter probabilities; set "
+            "decoding.mc_scoring to 'generation' or 'both' for this model"
+        )
     warmup_s = _warm_up(backend, study)
     native = 0.0
     started = time.perf_counter()
@@ -267,34 +277,26 @@ def run_study(
     return outcome
 
 
-def _chat(spec: ModelSpec, variant: Variant) -> bool:
-    if spec.chat is not None:
-        return spec.chat
-    return bool(variant.info and variant.info.has_chat_template)
-
-
 def run_divergence_phase(
     study: Study, out: Path, variants: list[tuple[ModelSpec, Variant]], show_progress: bool
 ) -> None:
-    """Token-level KL (and letter probabilities when asked) vs each model's baseline file."""
+    """Token-level KL vs each model's baseline file (variants held as local GGUF files)."""
     spec = study.divergence
-    members = [(v, _chat(m, v)) for m, v in variants if v.path is not None]
-    if not members or not (spec.kld or spec.letters):
+    local = [v for _, v in variants if v.path is not None]
+    if not local or not spec.kld:
         return
     from quantmatrix.divergence_phase import DivergenceOptions, run_divergence
     from quantmatrix.tasks.plan import mc_items
 
     options = DivergenceOptions(
         threads=study.threads,
-        context_length=study.context_length,
         corpus_tokens=spec.corpus_tokens,
         chunk_tokens=spec.chunk_tokens,
         top_k=spec.top_k,
         tail_samples=spec.tail_samples,
         corpus_path=spec.corpus_path,
-        letters=spec.letters,
         kld=spec.kld,
     )
-    baselines = {m.name: f"{m.name}@{m.baseline_level}" for m in study.models}
+    baselines = study.baseline_variants()
     say = (lambda msg: console.print(msg, highlight=False)) if show_progress else None
-    run_divergence(out, members, mc_items(study), baselines, options, on_event=say)
+    run_divergence(out, local, mc_items(study), baselines, options, on_event=say)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from quantmatrix.manifest import manifest_problems
-from quantmatrix.runlog import KLD, LETTERPROBS, SAMPLES, SCORES, VARIANTS, read_rows
+from quantmatrix.runlog import KLD, SAMPLES, SCORES, VARIANTS, read_rows
 
 
 def verify_run(run_dir: Path) -> tuple[list[str], list[str]]:
     """(problems, warnings): problems name the file and line number of each bad row."""
     problems: list[str] = []
     warnings: list[str] = []
-    for name in (SAMPLES, VARIANTS, SCORES, LETTERPROBS, KLD):
+    for name in (SAMPLES, VARIANTS, SCORES, KLD):
         result = read_rows(run_dir / name)
         problems += [f"{name}:{p.line}: {p.problem}" for p in result.problems]
         if result.torn_tail:

@@ -1,5 +1,5 @@
-"""Divergence from the baseline, per variant: pure functions of ``letterprobs.jsonl`` and
-``kld.jsonl`` rows (``load_divergence`` only reads them).
+"""Divergence from the baseline, per variant: pure functions of the letter distributions in
+``samples.jsonl`` and of ``kld.jsonl`` rows (``load_divergence`` only reads them).
 
 Letter level: KL(baseline || variant) between the two letter distributions (renormalised over
 the options) of each item, with a seeded percentile-bootstrap CI of its mean; argmax agreement
@@ -19,7 +19,6 @@ import numpy.typing as npt
 from scipy import stats
 
 from quantmatrix.levels import RANK
-from quantmatrix.runlog import read_rows
 from quantmatrix.scoring.divergence import kl_probs
 
 Row = dict[str, Any]
@@ -52,6 +51,18 @@ def _by_variant_item(rows: Sequence[Row]) -> dict[str, dict[str, Row]]:
     for r in _usable(rows):
         out.setdefault(r["variant"], {}).setdefault(r["item"], r)
     return out
+
+
+def letter_rows(samples: Sequence[Row], baseline_by_model: Mapping[str, str]) -> list[Row]:
+    """The letter distributions that multiple-choice sample rows carry (``letters``), as rows
+    of their own, each naming its model's baseline variant."""
+    return [
+        {"kind": "letterprob", "variant": r["variant"], "model": r["model"],
+         "level": r["level"], "baseline": baseline_by_model.get(r["model"]),
+         "task": r["task"], "item": f"{r['task']}|{r['item']}", **r["letters"]}
+        for r in samples
+        if r.get("letters") and not r.get("error")
+    ]  # fmt: skip
 
 
 def letter_summary(rows: Sequence[Row], n_boot: int = 2000, seed: int = 0) -> dict[str, Row]:
@@ -153,11 +164,13 @@ def summarize_divergence(
 
 
 def load_divergence(run_dir: Path, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    from quantmatrix.runlog import KLD, LETTERPROBS
+    from quantmatrix.config import Study
+    from quantmatrix.runlog import RunLog
 
-    letter = read_rows(run_dir / LETTERPROBS).rows
-    kld = read_rows(run_dir / KLD).rows
-    return summarize_divergence(letter, kld, n_boot, seed)
+    log = RunLog.load(run_dir)
+    study = Study.model_validate(log.manifest["config"])
+    letters = letter_rows(log.samples, study.baseline_variants())
+    return summarize_divergence(letters, log.kld, n_boot, seed)
 
 
 def _metric(v: Row, metric: str) -> float | None:

@@ -22,7 +22,7 @@ def _outcomes(
     log: RunLog, variant: str, model: str, level: str, rows: list[dict[str, Any]]
 ) -> VariantOutcomes:
     correct = {
-        f"{r['task']}|{r['item']}": bool(multiple_choice.score(r["output"], r["input"])["correct"])
+        f"{r['task']}|{r['item']}": bool(multiple_choice.score_row(r)["correct"])
         for r in rows
         if not is_generation(r)
     }

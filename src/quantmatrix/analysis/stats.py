@@ -99,12 +99,14 @@ def _finite(value: float) -> float | None:
 def wilson_ci(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float] | None:
     """Wilson score interval via ``statsmodels.stats.proportion.proportion_confint``.
 
-    Returns None when ``n == 0``.
+    Returns None when ``n == 0``. The bounds are clipped to contain the point estimate (at 0 or
+    n successes statsmodels' bound can land 1e-17 on the wrong side of it).
     """
     if n <= 0:
         return None
     low, high = proportion_confint(successes, n, alpha=alpha, method="wilson")
-    return float(low), float(high)
+    p = successes / n
+    return min(float(low), p), max(float(high), p)
 
 
 def cohens_d(a: Sequence[float], b: Sequence[float]) -> float | None:

@@ -27,7 +27,7 @@ def _ratio(num: float, den: float) -> float | None:
 
 def accuracy_block(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Raw and rescored accuracy with a Wilson CI, and the unparsed rate, for some rows."""
-    scores = [multiple_choice.score(r["output"], r["input"]) for r in rows]
+    scores = [multiple_choice.score_row(r) for r in rows]
     n = len(scores)
     k = sum(s["correct"] for s in scores)
     low, high = wilson(k, n)

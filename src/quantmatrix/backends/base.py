@@ -29,6 +29,7 @@ class GenerationRequest:
     stop_at_line_end: bool = False  # stop when a line with content ends
     temperature: float = 0.0
     seed: int = 42
+    letter_count: int = 0  # > 0: also return the next-token probability of letters A.. (n)
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,15 @@ class GenerationResult:
     finish_reason: str
     timing: Timing
     error: str | None = None
+    # with ``letter_count``: per option letter, its probability as the first generated token
+    # (absolute, not renormalised; summed over its surface forms such as "A" and " A")
+    letter_probs: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Capabilities:
     logprobs: bool = False
+    letter_probs: bool = False  # honours GenerationRequest.letter_count
     max_in_flight: int = 1
     native_timing: bool = True
 

@@ -1,7 +1,8 @@
 """A scripted backend, registered like a real one, so the pipeline can be tested in milliseconds.
 
-Its replies come from a script (a function of the request, or a key -> text mapping); its timings
-are computed from token counts at fixed simulated speeds, so they are deterministic.
+Its replies come from a script (a function of the request, or a key -> text mapping), and its
+option-letter probabilities, when it is given them, from another; its timings are computed from
+token counts at fixed simulated speeds, so they are deterministic.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from quantmatrix.backends.base import (
 )
 
 Script = Callable[[GenerationRequest], str] | Mapping[str, str]
+LetterScript = Callable[[GenerationRequest], Sequence[float]]
 
 
 def hashed_letter_script(salt: str) -> Callable[[GenerationRequest], str]:
@@ -35,6 +37,24 @@ def hashed_letter_script(salt: str) -> Callable[[GenerationRequest], str]:
     return reply
 
 
+def hashed_letter_probs(salt: str) -> LetterScript:
+    """Option-letter probabilities that depend only on (salt, prompt), summing to 0.9, with the
+    largest on the letter :func:`hashed_letter_script` replies with."""
+    reply = hashed_letter_script(salt)
+
+    def probs(request: GenerationRequest) -> list[float]:
+        n = request.letter_count
+        picked = ord(reply(request)) - ord("A")
+        weights = [
+            1.0 + int(hashlib.sha256(f"{salt}|{request.prompt}|{i}".encode()).hexdigest(), 16) % 5
+            for i in range(n)
+        ]
+        weights[picked % n] += 6.0
+        return [0.9 * w / sum(weights) for w in weights]
+
+    return probs
+
+
 class FakeBackend:
     name = "fake"
 
@@ -45,13 +65,17 @@ class FakeBackend:
         decode_tps: float = 40.0,
         memory_bytes: int = 123_000_000,
         fail_on: Callable[[GenerationRequest], bool] | None = None,
+        letters: LetterScript | None = None,
     ) -> None:
         self.script = script
         self.prompt_tps = prompt_tps
         self.decode_tps_sim = decode_tps
         self.memory_bytes = memory_bytes
         self.fail_on = fail_on
-        self.capabilities = Capabilities(logprobs=False, max_in_flight=1, native_timing=True)
+        self.letters = letters
+        self.capabilities = Capabilities(
+            logprobs=False, letter_probs=letters is not None, max_in_flight=1, native_timing=True
+        )
         self.calls: list[GenerationRequest] = []
 
     def _text(self, request: GenerationRequest) -> str:
@@ -78,7 +102,10 @@ class FakeBackend:
                 decode_tokens=max(n_gen - 1, 0),
                 ttft_s=prompt_s * 1.01,
             )
-            yield GenerationResult(request.key, text, "stop", timing)
+            probs = None
+            if self.letters is not None and request.letter_count > 0:
+                probs = tuple(float(p) for p in self.letters(request))
+            yield GenerationResult(request.key, text, "stop", timing, letter_probs=probs)
 
     def info(self) -> dict[str, Any]:
         return {"engine": "fake", "version": "1"}

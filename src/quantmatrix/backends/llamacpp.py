@@ -4,6 +4,11 @@ Greedy decoding (temperature 0, repeat penalty 1.0); instruct models get their o
 template, base models the raw prompt. Every sample starts from an empty KV cache, so its output
 does not depend on which sample ran before it (and a resumed run matches an uninterrupted one).
 Native prompt-eval and decode times come from llama.cpp's own performance counters.
+
+Letter probabilities (``GenerationRequest.letter_count``) are read from the same generation: a
+logits processor that changes nothing copies the first sampled position's raw logits (the
+next-token distribution after the prompt, exactly what a separate forward pass over the prompt
+gives), so they cost no extra forward pass.
 """
 
 from __future__ import annotations
@@ -41,6 +46,18 @@ def _chunk_text(chunk: Any, chat: bool) -> str:
     return str(choice.get("text") or "")
 
 
+class _FirstLogits:
+    """A logits processor that keeps a copy of the first row it sees and changes nothing."""
+
+    def __init__(self) -> None:
+        self.row: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.row is None:
+            self.row = scores.copy()
+        return scores
+
+
 class LlamaCppBackend:
     name = "llamacpp"
 
@@ -49,7 +66,10 @@ class LlamaCppBackend:
 
         self._lib = llama_cpp
         self.options = options
-        self.capabilities = Capabilities(logprobs=True, max_in_flight=1, native_timing=True)
+        self.capabilities = Capabilities(
+            logprobs=True, letter_probs=True, max_in_flight=1, native_timing=True
+        )
+        self._letter_ids: dict[int, list[tuple[int, ...]]] = {}
         self._sampler = RSSSampler().start()
         threads = options.threads or os.cpu_count() or 1
         started = time.perf_counter()
@@ -68,7 +88,7 @@ class LlamaCppBackend:
         self.load_s = time.perf_counter() - started
         self.path = model_path
 
-    def _stream(self, request: GenerationRequest) -> Iterator[Any]:
+    def _stream(self, request: GenerationRequest, capture: _FirstLogits | None) -> Iterator[Any]:
         common: dict[str, Any] = {
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
@@ -77,6 +97,8 @@ class LlamaCppBackend:
             "stop": list(request.stop) or None,
             "stream": True,
         }
+        if capture is not None:
+            common["logits_processor"] = self._lib.LogitsProcessorList([capture])
         if self.options.chat:
             messages = [{"role": "user", "content": request.prompt}]
             if request.system:
@@ -90,7 +112,8 @@ class LlamaCppBackend:
         lib.llama_perf_context_reset(ctx)
         text, finish, ttft = "", "length", None
         started = time.perf_counter()
-        stream = self._stream(request)
+        capture = _FirstLogits() if request.letter_count > 0 else None
+        stream = self._stream(request, capture)
         for chunk in stream:
             piece = _chunk_text(chunk, self.options.chat)
             if piece and ttft is None:
@@ -118,7 +141,18 @@ class LlamaCppBackend:
             decode_tokens=int(perf.n_eval),
             ttft_s=ttft,
         )
-        return GenerationResult(request.key, text, finish, timing)
+        letters = None if capture is None else self._letters(capture, request.letter_count)
+        return GenerationResult(request.key, text, finish, timing, letter_probs=letters)
+
+    def _letters(self, capture: _FirstLogits, n: int) -> tuple[float, ...] | None:
+        from quantmatrix.scoring import logits as lg
+
+        if capture.row is None:  # nothing was sampled (an empty prompt or max_tokens 0)
+            return None
+        ids = self._letter_ids.get(n)
+        if ids is None:
+            ids = self._letter_ids[n] = lg.letter_token_ids(self.llm, n)
+        return tuple(float(p) for p in lg.letter_probs_from_logits(capture.row, ids))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
         for request in requests:

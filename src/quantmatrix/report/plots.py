@@ -78,8 +78,9 @@ def plot_accuracy(decision: dict[str, Any]) -> Figure:
         _bands(ax, mine[0]["baseline_accuracy"])
         xs = list(range(len(mine)))
         ys = [100 * r["accuracy"] for r in mine]
-        lo = [100 * (r["accuracy"] - (r["ci_low"] or r["accuracy"])) for r in mine]
-        hi = [100 * ((r["ci_high"] or r["accuracy"]) - r["accuracy"]) for r in mine]
+        # max(0, .): a Wilson bound at k = 0 or n can sit 1e-17 on the wrong side of the point
+        lo = [max(0.0, 100 * (r["accuracy"] - (r["ci_low"] or r["accuracy"]))) for r in mine]
+        hi = [max(0.0, 100 * ((r["ci_high"] or r["accuracy"]) - r["accuracy"])) for r in mine]
         ax.errorbar(xs, ys, yerr=[lo, hi], color="black", capsize=3, lw=1, zorder=3)
         ax.scatter(xs, ys, c=[_color(r["tier"]) for r in mine], s=40, zorder=4, edgecolors="k")
         ax.set_xticks(xs, [r["level"] for r in mine], rotation=30)

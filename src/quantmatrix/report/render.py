@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quantmatrix.analysis.divergence import cliff_agreement, summarize_divergence
+from quantmatrix.analysis.divergence import cliff_agreement, letter_rows, summarize_divergence
 from quantmatrix.analysis.outcomes import model_ladders
 from quantmatrix.analysis.stats_power import mde_binary_unpaired
 from quantmatrix.analysis.stats_section import build_statistics, render_statistics_md
@@ -24,7 +24,8 @@ def build_analysis(log: RunLog) -> dict[str, Any]:
     study = Study.model_validate(log.manifest["config"])
     summaries = variant_summaries(log)
     statistics = build_statistics(model_ladders(log))
-    divergence = summarize_divergence(log.letterprobs, log.kld)
+    letters = letter_rows(log.samples, study.baseline_variants())
+    divergence = summarize_divergence(letters, log.kld)
     _attach_divergence(summaries, divergence)
     return {
         "analysis_version": ANALYSIS_VERSION,

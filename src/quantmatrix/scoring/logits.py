@@ -33,7 +33,6 @@ from quantmatrix.data.benchmarks import MCItem
 from quantmatrix.scoring.divergence import (
     F64,
     TopK,
-    entropy_probs,
     f16_rows,
     log_softmax,
     topk_compress,
@@ -134,29 +133,15 @@ def letter_probs(
     last-token logits, cheaper: the output layer runs once instead of once per prompt token).
     """
     _eval(llm, tokens)
-    logp = log_softmax(_last_logits(llm))
+    return letter_probs_from_logits(_last_logits(llm), letter_ids)
+
+
+def letter_probs_from_logits(
+    logits: npt.NDArray[np.floating[Any]], letter_ids: Sequence[Sequence[int]]
+) -> npt.NDArray[np.float64]:
+    """Per option letter, the summed probability of its token forms, from one logits row."""
+    logp = log_softmax(np.asarray(logits, dtype=np.float32))
     return np.array([np.exp(special.logsumexp(logp[list(ids)])) for ids in letter_ids])
-
-
-def letter_stats(probs: npt.NDArray[np.float64], answer: int) -> dict[str, Any]:
-    """A letter-probability row's numbers: the absolute letter probabilities, their sum, the
-    distribution renormalised over the options, its argmax, entropy and mass on the gold letter.
-    """
-    mass = float(probs.sum())
-    dist = probs / mass if mass > 0 else np.full(len(probs), 1 / len(probs))
-    letters = "".join(chr(ord("A") + i) for i in range(len(probs)))
-    pred = letters[int(np.argmax(dist))]
-    return {
-        "letters": letters,
-        "probs": [float(p) for p in probs],
-        "letter_mass": mass,
-        "dist": [float(p) for p in dist],
-        "pred": pred,
-        "gold": letters[answer],
-        "p_gold": float(dist[answer]),
-        "correct": pred == letters[answer],
-        "entropy": float(entropy_probs(dist)),
-    }
 
 
 def token_logits(llm: Any, tokens: Sequence[int]) -> npt.NDArray[np.float32]:

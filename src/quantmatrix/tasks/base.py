@@ -16,3 +16,4 @@ class Sample:
     max_tokens: int
     stop_at_line_end: bool
     inputs: dict[str, Any]  # what goes into the log row's "input" (gold, choices, ...)
+    letter_count: int = 0  # > 0: ask the backend for the option letters' probabilities

@@ -35,7 +35,9 @@ def _samples(spec: TaskSpec, study: Study) -> list[Sample]:
         budget = spec.max_new_tokens or dec.max_new_tokens
         return [generation.to_sample(item, budget) for item in items]
     return [
-        multiple_choice.to_sample(item, dec.mc_max_new_tokens, dec.mc_stop_at_line_end)
+        multiple_choice.to_sample(
+            item, dec.mc_max_new_tokens, dec.mc_stop_at_line_end, dec.mc_scoring
+        )
         for item in _items(spec, study.selection_seed)
     ]
 
