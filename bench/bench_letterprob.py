@@ -1,10 +1,13 @@
 """Benchmark: letter-probability scoring vs generation-based scoring, and the size / accuracy
 trade-off of the compact baseline storage for the token-level KL.
 
-1. Per-item wall time on the same MC items and model file, interleaved item by item so both see
-   the same machine load: the embedded backend (``LlamaCppBackend``, chat template, greedy,
-   ``max_tokens=32, stop_at_line_end=True``) + the letter extractor, vs one forward pass and the
-   option-letter probabilities. Also: how often the two pick the same letter.
+1. Per-item wall time on the same MC items and model file, interleaved item by item so every mode
+   sees the same machine load, all through the embedded backend (chat template, greedy):
+   generation as published (256 tokens, no line stop) and as the demo runs it (32 tokens, stop at
+   the end of the answer line), both read by the letter extractor; ``both`` (the demo's
+   generation plus the letter probabilities of its first step); ``letters`` (one token, the
+   argmax option letter); and, as a check, a separate forward pass (``scoring/logits.py``).
+   Also: accuracy and agreement of the picked letters.
 2. Baseline-row storage per 1,000 tokens (top-k + remainder for several k, float16 full rows)
    and the error of each against the exact KL (float32 logits, float64 maths) of a variant.
 
@@ -44,53 +47,89 @@ def _llama(path: Path, threads: int, logits_all: bool, n_ctx: int) -> Any:
                            verbose=False)  # fmt: skip
 
 
-def _generate(backend: LlamaCppBackend, item: MCItem) -> tuple[float, str | None, int]:
-    request = GenerationRequest(key=item.id, prompt=render_prompt(item), max_tokens=32,
-                                stop_at_line_end=True, temperature=0.0, seed=42)  # fmt: skip
+MODES = {
+    # name: (max_tokens, stop at the end of the answer line, keep the letter probabilities)
+    "generation_published": (256, False, False),  # the published study's budget, no line stop
+    "generation": (32, True, False),  # decoding.mc_scoring = generation (demo budget)
+    "both": (32, True, True),  # generation + the letters of its first step (mc_scoring = both)
+    "letters": (1, False, True),  # mc_scoring = letters: one token, argmax letter
+}
+
+
+def _ask(backend: LlamaCppBackend, item: MCItem, mode: str) -> tuple[float, str | None, int]:
+    max_tokens, line_stop, letters = MODES[mode]
+    request = GenerationRequest(key=item.id, prompt=render_prompt(item), max_tokens=max_tokens,
+                                stop_at_line_end=line_stop, temperature=0.0, seed=42,
+                                letter_count=len(item.choices) if letters else 0)  # fmt: skip
     started = time.perf_counter()
     result = next(iter(backend.generate([request])))
     wall = time.perf_counter() - started
-    return wall, extract_letter(result.text, item.choices).letter, result.timing.generated_tokens
+    if mode == "letters":
+        assert result.letter_probs is not None
+        letter: str | None = chr(ord("A") + int(np.argmax(result.letter_probs)))
+    else:
+        letter = extract_letter(result.text, item.choices).letter
+    return wall, letter, result.timing.generated_tokens
 
 
-def _letters(llm: Any, item: MCItem) -> tuple[float, str, int]:
+def _separate_pass(llm: Any, item: MCItem) -> tuple[float, str | None, int]:
     started = time.perf_counter()
     ids = lg.letter_token_ids(llm, len(item.choices))
     tokens = lg.prompt_tokens(llm, render_prompt(item), chat=True)
     probs = lg.letter_probs(llm, tokens, ids)
     wall = time.perf_counter() - started
-    return wall, chr(ord("A") + int(np.argmax(probs))), len(tokens)
+    return wall, chr(ord("A") + int(np.argmax(probs))), 0
 
 
-def speed(path: Path, items: list[MCItem], threads: int) -> dict[str, Any]:
+def speed(path: Path, items: list[MCItem], threads: int, skip: set[str]) -> dict[str, Any]:
+    """Per-item wall time of each scoring mode, interleaved item by item on one loaded model."""
     backend = LlamaCppBackend(path, LlamaCppOptions(2048, threads, chat=True))
     llm = _llama(path, threads, logits_all=False, n_ctx=2048)
-    _generate(backend, items[0]), _letters(llm, items[0])  # warm-up
-    gen, let, same, decoded, prompt_len, gen_ok, let_ok = [], [], 0, [], [], 0, 0
+    modes = [m for m in MODES if m not in skip]
+
+    def run(mode: str, item: MCItem) -> tuple[float, str | None, int]:
+        return _separate_pass(llm, item) if mode == "separate_pass" else _ask(backend, item, mode)
+
+    names = [*modes, "separate_pass"]
+    for mode in names:
+        run(mode, items[0])  # warm-up
+    walls: dict[str, list[float]] = {m: [] for m in names}
+    letters: dict[str, list[str | None]] = {m: [] for m in names}
+    tokens: dict[str, list[int]] = {m: [] for m in names}
     for item in items:
-        g_s, g_letter, n_gen = _generate(backend, item)
-        l_s, l_letter, n_prompt = _letters(llm, item)
-        gen.append(g_s)
-        let.append(l_s)
-        decoded.append(n_gen)
-        prompt_len.append(n_prompt)
-        same += g_letter == l_letter
-        gen_ok += g_letter == item.gold_letter
-        let_ok += l_letter == item.gold_letter
+        for mode in names:
+            wall, letter, n_gen = run(mode, item)
+            walls[mode].append(wall)
+            letters[mode].append(letter)
+            tokens[mode].append(n_gen)
     backend.close()
     llm.close()
-    n = len(items)
+    gold = [item.gold_letter for item in items]
+    per_mode = {
+        m: {
+            "s_per_item_mean": statistics.mean(walls[m]),
+            "s_per_item_median": statistics.median(walls[m]),
+            "generated_tokens_mean": statistics.mean(tokens[m]),
+            "accuracy": statistics.mean(a == g for a, g in zip(letters[m], gold, strict=True)),
+            "same_letter_as_letters_mode": statistics.mean(
+                a == b for a, b in zip(letters[m], letters["letters"], strict=True)
+            ),
+        }
+        for m in names
+    }
+
+    def ratio(a: str, b: str) -> float | None:
+        if a not in walls or b not in walls:
+            return None
+        return statistics.mean(walls[a]) / statistics.mean(walls[b])
+
     return {
-        "items": n,
-        "prompt_tokens_mean": statistics.mean(prompt_len),
-        "generated_tokens_mean": statistics.mean(decoded),
-        "generation_s_per_item": {"mean": statistics.mean(gen), "median": statistics.median(gen)},
-        "letterprob_s_per_item": {"mean": statistics.mean(let), "median": statistics.median(let)},
-        "speedup_mean": statistics.mean(gen) / statistics.mean(let),
-        "speedup_median": statistics.median(gen) / statistics.median(let),
-        "same_letter": same / n,
-        "accuracy_generation": gen_ok / n,
-        "accuracy_letterprob_argmax": let_ok / n,
+        "items": len(items),
+        "modes": per_mode,
+        "speedup_letters_vs_generation_published": ratio("generation_published", "letters"),
+        "speedup_letters_vs_generation": ratio("generation", "letters"),
+        "cost_of_both_vs_generation": ratio("both", "generation"),
+        "letters_mode_vs_separate_pass": ratio("letters", "separate_pass"),
     }
 
 
@@ -150,6 +189,7 @@ def main() -> None:
     ap.add_argument("--layouts", default="8+0,32+0,128+0,8+24,32+32,64+64",
                     help="top-k+tail-samples layouts of the compact storage")  # fmt: skip
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-modes", default="", help="comma-separated speed modes to leave out")
     ap.add_argument("--skip-storage", action="store_true")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -161,7 +201,8 @@ def main() -> None:
     items = load_mmlu(None, args.n)
     result: dict[str, Any] = {"model": args.model, "level": args.level, "threads": args.threads}
     if not args.skip_speed:
-        result["speed"] = speed(base, items, args.threads)
+        skip = set(filter(None, args.skip_modes.split(",")))
+        result["speed"] = speed(base, items, args.threads, skip)
         print(json.dumps(result["speed"], indent=1), flush=True)
     layouts = [(int(a), int(b)) for a, b in (x.split("+") for x in args.layouts.split(","))]
     if not args.skip_storage:

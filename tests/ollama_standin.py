@@ -126,6 +126,15 @@ class OllamaStandIn:
                 {"token": t, "logprob": -0.1 * (i + 1), "bytes": list(t.encode())}
                 for i, t in enumerate(tokens)
             ]
+            top = body.get("top_logprobs")
+            if isinstance(top, int) and top > 0:  # the token, its spaced form, then letters
+                for entry in final["logprobs"]:
+                    t = entry["token"].strip()
+                    alts = [(t, entry["logprob"]), (f" {t}", -2.0), ("C", -3.0), ("Z", -4.0)]
+                    entry["top_logprobs"] = [
+                        {"token": a, "logprob": lp, "bytes": list(a.encode())}
+                        for a, lp in alts[:top]
+                    ]
         return tokens, final
 
     def tag_entry(self, name: str) -> dict[str, Any]:

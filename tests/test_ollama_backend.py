@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from collections.abc import Iterator
@@ -10,7 +11,12 @@ from typing import Any
 import pytest
 
 from quantmatrix.backends.base import Backend, BackendError, GenerationRequest
-from quantmatrix.backends.http import ServerOptions, http_overhead_pct, ordered_map
+from quantmatrix.backends.http import (
+    ServerOptions,
+    http_overhead_pct,
+    letters_from_top_logprobs,
+    ordered_map,
+)
 from quantmatrix.backends.ollama import OllamaBackend, expand_ollama_family
 from quantmatrix.backends.servers import make_server_backend
 from tests.ollama_standin import EVAL_NS_PER_TOKEN, PROMPT_NS_PER_TOKEN, OllamaStandIn
@@ -64,6 +70,30 @@ def test_chat_request_fields_and_native_timing(standin: OllamaStandIn) -> None:
     assert t.decode_s == pytest.approx(7 * EVAL_NS_PER_TOKEN / 1e9)
     assert t.load_s == pytest.approx(0.05) and t.wall_s > 0 and t.ttft_s is None
     assert [e["logprob"] for e in b.logprobs["k1"]][:2] == pytest.approx([-0.1, -0.2])
+
+
+def test_letter_probabilities_from_the_first_tokens_top_logprobs(standin: OllamaStandIn) -> None:
+    b = backend(standin)
+    assert b.capabilities.letter_probs
+    plain, with_letters = b.generate([req("a"), req("b", letter_count=4)])
+    bodies = standin.bodies("/api/chat")
+    assert "top_logprobs" not in bodies[0] and bodies[1]["top_logprobs"] == 20
+    assert plain.letter_probs is None and with_letters.text == plain.text
+    # the first token is "B." in the stand-in: no letter form; "C" counts, "Z" is no option
+    assert with_letters.letter_probs == pytest.approx((0.0, 0.0, math.exp(-3.0), 0.0))
+    no_logprobs = backend(standin, logprobs=False)
+    assert not no_logprobs.capabilities.letter_probs
+    (r,) = no_logprobs.generate([req("c", letter_count=4)])
+    assert r.letter_probs is None and "top_logprobs" not in standin.bodies("/api/chat")[-1]
+
+
+def test_letters_from_top_logprobs() -> None:
+    top = [{"token": "A", "logprob": -0.5}, {"token": " A", "logprob": -1.0},
+           {"token": "A", "logprob": -0.5}, {"token": "(B", "logprob": -2.0},
+           {"token": " C", "logprob": -3.0}, {"token": "E", "logprob": -0.1},
+           {"token": 7, "logprob": -0.1}]  # fmt: skip
+    got = letters_from_top_logprobs(top, 4)  # a repeated token counts once; E is no option
+    assert got == pytest.approx((math.exp(-0.5) + math.exp(-1.0), 0.0, math.exp(-3.0), 0.0))
 
 
 def test_raw_generate_and_line_end(standin: OllamaStandIn) -> None:

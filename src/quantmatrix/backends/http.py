@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -259,3 +260,23 @@ def http_overhead_pct(wall_s: float, native_s: float) -> float:
     if native_s <= 0:
         raise ValueError(f"native time must be positive, got {native_s}")
     return 100.0 * (wall_s - native_s) / native_s
+
+
+TOP_LOGPROBS = 20  # the most alternatives Ollama and OpenAI-style servers return per token
+
+
+def letters_from_top_logprobs(top: Sequence[dict[str, Any]], n: int) -> tuple[float, ...]:
+    """Per option letter A.., the summed probability of its forms ("A", " A") among a server's
+    top alternatives for the first generated token; a letter not among them counts 0, so the
+    sum (``letter_mass``) says how much of the distribution the alternatives covered."""
+    probs = [0.0] * n
+    seen: set[str] = set()
+    for entry in top:
+        token, logprob = entry.get("token"), entry.get("logprob")
+        if not isinstance(token, str) or not isinstance(logprob, int | float) or token in seen:
+            continue
+        seen.add(token)
+        bare = token[1:] if token.startswith(" ") else token
+        if len(bare) == 1 and "A" <= bare < chr(ord("A") + n):
+            probs[ord(bare) - ord("A")] += math.exp(float(logprob))
+    return tuple(probs)

@@ -13,6 +13,11 @@ Native timing comes from Ollama's own counters (nanoseconds): ``prompt_eval_dura
 Log-probabilities (Ollama >= 0.12.11) are requested when ``options.logprobs``; the
 ``GenerationResult`` has no field for them, so they are kept per request key in
 :attr:`OllamaBackend.logprobs` (a list of ``{"token", "logprob"}`` for every generated token).
+For a request with ``letter_count`` the 20 top alternatives of the first generated token are
+asked for too (``top_logprobs``), and the option letters' probabilities are read from them
+(:func:`http.letters_from_top_logprobs`; a letter outside the top 20 counts 0). Ollama computes
+them by a softmax over the raw logits (divided by the temperature only when it is above 0), so
+greedy ``top_k`` 1 does not truncate them.
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ from quantmatrix.backends.base import (
     Timing,
 )
 from quantmatrix.backends.http import (
+    TOP_LOGPROBS,
     JsonClient,
     ServerOptions,
     ServerReplyError,
     answer_first_line,
+    letters_from_top_logprobs,
     one_line,
     ordered_map,
 )
@@ -89,6 +96,14 @@ def _logprobs(reply: dict[str, Any]) -> list[dict[str, Any]] | None:
     return [{"token": e.get("token"), "logprob": e.get("logprob")} for e in entries]
 
 
+def _first_top(reply: dict[str, Any]) -> list[dict[str, Any]] | None:
+    entries = reply.get("logprobs")
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+        return None
+    top = entries[0].get("top_logprobs")
+    return top if isinstance(top, list) else None
+
+
 class OllamaBackend:
     """Generate with one Ollama tag; see the module docstring for what is sent and measured."""
 
@@ -101,7 +116,10 @@ class OllamaBackend:
         hint = "start it with `ollama serve` or fix --endpoint"
         self.client = JsonClient("ollama", self.endpoint, options, hint)
         self.capabilities = Capabilities(
-            logprobs=options.logprobs, max_in_flight=max(1, options.in_flight), native_timing=True
+            logprobs=options.logprobs,
+            letter_probs=options.logprobs,
+            max_in_flight=max(1, options.in_flight),
+            native_timing=True,
         )
         self.logprobs: dict[str, list[dict[str, Any]]] = {}
         self._peak: MemoryReading | None = None
@@ -124,6 +142,8 @@ class OllamaBackend:
         body["keep_alive"] = self.options.keep_alive
         if self.options.logprobs:
             body["logprobs"] = True
+            if request.letter_count > 0:
+                body["top_logprobs"] = TOP_LOGPROBS
         if not self.options.chat:
             return "/api/generate", {**body, "prompt": request.prompt, "raw": True}
         messages = [{"role": "user", "content": request.prompt}]
@@ -164,7 +184,12 @@ class OllamaBackend:
         logprobs = _logprobs(reply)
         if logprobs is not None:
             self.logprobs[request.key] = logprobs
-        return GenerationResult(request.key, text, finish, ollama_timing(reply, wall))
+        letters = None
+        top = _first_top(reply) if request.letter_count > 0 else None
+        if top is not None:
+            letters = letters_from_top_logprobs(top, request.letter_count)
+        timing = ollama_timing(reply, wall)
+        return GenerationResult(request.key, text, finish, timing, letter_probs=letters)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
         """Answer ``requests`` (``options.in_flight`` at a time), yielding in request order."""
