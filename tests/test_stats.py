@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -147,6 +148,25 @@ def test_tost_zero_variance_and_bad_margin() -> None:
     assert stats.tost_paired(same, same, 0.03).equivalent
     assert not stats.tost_paired(same, same, 0.0).equivalent
     assert not stats.tost_paired([1.0], [1.0], 0.03).equivalent
+
+
+def test_bounded_paired_tost_needs_items_not_just_zero_variance() -> None:
+    """Identical outputs on 10 items (every difference 0) confirm nothing; on 485 items they
+    confirm a 3% margin of a 0.5 mean; real spread on 485 items still counts."""
+    ten = [0.5] * 10
+    assert stats.tost_paired(ten, ten, 0.015).equivalent  # the plain t-TOST's loophole
+    few = stats.tost_paired_bounded(ten, ten, 0.015, bound=1.0)
+    assert not few.equivalent and few.delta == 0.0
+    many = [0.5] * 485
+    assert stats.tost_paired_bounded(many, many, 0.015, bound=1.0).equivalent
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.7, 485)
+    noisy = base + rng.normal(0, 0.1, 485)
+    res = stats.tost_paired_bounded(base.tolist(), noisy.tolist(), 0.015, bound=1.0)
+    plain = stats.tost_paired(base.tolist(), noisy.tolist(), 0.015)
+    assert res.p_value > plain.p_value  # the pseudo-pairs only ever widen the interval
+    assert res.delta == pytest.approx(plain.delta)
+    assert not stats.tost_paired_bounded(ten, ten, 0.015, bound=0.0).equivalent
 
 
 # --- multiplicity ----------------------------------------------------------------------------

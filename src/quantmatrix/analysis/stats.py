@@ -258,6 +258,28 @@ def tost_paired(
     return _tost_result("paired", margin, n, delta, alpha, out)
 
 
+def tost_paired_bounded(
+    a: Sequence[float], b: Sequence[float], margin: float, bound: float, alpha: float = 0.05
+) -> EquivalenceResult:
+    """Paired TOST for a metric whose per-item differences lie within ``[-bound, bound]``.
+
+    The continuous counterpart of :func:`tost_paired_binary`: one pseudo-pair at each extreme
+    (``+bound`` and ``-bound``) joins the observed differences before
+    ``statsmodels.stats.weightstats.ttost_paired``. Without it, byte-identical outputs on 10
+    items (all differences 0) would "confirm" equivalence; with it, 10 such items cannot, while
+    hundreds can. ``delta`` stays the observed mean difference.
+    """
+    xa, xb = _arr(a), _arr(b)
+    n = int(xa.size)
+    delta = float((xb - xa).mean()) if n else 0.0
+    if n < 2 or margin <= 0.0 or bound <= 0.0:
+        return EquivalenceResult("paired", margin, n, delta, 1.0, 1.0, 1.0, False)
+    padded = np.concatenate([xb - xa, [bound, -bound]])
+    with _quiet():
+        out = ttost_paired(padded, np.zeros_like(padded), -margin, margin)
+    return _tost_result("paired", margin, n, delta, alpha, out)
+
+
 def tost_unpaired(
     a: Sequence[float], b: Sequence[float], margin: float, alpha: float = 0.05
 ) -> EquivalenceResult:

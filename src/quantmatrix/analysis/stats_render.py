@@ -112,7 +112,13 @@ def _equivalence(stats: dict[str, Any]) -> list[str]:
         )
     head = ["Model", "Level", "Metric", "Margin", "Δ vs baseline", "Paired TOST p", "Equiv."]
     head += ["Unpaired TOST p", "Equiv."]
-    return ["### Equivalence to baseline (TOST)", "", *_table(head, rows)]
+    note = (
+        "Paired TOST on accuracy uses the Bonett-Price adjusted Wald interval (one pseudo-flip "
+        "each way); on generation metrics (0-1 scale) one pseudo-pair at +1 and -1 joins the "
+        "per-item differences, so identical outputs on a few items cannot confirm equivalence "
+        "from zero variance alone. Unpaired: Welch TOST."
+    )
+    return ["### Equivalence to baseline (TOST)", "", note, "", *_table(head, rows)]
 
 
 def _ladder(stats: dict[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ from quantmatrix.analysis.stats_render import render_statistics_md
 __all__ = [
     "ACCURACY",
     "ACCURACY_MARGINS",
+    "METRIC_BOUND",
     "METRIC_MARGINS",
     "build_statistics",
     "jsonable",
@@ -27,6 +28,7 @@ __all__ = [
 ACCURACY = "accuracy"
 ACCURACY_MARGINS: dict[str, float] = {"3pp": 0.03, "5pp": 0.05}  # absolute proportion
 METRIC_MARGINS: dict[str, float] = {"3%": 0.03, "5%": 0.05}  # relative to the baseline mean
+METRIC_BOUND = 1.0  # the generation metrics' scale (0-1): the pseudo-pairs of tost_paired_bounded
 DESIGNS = ("paired", "unpaired")
 POWER = 0.8
 
@@ -149,10 +151,12 @@ def _equivalence(
     rows: list[dict[str, Any]] = []
     for label, margin in _margins(metric, a).items():
         for design in DESIGNS:
-            tost = stats.tost_paired if design == "paired" else stats.tost_unpaired
-            if design == "paired" and metric == ACCURACY:
-                tost = stats.tost_paired_binary
-            res = tost(a, b, margin, alpha)
+            if design == "unpaired":
+                res = stats.tost_unpaired(a, b, margin, alpha)
+            elif metric == ACCURACY:
+                res = stats.tost_paired_binary(a, b, margin, alpha)
+            else:  # generation metrics are on a 0-1 scale
+                res = stats.tost_paired_bounded(a, b, margin, METRIC_BOUND, alpha)
             head = {"model": var.model, "variant": var.variant, "level": var.level}
             rows.append(
                 {**head, "metric": metric, "margin_label": label, **dataclasses.asdict(res)}
