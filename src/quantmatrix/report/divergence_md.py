@@ -67,7 +67,8 @@ NOTES = (
     "Divergences are KL(baseline || variant) in nats, against each model's baseline variant "
     "(the top of its ladder; for a model shipped quantized that is a reconstruction, not the "
     "original weights). Letter KL compares the option-letter distributions of each question "
-    '(one forward pass, the probability of "A"/" A" etc., renormalised over the options); '
+    '(the probability of "A"/" A" etc. as the first token of the model\'s own answer, read '
+    "from the same forward pass as the reply, renormalised over the options); "
     "its CI is a seeded percentile bootstrap of the mean. Expected accuracy is the mean "
     "probability on the gold letter. Token-level KL is over every position of the corpus. "
     '"topK+tailM": the baseline was stored as its K most probable tokens, the remaining mass '

@@ -124,7 +124,8 @@ def _headline(analysis: dict[str, Any]) -> str:
     tasks = sorted({t for s in analysis["variants"] for t in s["tasks"]})
     headers = ["Model", "Level", "Size", "BPW", "Accuracy [95% CI]", "Raw EM", "Δ pp", "Gen Δ %"]
     headers += ["Tier"]
-    headers += [t for t in tasks] + ["Unparsed", "KLD", "Same top", "Decode tok/s", "Wall tok/s"]
+    headers += [t for t in tasks] + ["Unparsed", "KLD", "Same top", "Letter KL", "Same answer"]
+    headers += ["Decode tok/s", "Wall tok/s"]
     headers += ["TTFT mean/med s"]
     rows = []
     for s in analysis["variants"]:
@@ -143,6 +144,7 @@ def _headline(analysis: dict[str, Any]) -> str:
         row += [pct(s["tasks"][t]["accuracy"]) if t in s["tasks"] else "-" for t in tasks]
         row += [
             pct(s["unparsed_rate"]), sci(s.get("kld_mean")), pct(s.get("top_agreement")),
+            sci(s.get("letter_kl_mean")), pct(s.get("letter_agreement")),
             num(tm["native_decode_tps"]), num(tm["wall_tps"]),
             f"{num(tm['ttft_mean_s'], 3)} / {num(tm['ttft_median_s'], 3)}",
         ]  # fmt: skip
