@@ -36,6 +36,23 @@ def test_baseline_is_f16_when_present_else_highest_level() -> None:
             "baseline 'F16' is not among its levels",
         ),
         ({"tasks": [{"kind": "mmlu", "per_subjet": 3}]}, "unknown field 'tasks.0.mmlu.per_subjet'"),
+        ({"decoding": {"mc_scoring": "logits"}}, "decoding.mc_scoring"),
+        (
+            {
+                "decoding": {"mc_scoring": "letters"},
+                "models": [
+                    {
+                        "name": "s",
+                        "source": "x",
+                        "levels": ["Q8_0"],
+                        "backend": "openai",
+                        "endpoint": "http://127.0.0.1:9",
+                        "tags": {"Q8_0": "s"},
+                    }
+                ],
+            },
+            "openai backend of 's' does not give",
+        ),
     ],
 )
 def test_bad_config_gives_one_clear_line(patch: dict[str, object], needle: str) -> None:

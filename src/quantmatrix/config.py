@@ -180,6 +180,12 @@ class Study(_Strict):
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError("two models share a name; give each a distinct name")
+        no_letters = [m.name for m in self.models if m.backend == "openai"]
+        if self.decoding.mc_scoring == "letters" and no_letters:
+            raise ValueError(
+                f"decoding.mc_scoring 'letters' needs option-letter probabilities, which the "
+                f"openai backend of {no_letters[0]!r} does not give; use 'both' or 'generation'"
+            )
         return self
 
     def baseline_variants(self) -> dict[str, str]:
