@@ -134,7 +134,9 @@ class LlamaCppBackend:
             text = text.lstrip().split("\n", 1)[0]
         timing = Timing(
             prompt_tokens=int(perf.n_p_eval),
-            generated_tokens=int(perf.n_eval) + 1,  # sampled: each decoded token + the last
+            # sampled: each decoded token + the last; llama-cpp-python also decodes the last
+            # sampled token when max_tokens cuts the reply, hence the cap
+            generated_tokens=min(int(perf.n_eval) + 1, request.max_tokens),
             wall_s=wall,
             prompt_eval_s=float(perf.t_p_eval_ms) / 1000.0,
             decode_s=float(perf.t_eval_ms) / 1000.0,
