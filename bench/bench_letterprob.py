@@ -111,8 +111,8 @@ def speed(path: Path, items: list[MCItem], threads: int, skip: set[str]) -> dict
             "s_per_item_median": statistics.median(walls[m]),
             "generated_tokens_mean": statistics.mean(tokens[m]),
             "accuracy": statistics.mean(a == g for a, g in zip(letters[m], gold, strict=True)),
-            "same_letter_as_letters_mode": statistics.mean(
-                a == b for a, b in zip(letters[m], letters["letters"], strict=True)
+            "same_letter_as_separate_pass": statistics.mean(
+                a == b for a, b in zip(letters[m], letters["separate_pass"], strict=True)
             ),
         }
         for m in names
