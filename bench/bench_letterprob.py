@@ -39,14 +39,6 @@ from quantmatrix.tasks.multiple_choice import render_prompt
 MODELS = {"smollm2": "smollm2-135m-instruct", "qwen05": "qwen2.5-coder-0.5b-instruct"}
 
 
-def _llama(path: Path, threads: int, logits_all: bool, n_ctx: int) -> Any:
-    import llama_cpp
-
-    return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=min(512, n_ctx),
-                           n_threads=threads, n_threads_batch=threads, logits_all=logits_all,
-                           verbose=False)  # fmt: skip
-
-
 MODES = {
     # name: (max_tokens, stop at the end of the answer line, keep the letter probabilities)
     "generation_published": (256, False, False),  # the published study's budget, no line stop
@@ -84,7 +76,7 @@ def _separate_pass(llm: Any, item: MCItem) -> tuple[float, str | None, int]:
 def speed(path: Path, items: list[MCItem], threads: int, skip: set[str]) -> dict[str, Any]:
     """Per-item wall time of each scoring mode, interleaved item by item on one loaded model."""
     backend = LlamaCppBackend(path, LlamaCppOptions(2048, threads, chat=True))
-    llm = _llama(path, threads, logits_all=False, n_ctx=2048)
+    llm = lg.load_llama(path, 2048, threads, logits_all=False)
     modes = [m for m in MODES if m not in skip]
 
     def run(mode: str, item: MCItem) -> tuple[float, str | None, int]:
@@ -141,8 +133,8 @@ def storage(
     base: Path, variant: Path, items: list[MCItem], threads: int, max_tokens: int, chunk: int,
     layouts: list[tuple[int, int]],
 ) -> dict[str, Any]:  # fmt: skip
-    b_llm = _llama(base, threads, logits_all=True, n_ctx=chunk)
-    v_llm = _llama(variant, threads, logits_all=True, n_ctx=chunk)
+    b_llm = lg.load_llama(base, chunk, threads, logits_all=True)
+    v_llm = lg.load_llama(variant, chunk, threads, logits_all=True)
     chunks = _corpus(b_llm, items, max_tokens, chunk)
     exact, approx, f16 = [], {km: [] for km in layouts}, []  # type: ignore[var-annotated]
     n_vocab = b_llm.n_vocab()

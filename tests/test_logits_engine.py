@@ -19,6 +19,7 @@ from quantmatrix.divergence_phase import KLD, DivergenceOptions, run_divergence
 from quantmatrix.models.gguf_info import read_info
 from quantmatrix.models.ladder import Variant, quantize_file
 from quantmatrix.runlog import read_rows
+from quantmatrix.scoring import divergence as dv
 from quantmatrix.scoring import logits as lg
 from quantmatrix.tasks.multiple_choice import letter_stats, render_prompt
 from tests.tiny_model import write_tiny_llama
@@ -51,16 +52,7 @@ def _variant(level: str, path: Path) -> Variant:
 
 
 def _llm(path: Path, logits_all: bool = False, n_ctx: int = 512) -> Any:
-    import llama_cpp
-
-    return llama_cpp.Llama(
-        model_path=str(path),
-        n_ctx=n_ctx,
-        n_threads=THREADS,
-        n_threads_batch=THREADS,
-        logits_all=logits_all,
-        verbose=False,
-    )
+    return lg.load_llama(path, n_ctx, THREADS, logits_all)
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +94,13 @@ def test_letter_probs_sum_below_one_and_deterministic(ladder: dict[str, Path]) -
     assert np.allclose(first, results[2], rtol=1e-3)  # last row of llm.scores
 
 
-def test_token_logprobs_forms(ladder: dict[str, Path]) -> None:
+def test_stored_baseline_forms(ladder: dict[str, Path]) -> None:
     llm = _llm(ladder["F16"], logits_all=True, n_ctx=64)
     tokens = llm.tokenize(b"The quick brown fox jumps over the lazy dog.", add_bos=False)
-    top = lg.token_logprobs(llm, tokens, top_k=8)
-    full = lg.token_logprobs(llm, tokens, top_k=None)
+    stored = dv.compress_chunk(lg.token_logits(llm, tokens), tokens, 8, keep_f16=True)
     llm.close()
-    assert isinstance(top, lg.TopK) and top.ids.shape == (len(tokens), 8)
+    top, full = stored.top, stored.full_f16
+    assert isinstance(top, dv.TopK) and top.ids.shape == (len(tokens), 8)
     assert isinstance(full, np.ndarray) and full.dtype == np.float16
     assert np.array_equal(top.top1, np.argmax(full, axis=-1))
 

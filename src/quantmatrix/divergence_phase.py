@@ -59,27 +59,11 @@ Event = Callable[[str], None]
 
 @contextmanager
 def _load(path: Path, options: DivergenceOptions, logits_all: bool, n_ctx: int) -> Iterator[Any]:
-    import llama_cpp
-
-    threads = options.threads or os.cpu_count() or 1
-    llm = llama_cpp.Llama(
-        model_path=str(path),
-        n_ctx=n_ctx,
-        n_batch=min(n_ctx, 512),
-        n_threads=threads,
-        n_threads_batch=threads,
-        logits_all=logits_all,
-        verbose=False,
-    )
+    llm = lg.load_llama(path, n_ctx, options.threads, logits_all)
     try:
         yield llm
     finally:
         llm.close()
-
-
-def _variant_fields(variant: Variant, baseline: str) -> dict[str, Any]:
-    return {"variant": variant.id, "model": variant.model, "level": variant.level,
-            "baseline": baseline}  # fmt: skip
 
 
 def baseline_path(run_dir: Path, model: str) -> Path:
@@ -147,7 +131,10 @@ def kld_row(
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "kind": "kld",
-        **_variant_fields(variant, baseline),
+        "variant": variant.id,
+        "model": variant.model,
+        "level": variant.level,
+        "baseline": baseline,
         "corpus_sha256": meta["corpus_sha256"],
         "corpus_source": meta["corpus_source"],
         "chunk": index,
@@ -162,9 +149,11 @@ def kld_row(
     }
 
 
-def _done_chunks(run_dir: Path, variant: str, digest: str) -> set[int]:
-    rows = read_rows(run_dir / KLD).rows
-    return {r["chunk"] for r in rows if r["variant"] == variant and r["corpus_sha256"] == digest}
+Done = set[tuple[str, str, int]]  # (variant, corpus digest, chunk) already in kld.jsonl
+
+
+def _done_chunks(run_dir: Path) -> Done:
+    return {(r["variant"], r["corpus_sha256"], r["chunk"]) for r in read_rows(run_dir / KLD).rows}
 
 
 def _store_meta(
@@ -206,12 +195,11 @@ def _baseline_store(
 
 
 def _kld_pass(
-    run_dir: Path, variant: Variant, store: BaselineStore, log: AppendLog,
-    options: DivergenceOptions,
-) -> int:  # fmt: skip
+    variant: Variant, store: BaselineStore, done: Done, log: AppendLog, options: DivergenceOptions
+) -> int:
     assert variant.path is not None
-    done = _done_chunks(run_dir, variant.id, store.meta["corpus_sha256"])
-    todo = [i for i in range(len(store.chunks)) if i not in done]
+    digest = store.meta["corpus_sha256"]
+    todo = [i for i in range(len(store.chunks)) if (variant.id, digest, i) not in done]
     if not todo:
         return 0
     with _load(variant.path, options, True, options.chunk_tokens) as llm:
@@ -261,11 +249,12 @@ def run_divergence(
     if not options.kld or not text.strip():
         return outcome
     with AppendLog(run_dir / KLD) as kld:
+        done = _done_chunks(run_dir)  # after AppendLog has cut a torn last line
         for members in groups.values():
             base = members[0]
             say(f"baseline logits {base.id}")
             store = _baseline_store(run_dir, base, text, options)
             for variant in members:
                 say(f"token KL {variant.id}")
-                outcome.kld_rows += _kld_pass(run_dir, variant, store, kld, options)
+                outcome.kld_rows += _kld_pass(variant, store, done, kld, options)
     return outcome

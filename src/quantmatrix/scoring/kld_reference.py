@@ -19,6 +19,7 @@ import importlib.util
 import os
 import re
 import subprocess
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,21 +105,11 @@ def run_reference(
 def reference_chunks(llm: Any, text: str, ctx: int) -> list[list[int]]:
     """llama-perplexity's chunks of ``text``: whole ``ctx``-token pieces, BOS over the first."""
     tokens = list(llm.tokenize(text.encode("utf-8"), add_bos=True, special=False))
-    add_bos = bool(llm._model.add_bos_token()) and llm.token_bos() != -1
-    chunks = []
-    for start in range(0, len(tokens) - ctx + 1, ctx):
-        chunk = tokens[start : start + ctx]
-        if add_bos:
-            chunk[0] = llm.token_bos()
-        chunks.append(chunk)
-    return chunks
-
-
-def _load(path: Path, ctx: int, threads: int) -> Any:
-    import llama_cpp
-
-    return llama_cpp.Llama(model_path=str(path), n_ctx=ctx, n_batch=ctx, n_threads=threads,
-                           n_threads_batch=threads, logits_all=True, verbose=False)  # fmt: skip
+    bos = lg.bos_tokens(llm)
+    return [
+        bos + tokens[start + len(bos) : start + ctx]
+        for start in range(0, len(tokens) - ctx + 1, ctx)
+    ]
 
 
 def _mean_se(x: np.ndarray[Any, Any]) -> tuple[float, float]:
@@ -131,10 +122,12 @@ def pipeline_on_reference_chunks(
 ) -> dict[str, Any]:  # fmt: skip
     """The divergence phase's KL (compact baseline rows) and the exact full-row KL on the rows
     llama-perplexity scores, with the mean's standard error and the same-top rate."""
-    b, v = _load(base, ctx, threads), _load(variant, ctx, threads)
     rows = slice(ctx // 2, ctx - 1)
     compact, exact, same = [], [], []
-    try:
+    with (
+        closing(lg.load_llama(base, ctx, threads, logits_all=True, n_batch=ctx)) as b,
+        closing(lg.load_llama(variant, ctx, threads, logits_all=True, n_batch=ctx)) as v,
+    ):
         chunks = reference_chunks(b, text, ctx)
         for i, chunk in enumerate(chunks):
             base_logits = lg.token_logits(b, chunk)
@@ -145,9 +138,6 @@ def pipeline_on_reference_chunks(
             same.append(cmp.top1[rows] == stored.top.top1[rows])
             lp, lq = dv.log_softmax(base_logits[rows]), dv.log_softmax(var_logits[rows])
             exact.append(dv.kl_logprobs(lp, lq))
-    finally:
-        b.close()
-        v.close()
     if not chunks:
         raise ValueError(f"the text is shorter than one chunk of {ctx} tokens")
     kl_c, kl_e, top = (np.concatenate(x) for x in (compact, exact, same))

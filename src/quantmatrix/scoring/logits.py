@@ -21,6 +21,7 @@ option letters) says how much of the next-token mass the letters hold.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,28 @@ import numpy.typing as npt
 from scipy import special
 
 from quantmatrix.data.benchmarks import MCItem
-from quantmatrix.scoring.divergence import (
-    F64,
-    TopK,
-    f16_rows,
-    log_softmax,
-    topk_compress,
-)
+from quantmatrix.scoring.divergence import log_softmax
 
 LETTER_FORMS = ("{}", " {}")
-BLOCK_ROWS = 32  # rows per float64 log-softmax block (bounds memory on 150k-token vocabularies)
+
+
+def load_llama(
+    path: Path, n_ctx: int, threads: int | None, logits_all: bool, n_batch: int | None = None
+) -> Any:
+    """A quiet ``llama_cpp.Llama`` for direct evaluation (``threads`` None: all cores;
+    ``n_batch`` None: the context, at most 512)."""
+    import llama_cpp
+
+    n = threads or os.cpu_count() or 1
+    batch = n_batch or min(n_ctx, 512)
+    return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=batch,
+                           n_threads=n, n_threads_batch=n, logits_all=logits_all,
+                           verbose=False)  # fmt: skip
+
+
+def bos_tokens(llm: Any) -> list[int]:
+    """[BOS] when the model's vocabulary adds one, else []."""
+    return [llm.token_bos()] if llm._model.add_bos_token() and llm.token_bos() != -1 else []
 
 
 def letter_token_ids(llm: Any, n_letters: int) -> list[tuple[int, ...]]:
@@ -100,10 +113,9 @@ def prompt_tokens(llm: Any, prompt: str, chat: bool) -> list[int]:
                 result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
             )
         )
-    bos = [llm.token_bos()] if llm._model.add_bos_token() and llm.token_bos() != -1 else []
     body = list(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
     eos = [llm.token_eos()] if llm._model.add_eos_token() else []
-    return bos + body + eos
+    return bos_tokens(llm) + body + eos
 
 
 def _eval(llm: Any, tokens: Sequence[int]) -> None:
@@ -140,7 +152,7 @@ def letter_probs_from_logits(
     logits: npt.NDArray[np.floating[Any]], letter_ids: Sequence[Sequence[int]]
 ) -> npt.NDArray[np.float64]:
     """Per option letter, the summed probability of its token forms, from one logits row."""
-    logp = log_softmax(np.asarray(logits, dtype=np.float32))
+    logp = log_softmax(logits)
     return np.array([np.exp(special.logsumexp(logp[list(ids)])) for ids in letter_ids])
 
 
@@ -150,23 +162,6 @@ def token_logits(llm: Any, tokens: Sequence[int]) -> npt.NDArray[np.float32]:
         raise ValueError("token_logits needs a Llama created with logits_all=True")
     _eval(llm, tokens)
     return np.array(llm.scores[: len(tokens)], dtype=np.float32)
-
-
-def logprob_blocks(logits: npt.NDArray[np.float32], block: int = BLOCK_ROWS) -> list[F64]:
-    """Full-vocabulary float64 log-softmax rows, a block of rows at a time."""
-    return [log_softmax(logits[i : i + block]) for i in range(0, len(logits), block)]
-
-
-def token_logprobs(
-    llm: Any, tokens: Sequence[int], top_k: int | None = 32, tail_samples: int = 0, seed: int = 0
-) -> TopK | npt.NDArray[np.float16]:
-    """Log-prob rows for every position: compact top-k with the remainder mass (``top_k``; and
-    ``tail_samples`` seeded samples of the tail), or full rows as float16 (``top_k=None``)."""
-    blocks = logprob_blocks(token_logits(llm, tokens))
-    if top_k is None:
-        return np.concatenate([f16_rows(b) for b in blocks])
-    rng = np.random.default_rng(seed)
-    return TopK.concat([topk_compress(b, top_k, tail_samples, rng) for b in blocks])
 
 
 def corpus_text(items: Sequence[MCItem], corpus_path: Path | None = None) -> str:
@@ -185,7 +180,7 @@ def corpus_chunks(llm: Any, text: str, max_tokens: int, chunk_tokens: int) -> li
     starts with BOS when the model's vocabulary adds one."""
     body = list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
     body = body[:max_tokens]
-    bos = [llm.token_bos()] if llm._model.add_bos_token() and llm.token_bos() != -1 else []
+    bos = bos_tokens(llm)
     step = chunk_tokens - len(bos)
     chunks = [bos + body[i : i + step] for i in range(0, len(body), step)]
     return [c for c in chunks if len(c) >= 2]
