@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from quantmatrix.levels import RANK, check_level
 
+MCScoring = Literal["generation", "letters", "both"]  # see tasks/multiple_choice.py
+
 
 class ConfigError(ValueError):
     """A study config that cannot be used; the message is one line and says how to fix it."""
@@ -138,7 +140,7 @@ class Decoding(_Strict):
         default=32, ge=1, description="multiple-choice budget; the published study used 256"
     )
     mc_stop_at_line_end: bool = True
-    mc_scoring: Literal["generation", "letters", "both"] = Field(
+    mc_scoring: MCScoring = Field(
         default="both",
         description="multiple choice: 'generation' answers as published (the letter is read "
         "from the reply); 'letters' takes the most probable option letter at the answer "

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from scipy import stats
 
 from quantmatrix.levels import RANK
-from quantmatrix.scoring.divergence import kl_probs
+from quantmatrix.scoring.divergence import argmax_agreement, kl_probs
 
 Row = dict[str, Any]
 
@@ -86,8 +86,8 @@ def letter_summary(rows: Sequence[Row], n_boot: int = 2000, seed: int = 0) -> di
             "letter_kl_p50": _pct(kl, 50) if kl.size else None,
             "letter_kl_p90": _pct(kl, 90) if kl.size else None,
             "letter_kl_p99": _pct(kl, 99) if kl.size else None,
-            "argmax_agreement": float(
-                np.mean([items[i]["pred"] == base[i]["pred"] for i in shared])
+            "argmax_agreement": argmax_agreement(
+                [base[i]["pred"] for i in shared], [items[i]["pred"] for i in shared]
             )
             if shared
             else None,

@@ -10,10 +10,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from quantmatrix.config import MCScoring
 from quantmatrix.data.benchmarks import MCItem
 from quantmatrix.scoring.divergence import entropy_probs
 from quantmatrix.scoring.letters import extract_letter, raw_exact_match
@@ -35,9 +36,6 @@ def render_prompt(item: MCItem) -> str:
         f"Reply with only the letter (A-{last}) of the correct answer.\n\n"
         f"{item.question.strip()}\n{options}\nAnswer:"
     )
-
-
-MCScoring = Literal["generation", "letters", "both"]
 
 
 def to_sample(

@@ -43,7 +43,7 @@ def _samples(spec: TaskSpec, study: Study) -> list[Sample]:
 
 
 def mc_items(study: Study) -> list[MCItem]:
-    """The multiple-choice items of the study (for the letter-probability and KL phase)."""
+    """The multiple-choice items of the study (their text is the default KL corpus)."""
     return [
         item
         for spec in study.tasks
