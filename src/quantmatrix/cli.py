@@ -135,6 +135,23 @@ def quantize(
         )
 
 
+@app.command()
+def doctor(
+    cache: Annotated[Path | None, typer.Option(help="model and ladder cache folder")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the facts as JSON")] = False,
+    no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the engine probe")] = False,
+) -> None:
+    """One screen about this machine's engine and assets, to paste into a bug report."""
+    import json
+
+    from quantmatrix.doctor import collect, render
+    from quantmatrix.models.sources import default_cache
+
+    facts = collect(cache or default_cache(), probe=not no_probe)
+    text = json.dumps(facts, indent=2) if as_json else render(facts)
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 register_decision_commands(app)
 
 

@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from quantmatrix.levels import RANK, check_level
 
 MCScoring = Literal["generation", "letters", "both"]  # see tasks/multiple_choice.py
+# layers offloaded to the GPU by the embedded engine: a count, or "all"; unset: all layers when
+# the llama.cpp build has a GPU backend, else 0
+GpuLayers = Annotated[int, Field(ge=0)] | Literal["all"]
+
+
+ADDED_FIELDS = ("gpu_layers",)  # see Study.config_hash
 
 
 class ConfigError(ValueError):
@@ -45,6 +51,9 @@ class ModelSpec(_Strict):
         "from source as a family, e.g. llama3.2:1b-instruct -> llama3.2:1b-instruct-q4_K_M",
     )
     in_flight: int = Field(default=1, ge=1, description="requests in flight (servers only)")
+    gpu_layers: GpuLayers | None = Field(
+        default=None, description="llamacpp only; overrides the study's gpu_layers"
+    )
 
     @model_validator(mode="after")
     def _check_levels(self) -> ModelSpec:
@@ -61,6 +70,11 @@ class ModelSpec(_Strict):
         missing = [lv for lv in self.levels if self.tags is not None and lv not in self.tags]
         if missing and self.backend in ("ollama", "openai"):
             raise ValueError(f"model {self.name!r}: tags lack level(s) {', '.join(missing)}")
+        if self.gpu_layers is not None and self.backend != "llamacpp":
+            raise ValueError(
+                f"model {self.name!r}: gpu_layers applies to the embedded llamacpp backend; "
+                f"a {self.backend} server decides its own offload, so remove it here"
+            )
         if self.baseline is not None and self.baseline not in self.levels:
             raise ValueError(
                 f"model {self.name!r}: baseline {self.baseline!r} is not among its levels "
@@ -175,6 +189,11 @@ class Study(_Strict):
     cost_per_hour: float = Field(default=0.035, ge=0.0)
     context_length: int = Field(default=2048, ge=128)
     threads: int | None = Field(default=None, ge=1, description="default: all cores")
+    gpu_layers: GpuLayers | None = Field(
+        default=None,
+        description="embedded engine: layers offloaded to the GPU, a count or 'all'; default: "
+        "all when the llama.cpp build has a GPU backend, else 0",
+    )
     selection_seed: int = 42
 
     @model_validator(mode="after")
@@ -190,13 +209,27 @@ class Study(_Strict):
             )
         return self
 
+    def gpu_layers_for(self, spec: ModelSpec) -> int | None:
+        """The model's GPU layers for llama.cpp (-1: all), or None for the build's default."""
+        chosen = spec.gpu_layers if spec.gpu_layers is not None else self.gpu_layers
+        return -1 if chosen == "all" else chosen
+
     def baseline_variants(self) -> dict[str, str]:
         """Per model name, the id of its baseline variant (``model@level``)."""
         return {m.name: f"{m.name}@{m.baseline_level}" for m in self.models}
 
     def config_hash(self) -> str:
-        """SHA-256 of the canonical JSON of everything that changes what is measured."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of the canonical JSON of everything that changes what is measured.
+
+        Fields added after runs already existed (``ADDED_FIELDS``) count only when set, so a run
+        started before they existed keeps its hash and resumes.
+        """
+        data = self.model_dump(mode="json")
+        for holder in (data, *data["models"]):
+            for name in ADDED_FIELDS:
+                if holder.get(name, 0) is None:
+                    del holder[name]
+        payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -215,9 +248,33 @@ def parse_study(data: Any, origin: str = "config") -> Study:
             f"{origin}: expected a mapping at the top level, got {type(data).__name__}"
         )
     try:
-        return Study.model_validate(data)
+        study = Study.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: {_first_error(exc)}") from None
+    _check_gpu_offload(study, origin)
+    return study
+
+
+def _check_gpu_offload(study: Study, origin: str) -> None:
+    """GPU layers asked of a llama.cpp build without a GPU backend: refused before anything runs.
+
+    Checked for the user's file only (not when a finished run's manifest is read back), since a
+    GPU run's log may be reported on a machine without a GPU.
+    """
+    asked = [(m.name, study.gpu_layers_for(m)) for m in study.models if m.backend == "llamacpp"]
+    wanting = [(name, n) for name, n in asked if n]
+    if not wanting:
+        return
+    from quantmatrix.engine.build import supports_gpu_offload
+
+    if supports_gpu_offload():
+        return
+    name, n = wanting[0]
+    layers = "all" if n == -1 else n
+    raise ConfigError(
+        f"{origin}: gpu_layers {layers} for model {name!r}, but this llama-cpp-python build has "
+        "no GPU backend; rebuild it with `make GPU=cuda install` (or vulkan), or set gpu_layers: 0"
+    )
 
 
 def load_study(path: Path) -> Study:

@@ -46,6 +46,7 @@ class DivergenceOptions:
     keep_f16: bool = False  # also store float16 full rows; the KL then comes from them
     corpus_path: Path | None = None  # a local UTF-8 text file instead of the items' text
     kld: bool = True
+    gpu_layers: Mapping[str, int | None] = field(default_factory=dict)  # model -> layers
 
 
 @dataclass
@@ -58,8 +59,12 @@ Event = Callable[[str], None]
 
 
 @contextmanager
-def _load(path: Path, options: DivergenceOptions, logits_all: bool, n_ctx: int) -> Iterator[Any]:
-    llm = lg.load_llama(path, n_ctx, options.threads, logits_all)
+def _load(v: Variant, options: DivergenceOptions, logits_all: bool, n_ctx: int) -> Iterator[Any]:
+    from quantmatrix.engine.settings import machine_settings
+
+    assert v.path is not None
+    engine = machine_settings(options.gpu_layers.get(v.model))
+    llm = lg.load_llama(v.path, n_ctx, options.threads, logits_all, engine=engine)
     try:
         yield llm
     finally:
@@ -178,7 +183,7 @@ def _baseline_store(
 ) -> BaselineStore:
     """Load the model's stored baseline rows, or compute and save them (atomically)."""
     assert base.path is not None
-    with _load(base.path, options, True, options.chunk_tokens) as llm:
+    with _load(base, options, True, options.chunk_tokens) as llm:
         chunks = lg.corpus_chunks(llm, text, options.corpus_tokens, options.chunk_tokens)
         meta = _store_meta(base, chunks, options)
         path = baseline_path(run_dir, base.model)
@@ -202,7 +207,7 @@ def _kld_pass(
     todo = [i for i in range(len(store.chunks)) if (variant.id, digest, i) not in done]
     if not todo:
         return 0
-    with _load(variant.path, options, True, options.chunk_tokens) as llm:
+    with _load(variant, options, True, options.chunk_tokens) as llm:
         for i in todo:
             tokens = store.chunks[i]
             cmp = dv.compare_chunk(store.stored[i], lg.token_logits(llm, tokens), tokens)

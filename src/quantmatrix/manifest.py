@@ -113,6 +113,14 @@ def record_sources(
     write_json_atomic(out / MANIFEST, manifest)
 
 
+def record_environment(out: Path, manifest: dict[str, Any], cache: Path, probe: bool) -> None:
+    """The doctor's facts for this session (the engine probe too when the study uses it)."""
+    from quantmatrix.doctor import collect
+
+    manifest["environment"] = collect(cache, probe=probe)
+    write_json_atomic(out / MANIFEST, manifest)
+
+
 def manifest_problems(out: Path) -> list[str]:
     """Re-hash every variant file the manifest names; list what no longer matches."""
     from quantmatrix.models.sources import sha256_file

@@ -17,7 +17,7 @@ from rich.progress import TaskID
 
 from quantmatrix.backends.base import Backend, BackendError, GenerationRequest
 from quantmatrix.config import ModelSpec, Study
-from quantmatrix.manifest import prepare_run_dir, record_sources
+from quantmatrix.manifest import prepare_run_dir, record_environment, record_sources
 from quantmatrix.models.ladder import Variant, build_level
 from quantmatrix.models.sources import ResolvedSource, default_cache, resolve_source, sha256_file
 from quantmatrix.progress import console, make_progress
@@ -84,8 +84,21 @@ def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
 
     assert variant.path is not None and variant.info is not None
     chat = spec.chat if spec.chat is not None else variant.info.has_chat_template
-    options = LlamaCppOptions(study.context_length, study.threads, chat, study.decoding.seed)
+    from quantmatrix.engine.probe import EngineError
+    from quantmatrix.engine.settings import machine_settings
+
+    try:
+        engine = machine_settings(study.gpu_layers_for(spec))
+    except EngineError as exc:
+        raise BackendError(str(exc)) from None
+    options = LlamaCppOptions(
+        study.context_length, study.threads, chat, study.decoding.seed, engine=engine
+    )
     return LlamaCppBackend(variant.path, options)
+
+
+def _uses_engine(study: Study) -> bool:
+    return any(m.backend == "llamacpp" for m in study.models)
 
 
 def _threads(study: Study) -> int:
@@ -234,6 +247,7 @@ def run_study(
     """
     out = options.out
     manifest = prepare_run_dir(study, out, options.force_new)
+    record_environment(out, manifest, options.cache, _uses_engine(study))
     samples = plan_samples(study)
     sources, variants = build_variants(study, options.cache, options.show_progress)
     digests = [(v, sha256_file(v.path, options.cache) if v.path else None) for _, v in variants]
@@ -296,6 +310,7 @@ def run_divergence_phase(
         tail_samples=spec.tail_samples,
         corpus_path=spec.corpus_path,
         kld=spec.kld,
+        gpu_layers={m.name: study.gpu_layers_for(m) for m in study.models},
     )
     baselines = study.baseline_variants()
     say = (lambda msg: console.print(msg, highlight=False)) if show_progress else None

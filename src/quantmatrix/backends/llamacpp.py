@@ -29,6 +29,8 @@ from quantmatrix.backends.base import (
     Timing,
 )
 from quantmatrix.backends.memory import RSSSampler
+from quantmatrix.engine.gpu import GpuMemory, NvmlReader
+from quantmatrix.engine.load import EngineSettings, open_llama
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class LlamaCppOptions:
     threads: int | None = None
     chat: bool = True
     seed: int = 42
+    engine: EngineSettings | None = None  # None: this machine's (engine.settings)
 
 
 def _chunk_text(chunk: Any, chat: bool) -> str:
@@ -70,23 +73,29 @@ class LlamaCppBackend:
             logprobs=True, letter_probs=True, max_in_flight=1, native_timing=True
         )
         self._letter_ids: dict[int, list[tuple[int, ...]]] = {}
+        self.engine = options.engine or _machine_settings()
+        self._nvml = NvmlReader() if self.engine.offloaded else None
+        self._gpu_before = self._nvml.read() if self._nvml else None
+        self._gpu_last: GpuMemory | None = None
+        self._vram_peak: int | None = None
         self._sampler = RSSSampler().start()
         threads = options.threads or os.cpu_count() or 1
         started = time.perf_counter()
         try:
-            self.llm: Any = llama_cpp.Llama(
-                model_path=str(model_path),
+            self.llm: Any = open_llama(
+                model_path,
+                self.engine,
                 n_ctx=options.context_length,
                 n_threads=threads,
                 n_threads_batch=threads,
                 seed=options.seed,
-                verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
             self._sampler.stop()
             raise BackendError(f"llama.cpp could not load {model_path}: {exc}") from None
         self.load_s = time.perf_counter() - started
         self.path = model_path
+        self._track_gpu()
 
     def _stream(self, request: GenerationRequest, capture: _FirstLogits | None) -> Iterator[Any]:
         common: dict[str, Any] = {
@@ -170,16 +179,54 @@ class LlamaCppBackend:
             "context_length": self.options.context_length,
             "chat_template": self.options.chat,
             "load_s": self.load_s,
+            "engine_settings": self.engine.as_dict(),
         }
+
+    def _track_gpu(self) -> None:
+        """Read this process's GPU memory now and keep the highest figure seen."""
+        if self._nvml is None:
+            return
+        self._gpu_last = self._nvml.read()
+        used = gpu_bytes(self._gpu_last, self._gpu_before)
+        if used is not None:
+            self._vram_peak = max(self._vram_peak or 0, used)
 
     def memory(self) -> MemoryReading | None:
         self._sampler.sample()
+        extra: dict[str, Any] = {"rss_before_load": self._sampler.before,
+                                 "offloaded": self.engine.offloaded}  # fmt: skip
+        self._track_gpu()
+        if self._gpu_last is not None:
+            extra["gpu"] = self._gpu_last.as_dict()
+            extra["vram_bytes"] = self._vram_peak  # None: not measured, never 0 for unknown
         return MemoryReading(
             peak_bytes=self._sampler.peak,
             source="process RSS peak (psutil, sampled every 50 ms)",
-            extra={"rss_before_load": self._sampler.before},
+            extra=extra,
         )
 
     def close(self) -> None:
         self._sampler.stop()
         self.llm.close()
+
+
+def gpu_bytes(reading: GpuMemory, before: GpuMemory | None) -> int | None:
+    """GPU memory this process holds: NVML's per-process figure, else the growth of the
+    devices' used memory since before the model loaded; None when NVML could not be read."""
+    if not reading.measured:
+        return None
+    if reading.process_bytes is not None:
+        return reading.process_bytes
+    if before is None or not before.measured or reading.device_used_bytes is None:
+        return None
+    return max(0, reading.device_used_bytes - (before.device_used_bytes or 0))
+
+
+def _machine_settings() -> EngineSettings:
+    from quantmatrix.engine.probe import EngineError
+    from quantmatrix.engine.settings import machine_settings
+
+    try:
+        return machine_settings()
+    except EngineError as exc:
+        raise BackendError(str(exc)) from None

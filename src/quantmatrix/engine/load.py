@@ -1,0 +1,76 @@
+"""Loading a model into llama.cpp with this machine's engine settings.
+
+Every ``llama_cpp.Llama`` the project creates (the embedded backend, the KL phase) goes through
+:func:`open_llama`, so GPU offload and the extra CPU buffer types are set in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ALL_LAYERS = -1  # llama-cpp-python: -1 offloads every layer
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How llama.cpp runs a model here.
+
+    ``gpu_layers``: layers offloaded to the GPU (-1 all, 0 none). ``extra_bufts``: llama.cpp's
+    extra CPU buffer types (AMX, the CPU repack of Q4_0/Q4_K/IQ4_NL/... weights), turned off
+    only where the engine probe saw them crash (see :mod:`quantmatrix.engine.probe`).
+    """
+
+    gpu_layers: int = 0
+    extra_bufts: bool = True
+    reason: str = "default"
+
+    @property
+    def offloaded(self) -> bool:
+        return self.gpu_layers != 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"gpu_layers": self.gpu_layers, "extra_bufts": self.extra_bufts,
+                "reason": self.reason}  # fmt: skip
+
+
+_PATCH_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _model_defaults(extra_bufts: bool) -> Iterator[None]:
+    """``Llama.__init__`` starts from ``llama_model_default_params()`` and exposes no
+    ``use_extra_bufts`` argument, so the default is wrapped while one model loads."""
+    from llama_cpp import llama_cpp as lib
+
+    if extra_bufts:  # llama.cpp's own default
+        yield
+        return
+    with _PATCH_LOCK:
+        original = lib.llama_model_default_params
+
+        def patched() -> Any:
+            params = original()
+            params.use_extra_bufts = False
+            return params
+
+        lib.llama_model_default_params = patched
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = original
+
+
+def open_llama(path: Path, settings: EngineSettings, **kwargs: Any) -> Any:
+    """A quiet ``llama_cpp.Llama`` for ``path`` under ``settings`` (``kwargs``: context,
+    threads, batch, ... as ``Llama`` takes them)."""
+    import llama_cpp
+
+    with _model_defaults(settings.extra_bufts):
+        return llama_cpp.Llama(
+            model_path=str(path), n_gpu_layers=settings.gpu_layers, verbose=False, **kwargs
+        )
