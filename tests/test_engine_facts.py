@@ -4,7 +4,6 @@ a fake NVML, gpu_layers in the config, the decision's memory column for offloade
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +15,8 @@ from quantmatrix.engine import build as engine_build
 from quantmatrix.engine.cpu import cmake_args, cpu_flags
 from quantmatrix.engine.gpu import NvmlReader
 from tests.conftest import fake_study_dict
+from tests.fake_nvml import FakeNvml
+from tests.fake_nvml import gpu as _gpu
 
 AMX_VM = frozenset(
     [
@@ -82,41 +83,6 @@ def test_system_info_parsed_per_backend() -> None:
     text = "CPU : SSE3 = 1 | AVX2 = 1 | AMX_INT8 = 1 | REPACK = 1 | CUDA : ARCHS = 900 | "
     parsed = engine_build.parse_system_info(text)
     assert parsed["CPU"]["AMX_INT8"] == "1" and parsed["CUDA"]["ARCHS"] == "900"
-
-
-class FakeNvml:
-    """The functions of pynvml that NvmlReader calls, over a scripted device list."""
-
-    def __init__(self, devices: list[dict[str, Any]], fail: str | None = None) -> None:
-        self.devices, self.fail, self.shutdown = devices, fail, 0
-
-    def nvmlInit(self) -> None:
-        if self.fail == "init":
-            raise RuntimeError("NVML Shared Library Not Found")
-
-    def nvmlShutdown(self) -> None:
-        self.shutdown += 1
-
-    def nvmlDeviceGetCount(self) -> int:
-        return len(self.devices)
-
-    def nvmlDeviceGetHandleByIndex(self, i: int) -> dict[str, Any]:
-        return self.devices[i]
-
-    def nvmlDeviceGetMemoryInfo(self, h: dict[str, Any]) -> Any:
-        if self.fail == "memory":
-            raise RuntimeError("GPU is lost")
-        return SimpleNamespace(total=h["total"], used=h["used"], free=h["total"] - h["used"])
-
-    def nvmlDeviceGetName(self, h: dict[str, Any]) -> bytes:
-        return str(h["name"]).encode()
-
-    def nvmlDeviceGetComputeRunningProcesses(self, h: dict[str, Any]) -> list[Any]:
-        return [SimpleNamespace(pid=pid, usedGpuMemory=b) for pid, b in h["procs"]]
-
-
-def _gpu(used: int, procs: list[tuple[int, int | None]]) -> dict[str, Any]:
-    return {"name": "NVIDIA H200", "total": 141 * 10**9, "used": used, "procs": procs}
 
 
 def test_nvml_reports_this_process_only() -> None:

@@ -21,6 +21,7 @@ from quantmatrix.backends.llamacpp import LlamaCppBackend, LlamaCppOptions
 from quantmatrix.cli import app
 from quantmatrix.engine import probe, settings
 from quantmatrix.engine.build import parse_system_info, system_info
+from quantmatrix.engine.gpu import GpuMemory, NvmlReader
 from quantmatrix.models.ladder import build_ladder_files
 from tests.tiny_model import write_tiny_llama
 
@@ -112,3 +113,40 @@ def test_doctor_names_versions_paths_and_assets(tmp_path: Path) -> None:
     facts = json.loads(CliRunner().invoke(app, ["doctor", "--json", "--no-probe"]).output)
     assert facts["build"]["llama_cpp_python"] == "0.3.36"
     assert any(d["kind"] == "cpu" for d in facts["build"]["devices"])
+
+
+def test_offloaded_backend_reports_vram_from_nvml_into_the_decision(
+    tiny_quants: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gpu_layers on (harmless on a CPU build): the backend reads NVML before and after load;
+    here a fake NVML says this process holds 1.5 GB, and the decision's memory row uses it."""
+    from quantmatrix.backends import llamacpp
+    from quantmatrix.decision.memory import memory_row
+    from quantmatrix.engine.load import EngineSettings
+    from tests.fake_nvml import FakeNvml, gpu
+
+    held = 15 * 10**8
+    readers = iter([[gpu(10**9, [])], [gpu(10**9 + held, [(os.getpid(), held)])]])
+
+    def reader() -> NvmlReader:
+        devices = next(readers, None) or [gpu(10**9 + held, [(os.getpid(), held)])]
+        return NvmlReader(FakeNvml(devices))
+
+    class Script:
+        def read(self) -> GpuMemory:
+            return reader().read()
+
+    monkeypatch.setattr(llamacpp, "NvmlReader", Script)
+    engine = EngineSettings(gpu_layers=-1, extra_bufts=True)
+    backend = LlamaCppBackend(tiny_quants["Q8_0"], LlamaCppOptions(256, CORES, False, 42, engine))
+    try:
+        reading = backend.memory()
+    finally:
+        backend.close()
+    assert reading is not None and reading.extra["offloaded"] is True
+    assert reading.extra["vram_bytes"] == held
+    summary = {"variant": "t@Q8_0", "model": "t", "level": "Q8_0", "file": {"n_params": 10**7},
+               "memory": {"peak_bytes": reading.peak_bytes, "source": reading.source,
+                          **reading.extra}}  # fmt: skip
+    row = memory_row(summary)
+    assert row["used_bytes"] == held and row["rss_bytes"] == reading.peak_bytes
