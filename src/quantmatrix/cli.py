@@ -129,10 +129,12 @@ def verify(
     if repair:
         repaired = repair_run(run_dir)
         for fixed in repaired:
-            lines = ", ".join(str(n) for n in fixed.removed)
+            lines = ("line " if len(fixed.removed) == 1 else "lines ") + ", ".join(
+                str(n) for n in fixed.removed
+            )
             console.print(
                 escape(
-                    f"{fixed.name}: removed {len(fixed.removed)} row(s) (line {lines}); "
+                    f"{fixed.name}: removed {len(fixed.removed)} row(s) ({lines}); "
                     f"the old file is kept as {fixed.kept_as.name}"
                 ),
                 highlight=False,
