@@ -13,7 +13,7 @@ from quantmatrix.config import ModelSpec, Study, parse_study
 from quantmatrix.manifest import RunDirError
 from quantmatrix.models.ladder import Variant
 from quantmatrix.report.render import write_report
-from quantmatrix.runlog import SAMPLES, VARIANTS, read_rows
+from quantmatrix.runlog import KLD, SAMPLES, VARIANTS, AppendLog, read_rows
 from quantmatrix.study import RunOptions, run_study
 from quantmatrix.verify import verify_run
 from tests.conftest import fake_study_dict
@@ -114,6 +114,8 @@ def test_different_config_is_refused_unless_forced(tmp_path: Path, cache: Path) 
     a = parse_study(fake_study_dict())
     run_study(a, RunOptions(tmp_path, cache, show_progress=False), gold_script({})())
     before = (tmp_path / SAMPLES).read_bytes()
+    with AppendLog(tmp_path / KLD, "a" * 64) as kld:  # as a run with local files leaves it
+        kld.append({"variant": "m@F16", "corpus_sha256": "c", "chunk": 0})
     b = parse_study(fake_study_dict(warmup_runs=0))
     with pytest.raises(RunDirError, match="different study config"):
         run_study(b, RunOptions(tmp_path, cache, show_progress=False), gold_script({})())
@@ -123,6 +125,8 @@ def test_different_config_is_refused_unless_forced(tmp_path: Path, cache: Path) 
     )
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("previous-")]
     assert len(aside) == 1 and (aside[0] / SAMPLES).read_bytes() == before
+    assert (aside[0] / KLD).exists() and not (tmp_path / KLD).exists()
+    assert verify_run(tmp_path) == ([], [])  # no row of the old run is left in the new one
 
 
 def test_tampered_row_is_named_by_verify(tmp_path: Path, fake_study: Study, cache: Path) -> None:

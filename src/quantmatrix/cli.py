@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from quantmatrix.backends.base import BackendError
 from quantmatrix.cli_decide import register as register_decision_commands
@@ -18,19 +19,25 @@ from quantmatrix.models.gguf_info import GGUFError
 from quantmatrix.models.ladder import QuantizeError
 from quantmatrix.models.sources import SourceError
 from quantmatrix.progress import console
+from quantmatrix.runlog_check import LogIntegrityError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 USER_ERRORS = (
     ConfigError, DataError, RunDirError, SourceError, GGUFError, QuantizeError, BackendError,
-    FileNotFoundError,
+    FileNotFoundError, LogIntegrityError,
 )  # fmt: skip
 PRESETS = ("demo", "tr125", "tiny")
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def warn(lines: list[str]) -> None:
+    for line in lines:
+        console.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def preset_study(name: str) -> Study:
@@ -74,6 +81,7 @@ def run(
         return
     from quantmatrix.report.summary import headline_text
 
+    warn(analysis["log_warnings"])
     console.print(headline_text(analysis), highlight=False)
     console.print(
         f"evaluated {outcome.evaluated} samples, reused {outcome.skipped}; report: {report}",
@@ -91,25 +99,60 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> Non
 
     try:
         score_run(run_dir)
-        path, _ = write_report(run_dir)
+        path, analysis = write_report(run_dir)
     except USER_ERRORS as exc:
         fail(str(exc))
+    warn(analysis["log_warnings"])
     console.print(f"report: {path}", highlight=False)
 
 
-@app.command()
-def verify(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
-    """Re-check every row's SHA-256 and the manifest's model files."""
-    from quantmatrix.verify import verify_run
+REPAIR_HINT = (
+    "quantmatrix verify --repair {} keeps the first row of each key and drops rows of another "
+    "run (the old files are kept beside)"
+)
+REPAIR_LEAVES = (
+    "verify --repair leaves rows with a bad SHA-256 or an unknown schema version, and model "
+    "files, as they are"
+)
 
-    problems, warnings = verify_run(run_dir)
-    for line in warnings:
-        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
-    for line in problems:
-        console.print(f"[red]{line}[/red]", highlight=False)
-    if problems:
+
+@app.command()
+def verify(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder")],
+    repair: Annotated[
+        bool, typer.Option("--repair", help="drop duplicated rows and rows of another run")
+    ] = False,
+) -> None:
+    """Re-check every row's SHA-256, one row per key, rows of this run only, the model files."""
+    from quantmatrix.verify import check_run, repair_run
+
+    if repair:
+        repaired = repair_run(run_dir)
+        for fixed in repaired:
+            lines = ("line " if len(fixed.removed) == 1 else "lines ") + ", ".join(
+                str(n) for n in fixed.removed
+            )
+            console.print(
+                escape(
+                    f"{fixed.name}: removed {len(fixed.removed)} row(s) ({lines}); "
+                    f"the old file is kept as {fixed.kept_as.name}"
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
+        if not repaired:
+            console.print("nothing to repair", highlight=False)
+    verdict = check_run(run_dir)
+    warn(verdict.warnings)
+    for line in verdict.problems:
+        console.print(f"[red]{escape(line)}[/red]", highlight=False, soft_wrap=True)
+    if verdict.problems:
+        if verdict.repairable:
+            console.print(escape(REPAIR_HINT.format(run_dir)), highlight=False, soft_wrap=True)
+        elif repair:
+            console.print(REPAIR_LEAVES, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"{run_dir}: all rows and model files check out", highlight=False)
+    console.print(f"{run_dir}: all rows and model files check out", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -46,9 +46,12 @@ def _load(run_dir: Path) -> dict[str, Any]:
     from quantmatrix.runlog import RunLog
 
     try:
-        return build_analysis(RunLog.load(run_dir))
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+        analysis = build_analysis(RunLog.load(run_dir))
+    except (FileNotFoundError, ValueError, KeyError) as exc:  # LogIntegrityError too
         _fail(f"cannot read a run from {run_dir}: {exc}")
+    for line in analysis["log_warnings"]:
+        typer.echo(f"warning: {run_dir}: {line}", err=True)
+    return analysis
 
 
 def _cost_line(cost: dict[str, Any]) -> str:

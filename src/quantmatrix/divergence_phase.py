@@ -28,7 +28,8 @@ import numpy as np
 
 from quantmatrix.data.benchmarks import MCItem
 from quantmatrix.models.ladder import Variant
-from quantmatrix.runlog import KLD, AppendLog, read_rows
+from quantmatrix.runlog import KLD, AppendLog, read_manifest
+from quantmatrix.runlog_check import load_rows
 from quantmatrix.scoring import divergence as dv
 from quantmatrix.scoring import logits as lg
 
@@ -157,8 +158,9 @@ def kld_row(
 Done = set[tuple[str, str, int]]  # (variant, corpus digest, chunk) already in kld.jsonl
 
 
-def _done_chunks(run_dir: Path) -> Done:
-    return {(r["variant"], r["corpus_sha256"], r["chunk"]) for r in read_rows(run_dir / KLD).rows}
+def _done_chunks(run_dir: Path, manifest: dict[str, Any] | None) -> Done:
+    rows = load_rows(run_dir, KLD, manifest).rows  # as the analysis reads them
+    return {(r["variant"], r["corpus_sha256"], r["chunk"]) for r in rows}
 
 
 def _store_meta(
@@ -253,8 +255,10 @@ def run_divergence(
     text = lg.corpus_text(items, options.corpus_path)
     if not options.kld or not text.strip():
         return outcome
-    with AppendLog(run_dir / KLD) as kld:
-        done = _done_chunks(run_dir)  # after AppendLog has cut a torn last line
+    manifest = read_manifest(run_dir)  # None when called outside a run (tests, benches)
+    config = None if manifest is None else manifest.get("config_hash")
+    with AppendLog(run_dir / KLD, config) as kld:
+        done = _done_chunks(run_dir, manifest)  # after AppendLog has cut a torn last line
         for members in groups.values():
             base = members[0]
             say(f"baseline logits {base.id}")

@@ -14,6 +14,7 @@ from quantmatrix.config import Study
 from quantmatrix.models.ladder import Variant
 from quantmatrix.models.sources import ResolvedSource
 from quantmatrix.runlog import (
+    KLD,
     MANIFEST,
     SAMPLES,
     SCORES,
@@ -75,6 +76,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             SAMPLES,
             VARIANTS,
             SCORES,
+            KLD,
             "report.md",
             "report.html",
             "analysis.json",

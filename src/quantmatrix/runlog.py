@@ -2,7 +2,10 @@
 
 ``samples.jsonl`` holds one row per (variant, task, item); ``variants.jsonl`` one row per built
 or measured variant. Each row is flushed and fsynced as it is written. A torn last line (a crash
-mid-write) is detected, ignored on read, and cut off before the next append.
+mid-write) is detected, ignored on read, and cut off before the next append. Rows written
+from now on also carry ``config``, the study's config hash (see :class:`AppendLog`). What must
+hold across the rows of a file (one row per key, rows of this run only, known schema) is checked
+in ``runlog_check.py``; :meth:`RunLog.load` reads every file through it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ VARIANTS = "variants.jsonl"
 SCORES = "scores.jsonl"
 KLD = "kld.jsonl"
 MANIFEST = "manifest.json"
+LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD)
 
 
 def canonical_json(obj: Any) -> str:
@@ -51,6 +55,7 @@ class ReadResult:
     rows: list[dict[str, Any]]
     problems: list[LineProblem]
     torn_tail: bool
+    lines: list[int] = field(default_factory=list)  # the 1-based line number of each row
 
 
 def read_rows(path: Path) -> ReadResult:
@@ -63,6 +68,7 @@ def read_rows(path: Path) -> ReadResult:
     if torn:
         lines = lines[:-1]
     rows: list[dict[str, Any]] = []
+    numbers: list[int] = []
     problems: list[LineProblem] = []
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -76,14 +82,20 @@ def read_rows(path: Path) -> ReadResult:
             problems.append(LineProblem(number, "SHA-256 mismatch (row altered)"))
             continue
         rows.append(row)
-    return ReadResult(rows, problems, torn)
+        numbers.append(number)
+    return ReadResult(rows, problems, torn, numbers)
 
 
 class AppendLog:
-    """An append-only JSONL file; each ``append`` is durable when it returns."""
+    """An append-only JSONL file; each ``append`` is durable when it returns.
 
-    def __init__(self, path: Path) -> None:
+    With ``config`` (the study's config hash, as in ``manifest.json``) every row gets a
+    ``config`` field, so a row copied in from another run's folder can be told apart.
+    """
+
+    def __init__(self, path: Path, config: str | None = None) -> None:
         self.path = path
+        self.config = config
         path.parent.mkdir(parents=True, exist_ok=True)
         self._cut_torn_tail()
         self._fh = path.open("ab")
@@ -100,7 +112,7 @@ class AppendLog:
                 os.fsync(fh.fileno())
 
     def append(self, row: dict[str, Any]) -> dict[str, Any]:
-        sealed = seal(row)
+        sealed = seal(row if self.config is None else {**row, "config": self.config})
         self._fh.write((canonical_json(sealed) + "\n").encode("utf-8"))
         self._fh.flush()
         os.fsync(self._fh.fileno())
@@ -143,18 +155,28 @@ class RunLog:
     manifest: dict[str, Any]
     scores: list[dict[str, Any]] = field(default_factory=list)
     kld: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # rows ignored on read, one line a file
 
     @classmethod
     def load(cls, run_dir: Path) -> RunLog:
+        """Every file through ``runlog_check.load_rows``: each key once, rows of this run only.
+
+        Raises ``runlog_check.LogIntegrityError`` (one line) for a conflicting duplicate or a
+        row of an unknown schema version.
+        """
+        from quantmatrix.runlog_check import load_rows  # it imports this module
+
         manifest = read_manifest(run_dir)
         if manifest is None:
             raise FileNotFoundError(f"{run_dir} holds no run ({MANIFEST} missing)")
+        files = {name: load_rows(run_dir, name, manifest) for name in LOG_FILES}
         return cls(
-            samples=read_rows(run_dir / SAMPLES).rows,
-            variants=read_rows(run_dir / VARIANTS).rows,
+            samples=files[SAMPLES].rows,
+            variants=files[VARIANTS].rows,
             manifest=manifest,
-            scores=read_rows(run_dir / SCORES).rows,
-            kld=read_rows(run_dir / KLD).rows,
+            scores=files[SCORES].rows,
+            kld=files[KLD].rows,
+            warnings=[w for name in LOG_FILES for w in files[name].warnings],
         )
 
     def iter_samples(self, variant: str) -> Iterator[dict[str, Any]]:

@@ -7,6 +7,7 @@ again, so re-running the same command resumes where a crash or kill stopped it.
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ from quantmatrix.manifest import prepare_run_dir, record_environment, record_sou
 from quantmatrix.models.ladder import Variant, build_level
 from quantmatrix.models.sources import ResolvedSource, default_cache, resolve_source, sha256_file
 from quantmatrix.progress import console, make_progress
-from quantmatrix.runlog import SAMPLES, VARIANTS, AppendLog, read_rows
+from quantmatrix.runlog import SAMPLES, VARIANTS, AppendLog
+from quantmatrix.runlog_check import load_rows
 from quantmatrix.scoring.phase import score_run
 from quantmatrix.tasks import multiple_choice
 from quantmatrix.tasks.base import Sample
@@ -230,8 +232,17 @@ def evaluate_variant(
     }
 
 
-def done_keys(out: Path) -> set[tuple[str, str, str]]:
-    return {(r["variant"], r["task"], r["item"]) for r in read_rows(out / SAMPLES).rows}
+def done_keys(out: Path, manifest: dict[str, Any] | None) -> set[tuple[str, str, str]]:
+    """The samples already logged for this run (read as the analysis reads them: a conflicting
+    duplicate stops the run with one line, rows of another run do not count as done)."""
+    rows = load_rows(out, SAMPLES, manifest).rows
+    return {(r["variant"], r["task"], r["item"]) for r in rows}
+
+
+def new_session() -> str:
+    """An id for one ``run_study`` call, written into its variants rows (their key, with the
+    variant: a variant resumed in a later session gets a row of its own)."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
 
 
 def run_study(
@@ -252,12 +263,13 @@ def run_study(
     sources, variants = build_variants(study, options.cache, options.show_progress)
     digests = [(v, sha256_file(v.path, options.cache) if v.path else None) for _, v in variants]
     record_sources(out, manifest, sources, digests)
-    done = done_keys(out)
-    measured = {r["variant"] for r in read_rows(out / VARIANTS).rows}
+    done = done_keys(out, manifest)
+    measured = {r["variant"] for r in load_rows(out, VARIANTS, manifest).rows}
     outcome = RunOutcome(out)
+    session, config = new_session(), manifest["config_hash"]
     with (
-        AppendLog(out / SAMPLES) as log,
-        AppendLog(out / VARIANTS) as vlog,
+        AppendLog(out / SAMPLES, config) as log,
+        AppendLog(out / VARIANTS, config) as vlog,
         make_progress(options.show_progress) as progress,
     ):
         for spec, variant in variants:
@@ -284,7 +296,7 @@ def run_study(
                 continue
             finally:
                 backend.close()
-            vlog.append(row)
+            vlog.append({**row, "session": session})
             outcome.evaluated += len(todo)
     run_divergence_phase(study, out, variants, options.show_progress)
     outcome.scored = score_run(out, options.show_progress, scorer)

@@ -41,6 +41,7 @@ def build_analysis(log: RunLog) -> dict[str, Any]:
         "scoring_models": _scoring_models(log),
         "divergence": divergence,
         "divergence_cliffs": cliff_agreement(divergence, _accuracy_deltas(summaries)),
+        "log_warnings": log.warnings,  # rows the reading ignored (runlog_check.read_warnings)
     }
 
 
@@ -92,7 +93,7 @@ def _overall_overhead(summaries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _notes(analysis: dict[str, Any]) -> list[str]:
-    notes = []
+    notes = [f"**Run log:** {w}." for w in analysis.get("log_warnings", [])]
     for s in analysis["variants"]:
         if s["is_baseline"] and s.get("reconstructed"):
             notes.append(

@@ -89,7 +89,8 @@ def score_run(run_dir: Path, show_progress: bool = True, scorer: Any = None) -> 
         "bertscore_backend": scorer.bertscore_backend,
     }
     size = study.scoring.batch_size
-    with AppendLog(run_dir / SCORES) as out, make_progress(show_progress) as progress:
+    config = log.manifest.get("config_hash")
+    with AppendLog(run_dir / SCORES, config) as out, make_progress(show_progress) as progress:
         task = progress.add_task("score generations", total=len(pending))
         for chunk in _chunks(pending, size):
             metrics = scorer.score([(p.candidate, p.target) for p in chunk], batch_size=size)
