@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from quantmatrix.backends.llamacpp import gpu_bytes
 from quantmatrix.config import ConfigError, parse_study
 from quantmatrix.decision.memory import memory_row
 from quantmatrix.engine import build as engine_build
 from quantmatrix.engine.cpu import cmake_args, cpu_flags
-from quantmatrix.engine.gpu import NvmlReader
+from quantmatrix.engine.gpu import NvmlReader, gpu_bytes
 from tests.conftest import fake_study_dict
 from tests.fake_nvml import FakeNvml
 from tests.fake_nvml import gpu as _gpu

@@ -29,7 +29,7 @@ from quantmatrix.backends.base import (
     Timing,
 )
 from quantmatrix.backends.memory import RSSSampler
-from quantmatrix.engine.gpu import GpuMemory, NvmlReader
+from quantmatrix.engine.gpu import GpuMemory, NvmlReader, gpu_bytes
 from quantmatrix.engine.load import EngineSettings, open_llama
 
 
@@ -208,18 +208,6 @@ class LlamaCppBackend:
     def close(self) -> None:
         self._sampler.stop()
         self.llm.close()
-
-
-def gpu_bytes(reading: GpuMemory, before: GpuMemory | None) -> int | None:
-    """GPU memory this process holds: NVML's per-process figure, else the growth of the
-    devices' used memory since before the model loaded; None when NVML could not be read."""
-    if not reading.measured:
-        return None
-    if reading.process_bytes is not None:
-        return reading.process_bytes
-    if before is None or not before.measured or reading.device_used_bytes is None:
-        return None
-    return max(0, reading.device_used_bytes - (before.device_used_bytes or 0))
 
 
 def _machine_settings() -> EngineSettings:

@@ -93,3 +93,15 @@ class NvmlReader:
         if not devices:
             return not_measured("NVML sees no GPU")
         return GpuMemory("NVML (nvidia-ml-py)", process_total, used_total, tuple(devices))
+
+
+def gpu_bytes(reading: GpuMemory, before: GpuMemory | None) -> int | None:
+    """GPU memory this process holds: NVML's per-process figure, else the growth of the
+    devices' used memory since before the model loaded; None when NVML could not be read."""
+    if not reading.measured:
+        return None
+    if reading.process_bytes is not None:
+        return reading.process_bytes
+    if before is None or not before.measured or reading.device_used_bytes is None:
+        return None
+    return max(0, reading.device_used_bytes - (before.device_used_bytes or 0))
