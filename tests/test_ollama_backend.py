@@ -17,8 +17,9 @@ from quantmatrix.backends.http import (
     letters_from_top_logprobs,
     ordered_map,
 )
-from quantmatrix.backends.ollama import OllamaBackend, expand_ollama_family
+from quantmatrix.backends.ollama import OllamaBackend
 from quantmatrix.backends.servers import make_server_backend
+from quantmatrix.tags import expand_ollama_family
 from tests.ollama_standin import EVAL_NS_PER_TOKEN, PROMPT_NS_PER_TOKEN, OllamaStandIn
 
 TAG = "tiny:q4_K_M"
