@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from quantmatrix.backends import registry
 from quantmatrix.backends.base import Backend, BackendError, GenerationRequest
 from quantmatrix.backends.http import (
     ServerOptions,
@@ -18,8 +19,10 @@ from quantmatrix.backends.http import (
     ordered_map,
 )
 from quantmatrix.backends.ollama import OllamaBackend
-from quantmatrix.backends.servers import make_server_backend
+from quantmatrix.config import parse_study
+from quantmatrix.models.ladder import Variant
 from quantmatrix.tags import expand_ollama_family
+from tests.conftest import fake_study_dict
 from tests.ollama_standin import EVAL_NS_PER_TOKEN, PROMPT_NS_PER_TOKEN, OllamaStandIn
 
 TAG = "tiny:q4_K_M"
@@ -214,12 +217,16 @@ def test_ordered_map_raises_after_earlier_results() -> None:
 
 
 def test_info_and_factory(standin: OllamaStandIn) -> None:
-    b = make_server_backend("ollama", standin.url, TAG, FAST)
+    model = {"name": "tiny", "backend": "ollama", "endpoint": standin.url, "source": "tiny",
+             "levels": ["Q4_K_M"]}  # fmt: skip
+    study = parse_study(fake_study_dict(models=[model]))
+    spec, variant = study.models[0], Variant("tiny", "Q4_K_M", None, None, TAG, "ollama", False)
+    b = registry.create("ollama", variant, spec, study)
     assert isinstance(b, Backend) and isinstance(b, OllamaBackend)
     info = b.info()
     assert info["ollama_version"] == "0.12.11" and info["details"]["quantization_level"] == "Q4_K_M"
-    with pytest.raises(ValueError):
-        make_server_backend("vllm", standin.url, TAG, FAST)  # type: ignore[arg-type]
+    with pytest.raises(BackendError):  # the registry refuses an unknown name
+        registry.create("vllm", variant, spec, study)
 
 
 def test_expand_family_and_overhead() -> None:

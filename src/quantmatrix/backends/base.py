@@ -2,8 +2,8 @@
 
 A backend turns :class:`GenerationRequest` objects into :class:`GenerationResult` objects.
 Optional abilities (logprobs, requests in flight) are data in :class:`Capabilities`, not extra
-abstract methods. Backends are chosen by a string (see :mod:`quantmatrix.backends`), and each
-imports its heavy library only when it is created.
+abstract methods. Backends are chosen by a string (see :mod:`quantmatrix.backends.registry`),
+and each imports its heavy library only when it is created.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Shared plumbing for the server backends (Ollama, OpenAI-compatible) on ``httpx``.
 
-* :class:`ServerOptions`: what both server backends are configured with.
+* :class:`ServerOptions`: what both server backends are configured with
+  (:func:`server_options`: from a study's model spec).
 * :class:`JsonClient`: JSON over HTTP with bounded retries and exponential backoff for the
   faults a local server shows (connection refused, timeouts, dropped connections, HTTP 5xx,
   malformed JSON). After the last try it raises :class:`BackendError` with one clear line;
@@ -21,11 +22,14 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from quantmatrix.backends.base import BackendError, GenerationRequest
+
+if TYPE_CHECKING:
+    from quantmatrix.config import ModelSpec, Study
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -53,6 +57,18 @@ class ServerOptions:
     in_flight: int = 1
     keep_alive: str = "5m"
     logprobs: bool = True
+
+
+def server_options(spec: ModelSpec, study: Study, logprobs: bool) -> ServerOptions:
+    """A study model's server settings: its chat choice (default: the server's template), the
+    study's context length and seed, the model's requests in flight."""
+    return ServerOptions(
+        chat=spec.chat if spec.chat is not None else True,
+        context_length=study.context_length,
+        seed=study.decoding.seed,
+        in_flight=spec.in_flight,
+        logprobs=logprobs,
+    )
 
 
 class ServerReplyError(BackendError):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantmatrix.backends.base import (
     BackendError,
@@ -43,7 +43,12 @@ from quantmatrix.backends.http import (
     letters_from_top_logprobs,
     one_line,
     ordered_map,
+    server_options,
 )
+
+if TYPE_CHECKING:
+    from quantmatrix.config import ModelSpec, Study
+    from quantmatrix.models.ladder import Variant
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
 _NS = 1e9
@@ -234,6 +239,20 @@ class OllamaBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+def create(variant: Variant, spec: ModelSpec, study: Study) -> OllamaBackend:
+    """The registry's factory: the variant's tag on the model's server (default: the local
+    one), pulled first when the server lacks it, so the study runner never knows about pulls."""
+    options = server_options(spec, study, logprobs=True)
+    endpoint = spec.endpoint or DEFAULT_ENDPOINT
+    backend = OllamaBackend(endpoint, spec.server_model(variant.level), options)
+    try:
+        backend.ensure_model()
+    except BaseException:
+        backend.close()
+        raise
+    return backend
 
 
 def pull_with_progress(client: JsonClient, tag: str, show_progress: bool = True) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -39,7 +39,12 @@ from quantmatrix.backends.http import (
     ServerReplyError,
     answer_first_line,
     ordered_map,
+    server_options,
 )
+
+if TYPE_CHECKING:
+    from quantmatrix.config import ModelSpec, Study
+    from quantmatrix.models.ladder import Variant
 
 
 def openai_timing(reply: dict[str, Any], wall_s: float) -> Timing:
@@ -208,3 +213,14 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+def create(variant: Variant, spec: ModelSpec, study: Study) -> OpenAIBackend:
+    """The registry's factory: the variant's served model name at the model's endpoint.
+
+    Log-probabilities are not asked for: llama_cpp.server computes them slowly in Python.
+    """
+    if spec.endpoint is None:  # the config refuses this; a spec built by hand may not
+        raise BackendError(f"model {spec.name!r}: the openai backend needs an endpoint URL")
+    options = server_options(spec, study, logprobs=False)
+    return OpenAIBackend(spec.endpoint, spec.server_model(variant.level), options)
