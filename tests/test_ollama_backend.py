@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 
 from quantmatrix.backends import registry
-from quantmatrix.backends.base import Backend, BackendError, GenerationRequest
+from quantmatrix.backends.base import Backend, BackendError, GenerationRequest, TokenLogprob
 from quantmatrix.backends.http import (
     ServerOptions,
+    entry_logprobs,
     http_overhead_pct,
     letters_from_top_logprobs,
     ordered_map,
+    token_logprobs,
 )
 from quantmatrix.backends.ollama import OllamaBackend
 from quantmatrix.config import parse_study
@@ -73,7 +75,8 @@ def test_chat_request_fields_and_native_timing(standin: OllamaStandIn) -> None:
     assert t.prompt_eval_s == pytest.approx(n_prompt * PROMPT_NS_PER_TOKEN / 1e9)
     assert t.decode_s == pytest.approx(7 * EVAL_NS_PER_TOKEN / 1e9)
     assert t.load_s == pytest.approx(0.05) and t.wall_s > 0 and t.ttft_s is None
-    assert [e["logprob"] for e in b.logprobs["k1"]][:2] == pytest.approx([-0.1, -0.2])
+    assert result.logprobs is not None  # typed, in the result itself
+    assert [e.logprob for e in result.logprobs][:2] == pytest.approx([-0.1, -0.2])
 
 
 def test_letter_probabilities_from_the_first_tokens_top_logprobs(standin: OllamaStandIn) -> None:
@@ -98,6 +101,17 @@ def test_letters_from_top_logprobs() -> None:
            {"token": 7, "logprob": -0.1}]  # fmt: skip
     got = letters_from_top_logprobs(top, 4)  # a repeated token counts once; E is no option
     assert got == pytest.approx((math.exp(-0.5) + math.exp(-1.0), 0.0, math.exp(-3.0), 0.0))
+
+
+def test_token_logprobs_are_typed_or_none() -> None:
+    got = entry_logprobs([{"token": "B", "logprob": -0.5}, {"token": ".", "logprob": -1}])
+    assert got == (TokenLogprob("B", -0.5), TokenLogprob(".", -1.0))
+    assert entry_logprobs([{"token": "B", "logprob": None}]) is None  # no half lists
+    assert entry_logprobs(["B"]) is None and entry_logprobs(None) is None
+    assert token_logprobs(zip(["a", "b"], [-0.1, -0.2], strict=True)) == (
+        TokenLogprob("a", -0.1),
+        TokenLogprob("b", -0.2),
+    )
 
 
 def test_raw_generate_and_line_end(standin: OllamaStandIn) -> None:

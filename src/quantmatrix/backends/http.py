@@ -11,6 +11,7 @@
 * Line-end helpers: both servers stop at ``"\\n"`` on their own side; the backends reproduce the
   embedded backend's "first line with content" rule from that (see :func:`line_end_stops`).
 * :func:`http_overhead_pct`: the client-side overhead over the engine's native time.
+* :func:`token_logprobs`, :func:`entry_logprobs`: a reply's per-token logprobs, typed.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from quantmatrix.backends.base import BackendError, GenerationRequest
+from quantmatrix.backends.base import BackendError, GenerationRequest, TokenLogprob
 
 if TYPE_CHECKING:
     from quantmatrix.config import ModelSpec, Study
@@ -296,3 +297,21 @@ def letters_from_top_logprobs(top: Sequence[dict[str, Any]], n: int) -> tuple[fl
         if len(bare) == 1 and "A" <= bare < chr(ord("A") + n):
             probs[ord(bare) - ord("A")] += math.exp(float(logprob))
     return tuple(probs)
+
+
+def token_logprobs(pairs: Iterable[tuple[Any, Any]]) -> tuple[TokenLogprob, ...] | None:
+    """(token, logprob) pairs from a reply, typed; None when a pair is not (text, number), so
+    a result never carries half a list."""
+    out: list[TokenLogprob] = []
+    for token, logprob in pairs:
+        if not isinstance(token, str) or not isinstance(logprob, int | float):
+            return None
+        out.append(TokenLogprob(token, float(logprob)))
+    return tuple(out)
+
+
+def entry_logprobs(entries: Any) -> tuple[TokenLogprob, ...] | None:
+    """Logprobs from a list of ``{"token", "logprob", ...}`` objects (Ollama, OpenAI chat)."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return None
+    return token_logprobs((e.get("token"), e.get("logprob")) for e in entries)

@@ -10,9 +10,8 @@ whole request, so there is no client TTFT (``ttft_s`` stays None).
 Native timing comes from Ollama's own counters (nanoseconds): ``prompt_eval_duration``,
 ``eval_duration``, ``load_duration``, ``prompt_eval_count``, ``eval_count``.
 
-Log-probabilities (Ollama >= 0.12.11) are requested when ``options.logprobs``; the
-``GenerationResult`` has no field for them, so they are kept per request key in
-:attr:`OllamaBackend.logprobs` (a list of ``{"token", "logprob"}`` for every generated token).
+Log-probabilities (Ollama >= 0.12.11) are requested when ``options.logprobs`` and returned in
+``GenerationResult.logprobs`` (one :class:`TokenLogprob` per generated token).
 For a request with ``letter_count`` the 20 top alternatives of the first generated token are
 asked for too (``top_logprobs``), and the option letters' probabilities are read from them
 (:func:`http.letters_from_top_logprobs`; a letter outside the top 20 counts 0). Ollama computes
@@ -40,6 +39,7 @@ from quantmatrix.backends.http import (
     ServerOptions,
     ServerReplyError,
     answer_first_line,
+    entry_logprobs,
     letters_from_top_logprobs,
     one_line,
     ordered_map,
@@ -73,13 +73,6 @@ def ollama_timing(reply: dict[str, Any], wall_s: float) -> Timing:
     )
 
 
-def _logprobs(reply: dict[str, Any]) -> list[dict[str, Any]] | None:
-    entries = reply.get("logprobs")
-    if not isinstance(entries, list):
-        return None
-    return [{"token": e.get("token"), "logprob": e.get("logprob")} for e in entries]
-
-
 def _first_top(reply: dict[str, Any]) -> list[dict[str, Any]] | None:
     entries = reply.get("logprobs")
     if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
@@ -105,7 +98,6 @@ class OllamaBackend:
             max_in_flight=max(1, options.in_flight),
             native_timing=True,
         )
-        self.logprobs: dict[str, list[dict[str, Any]]] = {}
         self._peak: MemoryReading | None = None
 
     # -- generation ---------------------------------------------------------------------------
@@ -165,15 +157,15 @@ class OllamaBackend:
             return self._text(reply), str(reply.get("done_reason") or "stop"), (reply, wall)
 
         text, finish, (reply, wall) = answer_first_line(request, ask)
-        logprobs = _logprobs(reply)
-        if logprobs is not None:
-            self.logprobs[request.key] = logprobs
         letters = None
         top = _first_top(reply) if request.letter_count > 0 else None
         if top is not None:
             letters = letters_from_top_logprobs(top, request.letter_count)
         timing = ollama_timing(reply, wall)
-        return GenerationResult(request.key, text, finish, timing, letter_probs=letters)
+        logprobs = entry_logprobs(reply.get("logprobs"))
+        return GenerationResult(
+            request.key, text, finish, timing, letter_probs=letters, logprobs=logprobs
+        )
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
         """Answer ``requests`` (``options.in_flight`` at a time), yielding in request order."""
