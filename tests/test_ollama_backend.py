@@ -10,15 +10,21 @@ from typing import Any
 
 import pytest
 
-from quantmatrix.backends.base import Backend, BackendError, GenerationRequest
+from quantmatrix.backends import registry
+from quantmatrix.backends.base import Backend, BackendError, GenerationRequest, TokenLogprob
 from quantmatrix.backends.http import (
     ServerOptions,
+    entry_logprobs,
     http_overhead_pct,
     letters_from_top_logprobs,
     ordered_map,
+    token_logprobs,
 )
-from quantmatrix.backends.ollama import OllamaBackend, expand_ollama_family
-from quantmatrix.backends.servers import make_server_backend
+from quantmatrix.backends.ollama import OllamaBackend
+from quantmatrix.config import parse_study
+from quantmatrix.models.ladder import Variant
+from quantmatrix.tags import expand_ollama_family
+from tests.conftest import fake_study_dict
 from tests.ollama_standin import EVAL_NS_PER_TOKEN, PROMPT_NS_PER_TOKEN, OllamaStandIn
 
 TAG = "tiny:q4_K_M"
@@ -69,7 +75,8 @@ def test_chat_request_fields_and_native_timing(standin: OllamaStandIn) -> None:
     assert t.prompt_eval_s == pytest.approx(n_prompt * PROMPT_NS_PER_TOKEN / 1e9)
     assert t.decode_s == pytest.approx(7 * EVAL_NS_PER_TOKEN / 1e9)
     assert t.load_s == pytest.approx(0.05) and t.wall_s > 0 and t.ttft_s is None
-    assert [e["logprob"] for e in b.logprobs["k1"]][:2] == pytest.approx([-0.1, -0.2])
+    assert result.logprobs is not None  # typed, in the result itself
+    assert [e.logprob for e in result.logprobs][:2] == pytest.approx([-0.1, -0.2])
 
 
 def test_letter_probabilities_from_the_first_tokens_top_logprobs(standin: OllamaStandIn) -> None:
@@ -94,6 +101,17 @@ def test_letters_from_top_logprobs() -> None:
            {"token": 7, "logprob": -0.1}]  # fmt: skip
     got = letters_from_top_logprobs(top, 4)  # a repeated token counts once; E is no option
     assert got == pytest.approx((math.exp(-0.5) + math.exp(-1.0), 0.0, math.exp(-3.0), 0.0))
+
+
+def test_token_logprobs_are_typed_or_none() -> None:
+    got = entry_logprobs([{"token": "B", "logprob": -0.5}, {"token": ".", "logprob": -1}])
+    assert got == (TokenLogprob("B", -0.5), TokenLogprob(".", -1.0))
+    assert entry_logprobs([{"token": "B", "logprob": None}]) is None  # no half lists
+    assert entry_logprobs(["B"]) is None and entry_logprobs(None) is None
+    assert token_logprobs(zip(["a", "b"], [-0.1, -0.2], strict=True)) == (
+        TokenLogprob("a", -0.1),
+        TokenLogprob("b", -0.2),
+    )
 
 
 def test_raw_generate_and_line_end(standin: OllamaStandIn) -> None:
@@ -213,12 +231,16 @@ def test_ordered_map_raises_after_earlier_results() -> None:
 
 
 def test_info_and_factory(standin: OllamaStandIn) -> None:
-    b = make_server_backend("ollama", standin.url, TAG, FAST)
+    model = {"name": "tiny", "backend": "ollama", "endpoint": standin.url, "source": "tiny",
+             "levels": ["Q4_K_M"]}  # fmt: skip
+    study = parse_study(fake_study_dict(models=[model]))
+    spec, variant = study.models[0], Variant("tiny", "Q4_K_M", None, None, TAG, "ollama", False)
+    b = registry.create("ollama", variant, spec, study)
     assert isinstance(b, Backend) and isinstance(b, OllamaBackend)
     info = b.info()
     assert info["ollama_version"] == "0.12.11" and info["details"]["quantization_level"] == "Q4_K_M"
-    with pytest.raises(ValueError):
-        make_server_backend("vllm", standin.url, TAG, FAST)  # type: ignore[arg-type]
+    with pytest.raises(BackendError):  # the registry refuses an unknown name
+        registry.create("vllm", variant, spec, study)
 
 
 def test_expand_family_and_overhead() -> None:

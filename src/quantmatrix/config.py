@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from quantmatrix.levels import RANK, check_level
+from quantmatrix.tags import expand_ollama_family
 
 MCScoring = Literal["generation", "letters", "both"]  # see tasks/multiple_choice.py
 # layers offloaded to the GPU by the embedded engine: a count, or "all"; unset: all layers when
@@ -86,8 +87,6 @@ class ModelSpec(_Strict):
         """The name a server knows this level by (tag map, else the Ollama family expansion)."""
         if self.tags is not None:
             return self.tags[level]
-        from quantmatrix.backends.ollama import expand_ollama_family
-
         return expand_ollama_family(self.source, [level])[level]
 
     @property

@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.progress import TaskID
 
+from quantmatrix.backends import registry
 from quantmatrix.backends.base import Backend, BackendError, GenerationRequest
 from quantmatrix.config import ModelSpec, Study
 from quantmatrix.manifest import prepare_run_dir, record_environment, record_sources
@@ -51,52 +52,9 @@ class RunOutcome:
     failed_variants: list[str] = field(default_factory=list)
 
 
-OLLAMA_DEFAULT = "http://127.0.0.1:11434"
-
-
-def _server_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
-    from quantmatrix.backends.http import ServerOptions
-    from quantmatrix.backends.ollama import OllamaBackend
-    from quantmatrix.backends.servers import ServerKind, make_server_backend
-
-    kind: ServerKind = "ollama" if spec.backend == "ollama" else "openai"
-    options = ServerOptions(
-        chat=spec.chat if spec.chat is not None else True,
-        context_length=study.context_length,
-        seed=study.decoding.seed,
-        in_flight=spec.in_flight,
-        logprobs=kind == "ollama",  # llama_cpp.server computes them slowly in Python
-    )
-    endpoint = spec.endpoint or OLLAMA_DEFAULT
-    backend = make_server_backend(kind, endpoint, spec.server_model(variant.level), options)
-    if isinstance(backend, OllamaBackend):
-        backend.ensure_model()
-    return backend
-
-
 def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
-    if spec.backend in ("ollama", "openai"):
-        return _server_backend(variant, spec, study)
-    if spec.backend == "fake":
-        from quantmatrix.backends.fake import FakeBackend, hashed_letter_probs, hashed_letter_script
-
-        salt = variant.id
-        return FakeBackend(hashed_letter_script(salt), letters=hashed_letter_probs(salt))
-    from quantmatrix.backends.llamacpp import LlamaCppBackend, LlamaCppOptions
-
-    assert variant.path is not None and variant.info is not None
-    chat = spec.chat if spec.chat is not None else variant.info.has_chat_template
-    from quantmatrix.engine.probe import EngineError
-    from quantmatrix.engine.settings import machine_settings
-
-    try:
-        engine = machine_settings(study.gpu_layers_for(spec))
-    except EngineError as exc:
-        raise BackendError(str(exc)) from None
-    options = LlamaCppOptions(
-        study.context_length, study.threads, chat, study.decoding.seed, engine=engine
-    )
-    return LlamaCppBackend(variant.path, options)
+    """The backend registered under the model's ``backend`` name (see backends/registry.py)."""
+    return registry.create(spec.backend, variant, spec, study)
 
 
 def _uses_engine(study: Study) -> bool:

@@ -2,8 +2,8 @@
 
 A backend turns :class:`GenerationRequest` objects into :class:`GenerationResult` objects.
 Optional abilities (logprobs, requests in flight) are data in :class:`Capabilities`, not extra
-abstract methods. Backends are chosen by a string (see :mod:`quantmatrix.backends`), and each
-imports its heavy library only when it is created.
+abstract methods. Backends are chosen by a string (see :mod:`quantmatrix.backends.registry`),
+and each imports its heavy library only when it is created.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ class Timing:
     decode_tokens: int | None = None
     load_s: float | None = None
     ttft_s: float | None = None
+    # the server's own handling time of the request, when it reports one (llama_cpp.server's
+    # openai-processing-ms header): the reference for the client-side HTTP overhead
+    server_s: float | None = None
 
     @property
     def native_s(self) -> float | None:
@@ -60,6 +63,14 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token and its log-probability, as the engine or server reported them."""
+
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True)
 class GenerationResult:
     key: str
     text: str
@@ -69,6 +80,8 @@ class GenerationResult:
     # with ``letter_count``: per option letter, its probability as the first generated token
     # (absolute, not renormalised; summed over its surface forms such as "A" and " A")
     letter_probs: tuple[float, ...] | None = None
+    # per generated token, its log-probability, when the backend asked for them and got them
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantmatrix.backends.base import (
     Capabilities,
@@ -18,6 +18,10 @@ from quantmatrix.backends.base import (
     MemoryReading,
     Timing,
 )
+
+if TYPE_CHECKING:
+    from quantmatrix.config import ModelSpec, Study
+    from quantmatrix.models.ladder import Variant
 
 Script = Callable[[GenerationRequest], str] | Mapping[str, str]
 LetterScript = Callable[[GenerationRequest], Sequence[float]]
@@ -115,3 +119,10 @@ class FakeBackend:
 
     def close(self) -> None:
         pass
+
+
+def create(variant: Variant, spec: ModelSpec, study: Study) -> FakeBackend:
+    """The registry's factory: replies and letter probabilities hashed from the variant's id,
+    so each variant answers differently and every run of it the same."""
+    salt = variant.id
+    return FakeBackend(hashed_letter_script(salt), letters=hashed_letter_probs(salt))

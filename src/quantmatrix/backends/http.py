@@ -1,6 +1,7 @@
 """Shared plumbing for the server backends (Ollama, OpenAI-compatible) on ``httpx``.
 
-* :class:`ServerOptions`: what both server backends are configured with.
+* :class:`ServerOptions`: what both server backends are configured with
+  (:func:`server_options`: from a study's model spec).
 * :class:`JsonClient`: JSON over HTTP with bounded retries and exponential backoff for the
   faults a local server shows (connection refused, timeouts, dropped connections, HTTP 5xx,
   malformed JSON). After the last try it raises :class:`BackendError` with one clear line;
@@ -10,6 +11,7 @@
 * Line-end helpers: both servers stop at ``"\\n"`` on their own side; the backends reproduce the
   embedded backend's "first line with content" rule from that (see :func:`line_end_stops`).
 * :func:`http_overhead_pct`: the client-side overhead over the engine's native time.
+* :func:`token_logprobs`, :func:`entry_logprobs`: a reply's per-token logprobs, typed.
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from quantmatrix.backends.base import BackendError, GenerationRequest
+from quantmatrix.backends.base import BackendError, GenerationRequest, TokenLogprob
+
+if TYPE_CHECKING:
+    from quantmatrix.config import ModelSpec, Study
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -53,6 +58,18 @@ class ServerOptions:
     in_flight: int = 1
     keep_alive: str = "5m"
     logprobs: bool = True
+
+
+def server_options(spec: ModelSpec, study: Study, logprobs: bool) -> ServerOptions:
+    """A study model's server settings: its chat choice (default: the server's template), the
+    study's context length and seed, the model's requests in flight."""
+    return ServerOptions(
+        chat=spec.chat if spec.chat is not None else True,
+        context_length=study.context_length,
+        seed=study.decoding.seed,
+        in_flight=spec.in_flight,
+        logprobs=logprobs,
+    )
 
 
 class ServerReplyError(BackendError):
@@ -280,3 +297,21 @@ def letters_from_top_logprobs(top: Sequence[dict[str, Any]], n: int) -> tuple[fl
         if len(bare) == 1 and "A" <= bare < chr(ord("A") + n):
             probs[ord(bare) - ord("A")] += math.exp(float(logprob))
     return tuple(probs)
+
+
+def token_logprobs(pairs: Iterable[tuple[Any, Any]]) -> tuple[TokenLogprob, ...] | None:
+    """(token, logprob) pairs from a reply, typed; None when a pair is not (text, number), so
+    a result never carries half a list."""
+    out: list[TokenLogprob] = []
+    for token, logprob in pairs:
+        if not isinstance(token, str) or not isinstance(logprob, int | float):
+            return None
+        out.append(TokenLogprob(token, float(logprob)))
+    return tuple(out)
+
+
+def entry_logprobs(entries: Any) -> tuple[TokenLogprob, ...] | None:
+    """Logprobs from a list of ``{"token", "logprob", ...}`` objects (Ollama, OpenAI chat)."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return None
+    return token_logprobs((e.get("token"), e.get("logprob")) for e in entries)

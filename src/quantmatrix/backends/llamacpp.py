@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantmatrix.backends.base import (
     BackendError,
@@ -31,6 +31,10 @@ from quantmatrix.backends.base import (
 from quantmatrix.backends.memory import RSSSampler
 from quantmatrix.engine.gpu import GpuMemory, NvmlReader, gpu_bytes
 from quantmatrix.engine.load import EngineSettings, open_llama
+
+if TYPE_CHECKING:
+    from quantmatrix.config import ModelSpec, Study
+    from quantmatrix.models.ladder import Variant
 
 
 @dataclass(frozen=True)
@@ -210,11 +214,23 @@ class LlamaCppBackend:
         self.llm.close()
 
 
-def _machine_settings() -> EngineSettings:
+def _machine_settings(gpu_layers: int | None = None) -> EngineSettings:
     from quantmatrix.engine.probe import EngineError
     from quantmatrix.engine.settings import machine_settings
 
     try:
-        return machine_settings()
+        return machine_settings(gpu_layers)
     except EngineError as exc:
         raise BackendError(str(exc)) from None
+
+
+def create(variant: Variant, spec: ModelSpec, study: Study) -> LlamaCppBackend:
+    """The registry's factory: the variant's GGUF file with this machine's engine settings and
+    the model's GPU layers; chat unless the spec says otherwise or the file has no template."""
+    assert variant.path is not None and variant.info is not None
+    chat = spec.chat if spec.chat is not None else variant.info.has_chat_template
+    engine = _machine_settings(study.gpu_layers_for(spec))
+    options = LlamaCppOptions(
+        study.context_length, study.threads, chat, study.decoding.seed, engine=engine
+    )
+    return LlamaCppBackend(variant.path, options)

@@ -10,9 +10,8 @@ whole request, so there is no client TTFT (``ttft_s`` stays None).
 Native timing comes from Ollama's own counters (nanoseconds): ``prompt_eval_duration``,
 ``eval_duration``, ``load_duration``, ``prompt_eval_count``, ``eval_count``.
 
-Log-probabilities (Ollama >= 0.12.11) are requested when ``options.logprobs``; the
-``GenerationResult`` has no field for them, so they are kept per request key in
-:attr:`OllamaBackend.logprobs` (a list of ``{"token", "logprob"}`` for every generated token).
+Log-probabilities (Ollama >= 0.12.11) are requested when ``options.logprobs`` and returned in
+``GenerationResult.logprobs`` (one :class:`TokenLogprob` per generated token).
 For a request with ``letter_count`` the 20 top alternatives of the first generated token are
 asked for too (``top_logprobs``), and the option letters' probabilities are read from them
 (:func:`http.letters_from_top_logprobs`; a letter outside the top 20 counts 0). Ollama computes
@@ -24,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantmatrix.backends.base import (
     BackendError,
@@ -40,34 +39,19 @@ from quantmatrix.backends.http import (
     ServerOptions,
     ServerReplyError,
     answer_first_line,
+    entry_logprobs,
     letters_from_top_logprobs,
     one_line,
     ordered_map,
+    server_options,
 )
-from quantmatrix.levels import check_level
+
+if TYPE_CHECKING:
+    from quantmatrix.config import ModelSpec, Study
+    from quantmatrix.models.ladder import Variant
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
 _NS = 1e9
-
-
-def expand_ollama_family(family: str, levels: Sequence[str]) -> dict[str, str]:
-    """Ollama tags for a family's quant levels, in Ollama's spelling.
-
-    ``("llama3.2:1b-instruct", ["F16", "Q8_0", "Q4_K_M"])`` gives
-    ``{"F16": "llama3.2:1b-instruct-fp16", "Q8_0": "...-q8_0", "Q4_K_M": "...-q4_K_M"}``.
-    A family without a tag part (``"qwen2.5"``) gets the level as its tag (``"qwen2.5:q8_0"``).
-    """
-    joiner = "-" if ":" in family else ":"
-    return {level: f"{family}{joiner}{_ollama_level(level)}" for level in levels}
-
-
-def _ollama_level(level: str) -> str:
-    check_level(level)
-    floats = {"F32": "fp32", "F16": "fp16", "BF16": "bf16"}
-    if level in floats:
-        return floats[level]
-    prefix = "iq" if level.startswith("IQ") else "q"
-    return prefix + level[len(prefix) :]
 
 
 def _seconds(reply: dict[str, Any], key: str) -> float | None:
@@ -87,13 +71,6 @@ def ollama_timing(reply: dict[str, Any], wall_s: float) -> Timing:
         decode_tokens=generated,
         load_s=_seconds(reply, "load_duration"),
     )
-
-
-def _logprobs(reply: dict[str, Any]) -> list[dict[str, Any]] | None:
-    entries = reply.get("logprobs")
-    if not isinstance(entries, list):
-        return None
-    return [{"token": e.get("token"), "logprob": e.get("logprob")} for e in entries]
 
 
 def _first_top(reply: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -121,7 +98,6 @@ class OllamaBackend:
             max_in_flight=max(1, options.in_flight),
             native_timing=True,
         )
-        self.logprobs: dict[str, list[dict[str, Any]]] = {}
         self._peak: MemoryReading | None = None
 
     # -- generation ---------------------------------------------------------------------------
@@ -181,15 +157,15 @@ class OllamaBackend:
             return self._text(reply), str(reply.get("done_reason") or "stop"), (reply, wall)
 
         text, finish, (reply, wall) = answer_first_line(request, ask)
-        logprobs = _logprobs(reply)
-        if logprobs is not None:
-            self.logprobs[request.key] = logprobs
         letters = None
         top = _first_top(reply) if request.letter_count > 0 else None
         if top is not None:
             letters = letters_from_top_logprobs(top, request.letter_count)
         timing = ollama_timing(reply, wall)
-        return GenerationResult(request.key, text, finish, timing, letter_probs=letters)
+        logprobs = entry_logprobs(reply.get("logprobs"))
+        return GenerationResult(
+            request.key, text, finish, timing, letter_probs=letters, logprobs=logprobs
+        )
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
         """Answer ``requests`` (``options.in_flight`` at a time), yielding in request order."""
@@ -255,6 +231,20 @@ class OllamaBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+def create(variant: Variant, spec: ModelSpec, study: Study) -> OllamaBackend:
+    """The registry's factory: the variant's tag on the model's server (default: the local
+    one), pulled first when the server lacks it, so the study runner never knows about pulls."""
+    options = server_options(spec, study, logprobs=True)
+    endpoint = spec.endpoint or DEFAULT_ENDPOINT
+    backend = OllamaBackend(endpoint, spec.server_model(variant.level), options)
+    try:
+        backend.ensure_model()
+    except BaseException:
+        backend.close()
+        raise
+    return backend
 
 
 def pull_with_progress(client: JsonClient, tag: str, show_progress: bool = True) -> None:

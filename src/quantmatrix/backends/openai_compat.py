@@ -9,11 +9,11 @@ Timing: token counts from ``usage``; native prompt-eval and decode times from ll
 ``timings`` object (``prompt_ms``, ``predicted_ms``, ``prompt_n``, ``predicted_n``) when the
 server sends one, else the native times are None (llama-cpp-python's server sends none).
 llama-cpp-python's server does send an ``openai-processing-ms`` header (its own handling time
-of the request, in whole ms); it is kept per request key in :attr:`OpenAIBackend.server_ms`.
+of the request, in whole ms); it becomes ``Timing.server_s``.
 
 Log-probabilities are requested when ``options.logprobs``; a server that refuses them (an error
-mentioning logprobs) is asked again without, and not asked for them again. They are kept per
-request key in :attr:`OpenAIBackend.logprobs` (a list of ``{"token", "logprob"}``).
+mentioning logprobs) is asked again without, and not asked for them again. They are returned in
+``GenerationResult.logprobs`` (one :class:`TokenLogprob` per generated token).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -32,17 +32,25 @@ from quantmatrix.backends.base import (
     GenerationResult,
     MemoryReading,
     Timing,
+    TokenLogprob,
 )
 from quantmatrix.backends.http import (
     JsonClient,
     ServerOptions,
     ServerReplyError,
     answer_first_line,
+    entry_logprobs,
     ordered_map,
+    server_options,
+    token_logprobs,
 )
 
+if TYPE_CHECKING:
+    from quantmatrix.config import ModelSpec, Study
+    from quantmatrix.models.ladder import Variant
 
-def openai_timing(reply: dict[str, Any], wall_s: float) -> Timing:
+
+def openai_timing(reply: dict[str, Any], wall_s: float, server_s: float | None = None) -> Timing:
     """Counts from ``usage``, native times from a llama-server ``timings`` object if present."""
     usage = reply.get("usage") or {}
     timings = reply.get("timings")
@@ -56,26 +64,28 @@ def openai_timing(reply: dict[str, Any], wall_s: float) -> Timing:
         prompt_eval_s=None if prompt_ms is None else float(prompt_ms) / 1000.0,
         decode_s=None if predicted_ms is None else float(predicted_ms) / 1000.0,
         decode_tokens=None if predicted_n is None else int(predicted_n),
+        server_s=server_s,
     )
 
 
-def _logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
+def _logprobs(choice: dict[str, Any]) -> tuple[TokenLogprob, ...] | None:
     """Chat (``{"content": [...]}``) or completion (``tokens``/``token_logprobs``) logprobs."""
     raw = choice.get("logprobs")
     if not isinstance(raw, dict):
         return None
     if isinstance(raw.get("content"), list):
-        return [{"token": e.get("token"), "logprob": e.get("logprob")} for e in raw["content"]]
+        return entry_logprobs(raw["content"])
     tokens, values = raw.get("tokens"), raw.get("token_logprobs")
     if isinstance(tokens, list) and isinstance(values, list):
-        return [{"token": t, "logprob": v} for t, v in zip(tokens, values, strict=False)]
+        return token_logprobs(zip(tokens, values, strict=False))
     return None
 
 
-def _server_ms(headers: httpx.Headers) -> float | None:
+def _server_s(headers: httpx.Headers) -> float | None:
+    """The ``openai-processing-ms`` header in seconds (None when absent or not a number)."""
     value = headers.get("openai-processing-ms")
     try:
-        return None if value is None else float(value)
+        return None if value is None else float(value) / 1000.0
     except ValueError:
         return None
 
@@ -97,8 +107,6 @@ class OpenAIBackend:
             logprobs=options.logprobs, max_in_flight=max(1, options.in_flight), native_timing=False
         )
         self._ask_logprobs = options.logprobs
-        self.logprobs: dict[str, list[dict[str, Any]]] = {}
-        self.server_ms: dict[str, float] = {}
 
     def _body(self, request: GenerationRequest, stops: list[str]) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {
@@ -147,16 +155,13 @@ class OpenAIBackend:
             )
         return exc
 
-    def _call(self, request: GenerationRequest, stops: list[str]) -> tuple[dict[str, Any], float]:
+    def _call(self, request: GenerationRequest, stops: list[str]) -> tuple[dict[str, Any], Timing]:
         started = time.perf_counter()
         reply, headers = self._post(request, stops)
         wall = time.perf_counter() - started
         if not isinstance(reply, dict) or not reply.get("choices"):
             raise BackendError(f"OpenAI-compatible server at {self.base_url} sent no choices")
-        server_ms = _server_ms(headers)
-        if server_ms is not None:
-            self.server_ms[request.key] = server_ms
-        return reply, wall
+        return reply, openai_timing(reply, wall, _server_s(headers))
 
     def _text(self, choice: dict[str, Any]) -> str:
         if self.options.chat:
@@ -164,21 +169,17 @@ class OpenAIBackend:
         return str(choice.get("text") or "")
 
     def _one(self, request: GenerationRequest) -> GenerationResult:
-        def ask(stops: list[str]) -> tuple[str, str, tuple[dict[str, Any], float]]:
-            reply, wall = self._call(request, stops)
+        def ask(stops: list[str]) -> tuple[str, str, tuple[dict[str, Any], Timing]]:
+            reply, timing = self._call(request, stops)
             choice = reply["choices"][0]
             text = self._text(choice)
-            return text, str(choice.get("finish_reason") or "stop"), (reply, wall)
+            return text, str(choice.get("finish_reason") or "stop"), (reply, timing)
 
-        text, finish, (reply, wall) = answer_first_line(request, ask)
-        choice = reply["choices"][0]
-        logprobs = _logprobs(choice)
-        if logprobs is not None:
-            self.logprobs[request.key] = logprobs
-        timing = openai_timing(reply, wall)
+        text, finish, (reply, timing) = answer_first_line(request, ask)
+        logprobs = _logprobs(reply["choices"][0])
         if timing.native_s is not None and not self.capabilities.native_timing:
             self.capabilities = dataclasses.replace(self.capabilities, native_timing=True)
-        return GenerationResult(request.key, text, finish, timing)
+        return GenerationResult(request.key, text, finish, timing, logprobs=logprobs)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
         """Answer ``requests`` (``options.in_flight`` at a time), yielding in request order."""
@@ -208,3 +209,14 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+def create(variant: Variant, spec: ModelSpec, study: Study) -> OpenAIBackend:
+    """The registry's factory: the variant's served model name at the model's endpoint.
+
+    Log-probabilities are not asked for: llama_cpp.server computes them slowly in Python.
+    """
+    if spec.endpoint is None:  # the config refuses this; a spec built by hand may not
+        raise BackendError(f"model {spec.name!r}: the openai backend needs an endpoint URL")
+    options = server_options(spec, study, logprobs=False)
+    return OpenAIBackend(spec.endpoint, spec.server_model(variant.level), options)
