@@ -8,8 +8,8 @@ from typing import Any
 
 from quantmatrix.analysis.divergence import cliff_agreement, letter_rows, summarize_divergence
 from quantmatrix.analysis.outcomes import model_ladders
-from quantmatrix.analysis.stats_power import mde_binary_unpaired
-from quantmatrix.analysis.stats_section import build_statistics, render_statistics_md
+from quantmatrix.analysis.stats.power import mde_binary_unpaired
+from quantmatrix.analysis.stats.section import build_statistics, render_statistics_md
 from quantmatrix.analysis.tables import variant_summaries, wilson
 from quantmatrix.config import Study
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
