@@ -9,12 +9,13 @@ from typing import Any
 from quantmatrix.analysis.divergence import cliff_agreement, letter_rows, summarize_divergence
 from quantmatrix.analysis.outcomes import model_ladders
 from quantmatrix.analysis.stats.power import mde_binary_unpaired
-from quantmatrix.analysis.stats.section import build_statistics, render_statistics_md
+from quantmatrix.analysis.stats.section import build_statistics
 from quantmatrix.analysis.tables import variant_summaries, wilson
 from quantmatrix.config import Study
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
 from quantmatrix.report.fmt import gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
+from quantmatrix.report.stats_md import render_statistics_md
 from quantmatrix.runlog import RunLog, canonical_json
 
 ANALYSIS_VERSION = 1

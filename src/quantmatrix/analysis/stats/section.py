@@ -1,7 +1,6 @@
 """Assemble the JSON-serializable statistics section of a run (see ``build_statistics``).
 
-The rendering to markdown lives in :mod:`quantmatrix.analysis.stats_render` and is re-exported
-here as ``render_statistics_md``.
+Its markdown rendering is the report's business: :mod:`quantmatrix.report.stats_md`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from quantmatrix.analysis.stats.equivalence import (
     tost_unpaired,
 )
 from quantmatrix.analysis.stats.inputs import ModelLadder, VariantOutcomes
-from quantmatrix.analysis.stats_render import render_statistics_md
 
 __all__ = [
     "ACCURACY",
@@ -27,7 +25,6 @@ __all__ = [
     "METRIC_MARGINS",
     "build_statistics",
     "jsonable",
-    "render_statistics_md",
 ]
 
 ACCURACY = "accuracy"
