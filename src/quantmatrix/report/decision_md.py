@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from quantmatrix.decide import TIERS
+from quantmatrix.decide import TIERS, safe_text
 from quantmatrix.report.fmt import gb, num, pct, signed
 
 PLOT_TITLES = {
@@ -49,7 +49,7 @@ def _summary(d: dict[str, Any]) -> list[Block]:
         f"Priced at ${d['cost_per_hour']:g} per hour over each variant's native decode speed; "
         f"context length {d['context_length']} tokens. Memory: the measured peak where present, "
         "else the published estimate (params x nominal bits / 8 x 1.1). Recommended: fits the "
-        "budget and tier negligible or acceptable."
+        f"budget and tier {safe_text()}."
     )
     return [
         Block("h2", "Decision: executive summary"),
@@ -90,7 +90,7 @@ def _lists(d: dict[str, Any]) -> list[Block]:
         body = [[n["variant"], n["tier"] or "unknown", n["reason"]] for n in d["not_recommended"]]
         out.append(_table(["Variant", "Tier", "Why"], body))
     else:
-        out.append(Block("p", "Every variant is negligible or acceptable."))
+        out.append(Block("p", f"Every variant is {safe_text()}."))
     counts = d["tier_counts"]
     body = [[t, str(counts.get(t, 0))] for t in (*TIERS, "unknown")]
     return [*out, Block("h2", "Tier counts"), _table(["Tier", "Variants"], body)]

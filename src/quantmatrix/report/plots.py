@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from quantmatrix.decide import BOUNDS, TIERS
+from quantmatrix.decide import TIER_BOUNDS, TIERS
 from quantmatrix.levels import RANK
 
 DPI = 100
@@ -52,7 +52,7 @@ def _bands(ax: Axes, base_acc: float | None) -> None:
     if base_acc is None:
         return
     top = 100.0 * base_acc
-    edges = [0.0, BOUNDS["negligible"], BOUNDS["acceptable"], BOUNDS["concerning"], -100.0]
+    edges = [0.0, *(bound for _, bound in TIER_BOUNDS), -100.0]
     ax.axhspan(top, 100.0, color=TIER_COLORS["negligible"], alpha=0.08, lw=0)
     for name, hi, lo in zip(TIERS, edges, edges[1:], strict=False):
         ax.axhspan(top + lo, top + hi, color=TIER_COLORS[name], alpha=0.14, lw=0)

@@ -12,6 +12,7 @@ from quantmatrix.analysis.stats.power import mde_binary_unpaired
 from quantmatrix.analysis.stats.section import build_statistics
 from quantmatrix.analysis.tables import variant_summaries, wilson
 from quantmatrix.config import Study
+from quantmatrix.decide import rule_text
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
 from quantmatrix.report.fmt import gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
@@ -192,7 +193,7 @@ def render_markdown(analysis: dict[str, Any], decision_md: str = "") -> str:
         parts += [decision_md.rstrip(), ""]
     parts += ["## Accuracy, tiers and speed", "", _headline(analysis), ""]
     parts += [
-        "Tier: negligible >= -3, acceptable >= -5, concerning >= -10, else unacceptable; the "
+        f"Tier: {rule_text()}; the "
         "worse of the benchmark Δ (pp) and the generation Δ (%), vs each model's baseline. "
         "Decode tok/s is llama.cpp's own decode time; wall tok/s is generated tokens over the "
         "client's whole request time.",
