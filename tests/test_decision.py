@@ -303,8 +303,8 @@ def fake_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_fake_run_gets_a_decision(fake_run: Path) -> None:
+    from quantmatrix.analysis.build import build_analysis
     from quantmatrix.report.decision_md import render_decision_md
-    from quantmatrix.report.render import build_analysis
     from quantmatrix.runlog import RunLog
 
     a = build_analysis(RunLog.load(fake_run))

@@ -10,7 +10,7 @@ from quantmatrix.decision import DecisionError
 from quantmatrix.decision.cost import hourly_rate
 from quantmatrix.decision.matrix import fits, variant_rows
 from quantmatrix.decision.memory import memory_row
-from quantmatrix.report.fmt import num, pct, signed
+from quantmatrix.numfmt import num, pct, signed
 
 Objective = Literal["quality", "cost", "speed"]
 OBJECTIVES: tuple[str, ...] = ("quality", "cost", "speed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from quantmatrix.decide import TIERS, safe_text
-from quantmatrix.report.fmt import pct, signed
+from quantmatrix.numfmt import pct, signed
 
 
 def cost_phrase(row: dict[str, Any]) -> str:
