@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from quantmatrix.decide import TIER_BOUNDS, TIERS
 from quantmatrix.levels import RANK
+from quantmatrix.report.fmt import MISSING
 
 DPI = 100
 TIER_COLORS = {
@@ -156,7 +157,7 @@ def plot_heatmap(decision: dict[str, Any]) -> Figure:
     grid = [[float("nan")] * len(levels) for _ in models]
     for r in rows:
         grid[models.index(r["model"])][levels.index(r["level"])] = codes.index(r["tier"])
-        text = "-" if r["delta_pp"] is None else f"{r['delta_pp']:+.1f}"
+        text = MISSING if r["delta_pp"] is None else f"{r['delta_pp']:+.1f}"
         text = "base" if r["is_baseline"] else text
         at = (levels.index(r["level"]), models.index(r["model"]))
         ax.text(*at, text, ha="center", va="center", fontsize=8, color="white")

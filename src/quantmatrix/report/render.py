@@ -11,7 +11,7 @@ from quantmatrix.decide import rule_text
 from quantmatrix.decision.build import build_decision
 from quantmatrix.report.decision_files import write_decision_outputs
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
-from quantmatrix.report.fmt import gb, num, pct, sci, signed, table
+from quantmatrix.report.fmt import MISSING, gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
 from quantmatrix.report.stats_md import render_statistics_md
 from quantmatrix.runlog import RunLog
@@ -65,9 +65,9 @@ def _headline(analysis: dict[str, Any]) -> str:
             pct(s["raw_exact"]),
             signed(s["delta_pp"]),
             signed(s.get("gen_delta_pct")),
-            s["tier"] or "-",
+            s["tier"] or MISSING,
         ]
-        row += [pct(s["tasks"][t]["accuracy"]) if t in s["tasks"] else "-" for t in tasks]
+        row += [pct(s["tasks"][t]["accuracy"]) if t in s["tasks"] else MISSING for t in tasks]
         row += [
             pct(s["unparsed_rate"]), sci(s.get("kld_mean")), pct(s.get("top_agreement")),
             sci(s.get("letter_kl_mean")), pct(s.get("letter_agreement")),
@@ -85,8 +85,8 @@ def _files(analysis: dict[str, Any]) -> str:
         hist = ", ".join(f"{k} {v}" for k, v in (f.get("tensor_types") or {}).items())
         mem = s["memory"] or {}
         rows.append([
-            s["variant"], f.get("file_type", "-"), gb(f.get("size_bytes")),
-            num(f.get("bits_per_weight"), 3), hist or "-", gb(mem.get("peak_bytes")),
+            s["variant"], f.get("file_type", MISSING), gb(f.get("size_bytes")),
+            num(f.get("bits_per_weight"), 3), hist or MISSING, gb(mem.get("peak_bytes")),
         ])  # fmt: skip
     return table(
         ["Variant", "File type", "Size", "BPW (measured)", "Tensor types", "Peak RSS"], rows
