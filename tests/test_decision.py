@@ -62,7 +62,7 @@ def analysis(variants: list[dict[str, Any]], **top: Any) -> dict[str, Any]:
             v["delta_pp"], v["tier"] = None, None
             continue
         v["delta_pp"] = 100 * (v["accuracy"] - base["accuracy"])
-        v["tier"] = tier(v["delta_pp"])
+        v["tier"] = tier(v["delta_pp"], v.get("gen_delta_pct"))
         for t, block in v["tasks"].items():
             block["delta_pp"] = 100 * (block["accuracy"] - base["tasks"][t]["accuracy"])
     return {"study": "synthetic", "variants": variants, "cost_per_hour": RATE, **top}
@@ -303,8 +303,8 @@ def fake_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_fake_run_gets_a_decision(fake_run: Path) -> None:
+    from quantmatrix.analysis.build import build_analysis
     from quantmatrix.report.decision_md import render_decision_md
-    from quantmatrix.report.render import build_analysis
     from quantmatrix.runlog import RunLog
 
     a = build_analysis(RunLog.load(fake_run))
@@ -336,3 +336,15 @@ def test_cli_commands(fake_run: Path, tmp_path: Path) -> None:
     ):
         bad = cli.invoke(app, args)
         assert bad.exit_code == 2 and bad.output.startswith("error: ")
+
+
+def test_the_tier_rule_reads_as_its_bounds() -> None:
+    from quantmatrix.decide import SAFE_TIERS, TIERS, rule_text, safe_text
+
+    assert rule_text() == "negligible >= -3, acceptable >= -5, concerning >= -10, else unacceptable"
+    assert safe_text() == "negligible or acceptable"
+    assert TIERS == ("negligible", "acceptable", "concerning", "unacceptable")
+    assert SAFE_TIERS == ("negligible", "acceptable")
+    assert [tier(d) for d in (-3.0, -3.01, -5.0, -10.0, -10.01)] == [
+        "negligible", "acceptable", "acceptable", "concerning", "unacceptable"
+    ]  # fmt: skip

@@ -18,10 +18,10 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
+from quantmatrix.analysis.build import build_analysis
 from quantmatrix.cli import app
 from quantmatrix.config import parse_study
 from quantmatrix.divergence_phase import _done_chunks
-from quantmatrix.report.render import build_analysis
 from quantmatrix.runlog import (
     KLD,
     MANIFEST,

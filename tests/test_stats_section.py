@@ -1,4 +1,4 @@
-"""Tests for build_statistics / render_statistics_md (quantmatrix.analysis.stats_section)."""
+"""Tests for build_statistics (analysis.stats.section) and render_statistics_md (report)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from quantmatrix.analysis.stats_input import ModelLadder, VariantOutcomes
-from quantmatrix.analysis.stats_section import build_statistics, render_statistics_md
+from quantmatrix.analysis.stats.inputs import ModelLadder, VariantOutcomes
+from quantmatrix.analysis.stats.section import build_statistics
+from quantmatrix.report.stats_md import render_statistics_md
 
 LEVELS = ["F16", "Q8_0", "Q6_K", "Q4_K_M", "Q2_K"]
 KEYS = [f"item-{i:03d}" for i in range(485)]

@@ -42,7 +42,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _load(run_dir: Path) -> dict[str, Any]:
-    from quantmatrix.report.render import build_analysis
+    from quantmatrix.analysis.build import build_analysis
     from quantmatrix.runlog import RunLog
 
     try:

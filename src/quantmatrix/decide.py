@@ -1,17 +1,29 @@
-"""Quality tiers, as the published study drew them: the worse of benchmark pp and generation %."""
+"""Quality tiers, as the published study drew them: the worse of benchmark pp and generation %.
+
+The rule is defined once, in :data:`TIER_BOUNDS`; the tier names, the safe tiers, the report's
+description of the rule and the plots' bands are all derived from it, so a changed bound
+changes them together.
+"""
 
 from __future__ import annotations
 
-TIERS = ("negligible", "acceptable", "concerning", "unacceptable")
-# lower bound of each tier, in pp (benchmark) or % (generation) change vs the baseline
-BOUNDS = {"negligible": -3.0, "acceptable": -5.0, "concerning": -10.0}
+# (tier, lower bound): a change vs the baseline, in pp (benchmark) or % (generation), at or
+# above the bound is in that tier; best tier first. Anything below the last bound is WORST.
+TIER_BOUNDS: tuple[tuple[str, float], ...] = (
+    ("negligible", -3.0),
+    ("acceptable", -5.0),
+    ("concerning", -10.0),
+)
+WORST = "unacceptable"
+TIERS = (*(name for name, _ in TIER_BOUNDS), WORST)
+SAFE_TIERS = TIERS[:2]  # recommendable: negligible and acceptable
 
 
 def tier_of_delta(delta: float) -> str:
-    for name in TIERS[:-1]:
-        if delta >= BOUNDS[name]:
+    for name, bound in TIER_BOUNDS:
+        if delta >= bound:
             return name
-    return TIERS[-1]
+    return WORST
 
 
 def tier(bench_delta_pp: float | None, gen_delta_pct: float | None = None) -> str | None:
@@ -20,3 +32,14 @@ def tier(bench_delta_pp: float | None, gen_delta_pct: float | None = None) -> st
     if not found:
         return None
     return max(found, key=TIERS.index)
+
+
+def rule_text() -> str:
+    """The rule in words, for the report: 'negligible >= -3, ..., else unacceptable'."""
+    parts = [f"{name} >= {bound:g}" for name, bound in TIER_BOUNDS]
+    return ", ".join([*parts, f"else {WORST}"])
+
+
+def safe_text() -> str:
+    """The safe tiers in words: 'negligible or acceptable'."""
+    return " or ".join(SAFE_TIERS)

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from quantmatrix.analysis.generation import item_metrics
-from quantmatrix.analysis.stats_input import ModelLadder, VariantOutcomes
+from quantmatrix.analysis.stats.inputs import ModelLadder, VariantOutcomes
 from quantmatrix.config import Study
 from quantmatrix.runlog import RunLog
 from quantmatrix.tasks import multiple_choice

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from quantmatrix.analysis.generation import generation_summaries
-from quantmatrix.analysis.stats import wilson_ci
+from quantmatrix.analysis.stats.describe import wilson_ci
 from quantmatrix.config import Study
 from quantmatrix.decide import tier
 from quantmatrix.runlog import RunLog

@@ -1,8 +1,8 @@
 """The decision layer: cost, memory, the matrix per memory budget, recommendations, summaries.
 
-Everything here is a pure function of an analysis dict (``report.render.build_analysis``); the
-single entry points are :func:`quantmatrix.decision.build.build_decision` and
-:func:`quantmatrix.decision.build.write_decision_outputs`.
+Everything here is a pure function of an analysis dict (``analysis.build.build_analysis``) and
+writes no files; the single entry point is :func:`quantmatrix.decision.build.build_decision`.
+The report turns its result into plots, HTML and markdown (``report.decision_files``).
 """
 
 from __future__ import annotations

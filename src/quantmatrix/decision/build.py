@@ -1,10 +1,9 @@
-"""The single entry point: the decision dict from an analysis, and its files in a run folder."""
+"""The single entry point: the decision dict from an analysis (pure; report/ writes its files)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from quantmatrix.decision.cost import DEFAULT_CONTEXT_LENGTH, hourly_rate
@@ -65,27 +64,3 @@ def build_decision(
     decision["summary"] = executive_summary(decision)
     cleaned: dict[str, Any] = clean(decision)
     return cleaned
-
-
-def write_decision_outputs(
-    run_dir: Path,
-    analysis: dict[str, Any],
-    memory_tiers_gb: Sequence[float] = DEFAULT_MEMORY_TIERS_GB,
-    cost_per_hour: float | None = None,
-) -> dict[str, str]:
-    """Write ``plots/*.png`` and ``report.html`` into ``run_dir``.
-
-    Returns ``{"markdown": <decision sections>, "html": <path>, "plot:<name>": <path>, ...}``;
-    the markdown links the plots relative to ``run_dir`` (for ``report.md`` there).
-    """
-    from quantmatrix.report.decision_md import render_decision_md
-    from quantmatrix.report.html import write_html
-    from quantmatrix.report.plots import write_plots
-
-    decision = build_decision(analysis, memory_tiers_gb, cost_per_hour)
-    plots = write_plots(decision, run_dir / "plots")
-    rel = {name: path.relative_to(run_dir).as_posix() for name, path in plots.items()}
-    html = write_html(run_dir / "report.html", decision, plots)
-    out = {"markdown": render_decision_md(decision, rel), "html": str(html)}
-    out.update({f"plot:{name}": str(path) for name, path in plots.items()})
-    return out

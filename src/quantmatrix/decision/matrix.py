@@ -6,21 +6,13 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
-from quantmatrix.decide import TIERS, tier
+from quantmatrix.decide import SAFE_TIERS, TIERS
 from quantmatrix.decision import GB
 from quantmatrix.decision.cost import baseline_of, cost_rows
 from quantmatrix.decision.memory import memory_rows
 from quantmatrix.levels import RANK
 
-SAFE_TIERS = ("negligible", "acceptable")
 TASK_PAIR = ("mmlu", "arc_challenge")
-
-
-def effective_tier(summary: dict[str, Any]) -> str | None:
-    """The worse of the stored tier and the tier of (bench pp, generation %)."""
-    combined = tier(summary.get("delta_pp"), summary.get("gen_delta_pct"))
-    found = [t for t in (summary.get("tier"), combined) if t is not None]
-    return max(found, key=TIERS.index) if found else None
 
 
 def variant_rows(
@@ -32,7 +24,7 @@ def variant_rows(
     rows = []
     for s in analysis["variants"]:
         c, m, tm = costs[s["variant"]], mems[s["variant"]], s.get("timing") or {}
-        t, base = effective_tier(s), baseline_of(analysis, s["model"]) or {}
+        t, base = s.get("tier"), baseline_of(analysis, s["model"]) or {}
         rows.append(
             {
                 "variant": s["variant"],

@@ -10,7 +10,7 @@ from quantmatrix.decision import DecisionError
 from quantmatrix.decision.cost import hourly_rate
 from quantmatrix.decision.matrix import fits, variant_rows
 from quantmatrix.decision.memory import memory_row
-from quantmatrix.report.fmt import num, pct, signed
+from quantmatrix.numfmt import MISSING, num, pct, signed
 
 Objective = Literal["quality", "cost", "speed"]
 OBJECTIVES: tuple[str, ...] = ("quality", "cost", "speed")
@@ -88,7 +88,7 @@ def describe(row: dict[str, Any], conservative: bool = False) -> str:
     mem = "memory unknown"
     if row["memory_bytes"] is not None:
         mem = f"{row['memory_bytes'] / 1e9:.2f} GB {row['memory_basis']}"
-    cost = "-" if row["usd_per_m"] is None else f"${row['usd_per_m']:.4f}/1M"
+    cost = MISSING if row["usd_per_m"] is None else f"${row['usd_per_m']:.4f}/1M"
     return (
         f"{acc}, {signed(row['delta_pp'])}pp vs {base} ({row['tier'] or 'tier unknown'}), "
         f"{cost}, {num(row['decode_tps'])} tok/s, {mem}"

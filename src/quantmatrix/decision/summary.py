@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from quantmatrix.decide import TIERS
-from quantmatrix.report.fmt import pct, signed
+from quantmatrix.decide import TIERS, safe_text
+from quantmatrix.numfmt import pct, signed
 
 
 def cost_phrase(row: dict[str, Any]) -> str:
@@ -40,10 +40,7 @@ def _tier_outcome(entry: dict[str, Any], rows: dict[str, dict[str, Any]]) -> str
         return f"run {best['variant']}: {_facts(best)}."
     if not entry["fits"]:
         return "nothing fits: no variant's memory is within the budget."
-    return (
-        f"nothing is recommended: {len(entry['fits'])} variant(s) fit, "
-        "none negligible or acceptable."
-    )
+    return f"nothing is recommended: {len(entry['fits'])} variant(s) fit, none {safe_text()}."
 
 
 def _budget(group: list[dict[str, Any]], is_last: bool) -> str:

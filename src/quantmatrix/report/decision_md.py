@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from quantmatrix.decide import TIERS
-from quantmatrix.report.fmt import gb, num, pct, signed
+from quantmatrix.decide import TIERS, safe_text
+from quantmatrix.report.fmt import MISSING, gb, num, pct, signed
 
 PLOT_TITLES = {
     "accuracy_by_level": "Accuracy by quant level, with 95% CIs and tier bands",
@@ -36,7 +36,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> Block:
 
 
 def _usd(x: float | None) -> str:
-    return "-" if x is None else f"${x:.4f}"
+    return MISSING if x is None else f"${x:.4f}"
 
 
 def _mem(row: dict[str, Any]) -> str:
@@ -49,7 +49,7 @@ def _summary(d: dict[str, Any]) -> list[Block]:
         f"Priced at ${d['cost_per_hour']:g} per hour over each variant's native decode speed; "
         f"context length {d['context_length']} tokens. Memory: the measured peak where present, "
         "else the published estimate (params x nominal bits / 8 x 1.1). Recommended: fits the "
-        "budget and tier negligible or acceptable."
+        f"budget and tier {safe_text()}."
     )
     return [
         Block("h2", "Decision: executive summary"),
@@ -72,7 +72,7 @@ def _matrix(d: dict[str, Any], rows: dict[str, dict[str, Any]]) -> list[Block]:
                 _mem(r),
                 signed(r["delta_pp"]),
                 signed(r["gen_delta_pct"]),
-                r["tier"] or "-",
+                r["tier"] or MISSING,
                 num(r["decode_tps"]),
                 _usd(r["usd_per_m"]),
                 "yes" if r["safe"] else "no",
@@ -90,7 +90,7 @@ def _lists(d: dict[str, Any]) -> list[Block]:
         body = [[n["variant"], n["tier"] or "unknown", n["reason"]] for n in d["not_recommended"]]
         out.append(_table(["Variant", "Tier", "Why"], body))
     else:
-        out.append(Block("p", "Every variant is negligible or acceptable."))
+        out.append(Block("p", f"Every variant is {safe_text()}."))
     counts = d["tier_counts"]
     body = [[t, str(counts.get(t, 0))] for t in (*TIERS, "unknown")]
     return [*out, Block("h2", "Tier counts"), _table(["Tier", "Variants"], body)]
@@ -105,11 +105,11 @@ def _enumeration(d: dict[str, Any]) -> list[Block]:
             f"{pct(r['accuracy'])} [{pct(r['ci_low'])}, {pct(r['ci_high'])}]",
             signed(r["delta_pp"]),
             signed(r["gen_delta_pct"]),
-            r["tier"] or "-",
+            r["tier"] or MISSING,
             num(r["decode_tps"]),
             num(r["ttft_s"], 3),
             _usd(r["usd_per_m"]),
-            "-" if r["savings_pct"] is None else f"{r['savings_pct']:+.1f}%",
+            MISSING if r["savings_pct"] is None else f"{r['savings_pct']:+.1f}%",
             _mem(r),
         ]
         for r in d["variants"]
@@ -121,9 +121,9 @@ def _ladders(d: dict[str, Any]) -> list[Block]:
     cliffs = [
         [
             c["model"],
-            c["last_safe"] or "-",
-            c["first_unsafe"] or "-",
-            c["first_unsafe_tier"] or "-",
+            c["last_safe"] or MISSING,
+            c["first_unsafe"] or MISSING,
+            c["first_unsafe_tier"] or MISSING,
             num(c["cliff_pp"]),
             c["note"] or "",
         ]
@@ -138,7 +138,7 @@ def _ladders(d: dict[str, Any]) -> list[Block]:
             signed(s["speed_change_pct"]),
             signed(s["memory_change_pct"]),
             signed(s["gain_per_10pct_cost"], 2),
-            {True: "yes", False: "no", None: "-"}[s["diminishing"]],
+            {True: "yes", False: "no", None: MISSING}[s["diminishing"]],
         ]
         for s in d["diminishing_returns"]
     ]
@@ -167,12 +167,12 @@ def _memory(d: dict[str, Any]) -> list[Block]:
     body = [
         [
             m["variant"],
-            "-" if m["n_params"] is None else f"{m['n_params']:,}",
+            MISSING if m["n_params"] is None else f"{m['n_params']:,}",
             num(m["nominal_bpw"], 3),
             gb(None if m["estimate_bytes"] is None else int(m["estimate_bytes"])),
             gb(m["measured_bytes"]),
-            m["source"] or "-",
-            "-" if m["error_pct"] is None else f"{m['error_pct']:+.0f}%",
+            m["source"] or MISSING,
+            MISSING if m["error_pct"] is None else f"{m['error_pct']:+.0f}%",
             m["verdict"],
             m["basis"],
         ]

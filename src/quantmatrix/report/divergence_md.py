@@ -6,17 +6,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from quantmatrix.report.fmt import num, pct, signed, table
+from quantmatrix.report.fmt import MISSING, num, pct, signed, table
 
 Row = dict[str, Any]
 
 
 def _sci(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3g}"
+    return MISSING if x is None else f"{x:.3g}"
 
 
 def _ci(values: list[float] | None) -> str:
-    return "-" if not values else f"[{values[0]:.3g}, {values[1]:.3g}]"
+    return MISSING if not values else f"[{values[0]:.3g}, {values[1]:.3g}]"
 
 
 def _letters_table(div: Mapping[str, Any]) -> str:
@@ -54,7 +54,7 @@ def _tokens_table(div: Mapping[str, Any]) -> str:
 
 def _cliff_table(cliffs: Mapping[str, Row]) -> str:
     rows = [
-        [model, c["divergence_cliff"] or "-", c["accuracy_cliff"] or "-",
+        [model, c["divergence_cliff"] or MISSING, c["accuracy_cliff"] or MISSING,
          "yes" if c["agree"] else "no", signed(c["spearman"], 2)]
         for model, c in cliffs.items()
     ]  # fmt: skip

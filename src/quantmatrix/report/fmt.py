@@ -1,29 +1,30 @@
-"""Small, deterministic number formatting and markdown tables for the report."""
+"""The report's formatting: the package's number formats (:mod:`quantmatrix.numfmt`, with its
+one missing-value mark) and markdown tables."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from quantmatrix.numfmt import MISSING, count, gb, num, pct, pp, pvalue, sci, signed
 
-def pct(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{100 * x:.{digits}f}%"
+__all__ = [
+    "MISSING",
+    "count",
+    "gb",
+    "num",
+    "pct",
+    "pp",
+    "pvalue",
+    "sci",
+    "signed",
+    "table",
+    "yes_no",
+]
 
 
-def num(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
-def signed(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{x:+.{digits}f}"
-
-
-def sci(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2e}"
-
-
-def gb(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1e9:.3f} GB"
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from quantmatrix.report.fmt import num, signed, table
+from quantmatrix.report.fmt import MISSING, num, signed, table
 
 
 def _ci(block: dict[str, Any], digits: int = 3) -> str:
     if block["mean"] is None:
-        return "-"
+        return MISSING
     return (
         f"{block['mean']:.{digits}f} [{block['ci_low']:.{digits}f}, {block['ci_high']:.{digits}f}]"
     )
@@ -46,7 +46,7 @@ def _per_task(variants: list[dict[str, Any]]) -> str:
 
     def cell(s: dict[str, Any], t: str) -> str:
         block = s["generation"]["tasks"].get(t)
-        return num(block["metrics"]["key_avg"]["mean"], 3) if block else "-"
+        return num(block["metrics"]["key_avg"]["mean"], 3) if block else MISSING
 
     rows = [[s["variant"], *(cell(s, t) for t in tasks)] for s in variants]
     return table(["Variant (key avg)", *tasks], rows)

@@ -15,8 +15,9 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from quantmatrix.decide import BOUNDS, TIERS
+from quantmatrix.decide import TIER_BOUNDS, TIERS
 from quantmatrix.levels import RANK
+from quantmatrix.report.fmt import MISSING
 
 DPI = 100
 TIER_COLORS = {
@@ -52,7 +53,7 @@ def _bands(ax: Axes, base_acc: float | None) -> None:
     if base_acc is None:
         return
     top = 100.0 * base_acc
-    edges = [0.0, BOUNDS["negligible"], BOUNDS["acceptable"], BOUNDS["concerning"], -100.0]
+    edges = [0.0, *(bound for _, bound in TIER_BOUNDS), -100.0]
     ax.axhspan(top, 100.0, color=TIER_COLORS["negligible"], alpha=0.08, lw=0)
     for name, hi, lo in zip(TIERS, edges, edges[1:], strict=False):
         ax.axhspan(top + lo, top + hi, color=TIER_COLORS[name], alpha=0.14, lw=0)
@@ -156,7 +157,7 @@ def plot_heatmap(decision: dict[str, Any]) -> Figure:
     grid = [[float("nan")] * len(levels) for _ in models]
     for r in rows:
         grid[models.index(r["model"])][levels.index(r["level"])] = codes.index(r["tier"])
-        text = "-" if r["delta_pp"] is None else f"{r['delta_pp']:+.1f}"
+        text = MISSING if r["delta_pp"] is None else f"{r['delta_pp']:+.1f}"
         text = "base" if r["is_baseline"] else text
         at = (levels.index(r["level"]), models.index(r["model"]))
         ax.text(*at, text, ha="center", va="center", fontsize=8, color="white")

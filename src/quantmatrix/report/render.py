@@ -6,90 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quantmatrix.analysis.divergence import cliff_agreement, letter_rows, summarize_divergence
-from quantmatrix.analysis.outcomes import model_ladders
-from quantmatrix.analysis.stats_power import mde_binary_unpaired
-from quantmatrix.analysis.stats_section import build_statistics, render_statistics_md
-from quantmatrix.analysis.tables import variant_summaries, wilson
-from quantmatrix.config import Study
+from quantmatrix.analysis.build import accuracy_deltas, build_analysis
+from quantmatrix.decide import rule_text
+from quantmatrix.decision.build import build_decision
+from quantmatrix.report.decision_files import write_decision_outputs
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
-from quantmatrix.report.fmt import gb, num, pct, sci, signed, table
+from quantmatrix.report.fmt import MISSING, gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
-from quantmatrix.runlog import RunLog, canonical_json
-
-ANALYSIS_VERSION = 1
-
-
-def build_analysis(log: RunLog) -> dict[str, Any]:
-    study = Study.model_validate(log.manifest["config"])
-    summaries = variant_summaries(log)
-    statistics = build_statistics(model_ladders(log))
-    letters = letter_rows(log.samples, study.baseline_variants())
-    divergence = summarize_divergence(letters, log.kld)
-    _attach_divergence(summaries, divergence)
-    return {
-        "analysis_version": ANALYSIS_VERSION,
-        "study": study.name,
-        "config_hash": log.manifest["config_hash"],
-        "decoding": study.decoding.model_dump(),
-        "cost_per_hour": study.cost_per_hour,
-        "context_length": study.context_length,
-        "sizes": _sizes(summaries),
-        "variants": summaries,
-        "harness_overhead": _overall_overhead(summaries),
-        "statistics": statistics,
-        "scoring_models": _scoring_models(log),
-        "divergence": divergence,
-        "divergence_cliffs": cliff_agreement(divergence, _accuracy_deltas(summaries)),
-        "log_warnings": log.warnings,  # rows the reading ignored (runlog_check.read_warnings)
-    }
-
-
-def _accuracy_deltas(summaries: list[dict[str, Any]]) -> dict[str, float]:
-    return {s["variant"]: s["delta_pp"] / 100.0 for s in summaries if s["delta_pp"] is not None}
-
-
-def _attach_divergence(summaries: list[dict[str, Any]], divergence: dict[str, Any]) -> None:
-    for s in summaries:
-        found = divergence["variants"].get(s["variant"]) or {}
-        tokens, letters = found.get("tokens") or {}, found.get("letters") or {}
-        s["kld_mean"] = tokens.get("kld_mean")
-        s["kld_p99"] = tokens.get("kld_p99")
-        s["top_agreement"] = tokens.get("same_top")
-        s["ppl_ratio"] = tokens.get("ppl_ratio")
-        s["letter_kl_mean"] = letters.get("letter_kl_mean")
-        s["letter_agreement"] = letters.get("argmax_agreement")
-
-
-def _scoring_models(log: RunLog) -> dict[str, Any] | None:
-    found = {canonical_json(r["models"]): r["models"] for r in log.scores if r.get("models")}
-    return found[min(found)] if found else None
-
-
-def _sizes(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    n_items = max((s["n"] for s in summaries), default=0)
-    per_task: dict[str, int] = {}
-    for s in summaries:
-        for t, block in s["tasks"].items():
-            per_task[t] = max(per_task.get(t, 0), block["n"])
-    half = None
-    if n_items:
-        low, high = wilson(n_items // 2, n_items)
-        half = None if low is None or high is None else (high - low) / 2
-    mde = mde_binary_unpaired(n_items) if n_items else None  # p=0.5, alpha 0.05, power 0.8
-    return {
-        "items_per_variant": n_items,
-        "per_task": dict(sorted(per_task.items())),
-        "one_item_pp": 100.0 / n_items if n_items else None,
-        "wilson_half_width_at_50pct": half,
-        "unpaired_mde_at_50pct": mde,
-    }
-
-
-def _overall_overhead(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    wall = sum(s["overhead"]["eval_wall_s"] for s in summaries)
-    native = sum(s["overhead"]["native_s"] for s in summaries)
-    return {"eval_wall_s": wall, "native_s": native, "ratio": wall / native if native else None}
+from quantmatrix.report.stats_md import render_statistics_md
+from quantmatrix.runlog import RunLog
 
 
 def _notes(analysis: dict[str, Any]) -> list[str]:
@@ -140,9 +65,9 @@ def _headline(analysis: dict[str, Any]) -> str:
             pct(s["raw_exact"]),
             signed(s["delta_pp"]),
             signed(s.get("gen_delta_pct")),
-            s["tier"] or "-",
+            s["tier"] or MISSING,
         ]
-        row += [pct(s["tasks"][t]["accuracy"]) if t in s["tasks"] else "-" for t in tasks]
+        row += [pct(s["tasks"][t]["accuracy"]) if t in s["tasks"] else MISSING for t in tasks]
         row += [
             pct(s["unparsed_rate"]), sci(s.get("kld_mean")), pct(s.get("top_agreement")),
             sci(s.get("letter_kl_mean")), pct(s.get("letter_agreement")),
@@ -160,8 +85,8 @@ def _files(analysis: dict[str, Any]) -> str:
         hist = ", ".join(f"{k} {v}" for k, v in (f.get("tensor_types") or {}).items())
         mem = s["memory"] or {}
         rows.append([
-            s["variant"], f.get("file_type", "-"), gb(f.get("size_bytes")),
-            num(f.get("bits_per_weight"), 3), hist or "-", gb(mem.get("peak_bytes")),
+            s["variant"], f.get("file_type", MISSING), gb(f.get("size_bytes")),
+            num(f.get("bits_per_weight"), 3), hist or MISSING, gb(mem.get("peak_bytes")),
         ])  # fmt: skip
     return table(
         ["Variant", "File type", "Size", "BPW (measured)", "Tensor types", "Peak RSS"], rows
@@ -191,7 +116,7 @@ def render_markdown(analysis: dict[str, Any], decision_md: str = "") -> str:
         parts += [decision_md.rstrip(), ""]
     parts += ["## Accuracy, tiers and speed", "", _headline(analysis), ""]
     parts += [
-        "Tier: negligible >= -3, acceptable >= -5, concerning >= -10, else unacceptable; the "
+        f"Tier: {rule_text()}; the "
         "worse of the benchmark Δ (pp) and the generation Δ (%), vs each model's baseline. "
         "Decode tok/s is llama.cpp's own decode time; wall tok/s is generated tokens over the "
         "client's whole request time.",
@@ -224,19 +149,17 @@ def _divergence_section(analysis: dict[str, Any]) -> str:
 
 
 def write_report(run_dir: Path) -> tuple[Path, dict[str, Any]]:
-    from quantmatrix.decision.build import build_decision, write_decision_outputs
-
     log = RunLog.load(run_dir)
     analysis = build_analysis(log)
     analysis["decision"] = build_decision(analysis)
     (run_dir / "analysis.json").write_text(
         json.dumps(analysis, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8"
     )
-    decision = write_decision_outputs(run_dir, analysis)
+    decision = write_decision_outputs(run_dir, analysis["decision"])
     if analysis["divergence"]["order"]:
         plot_kld_vs_accuracy(
             analysis["divergence"],
-            _accuracy_deltas(analysis["variants"]),
+            accuracy_deltas(analysis["variants"]),
             run_dir / "plots" / "kld_vs_accuracy.png",
         )
     path = run_dir / "report.md"

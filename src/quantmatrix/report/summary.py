@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from quantmatrix.report.fmt import num, pct, signed
+from quantmatrix.report.fmt import MISSING, num, pct, signed
 
 
 def headline_text(analysis: dict[str, Any]) -> Table:
@@ -18,7 +18,7 @@ def headline_text(analysis: dict[str, Any]) -> Table:
             s["variant"],
             f"{pct(s['accuracy'])} [{pct(s['ci_low'])}, {pct(s['ci_high'])}]",
             signed(s["delta_pp"]),
-            s["tier"] or "-",
+            s["tier"] or MISSING,
             pct(s["unparsed_rate"]),
             num(s["timing"]["native_decode_tps"]),
         )

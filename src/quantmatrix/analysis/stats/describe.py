@@ -1,4 +1,5 @@
-"""Descriptive statistics: paired bootstrap CI of accuracy deltas and timing outliers."""
+"""Descriptive statistics: the Wilson CI of an accuracy, a paired bootstrap CI of accuracy
+deltas, and timing outliers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
+from statsmodels.stats.proportion import proportion_confint
 
 DEFAULT_SEED = 42
 DEFAULT_RESAMPLES = 2000
@@ -40,6 +42,19 @@ class TimingSummary:
     high_fence: float | None
     outliers: tuple[int, ...]  # indices into the series
     cv: float | None
+
+
+def wilson_ci(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float] | None:
+    """Wilson score interval via ``statsmodels.stats.proportion.proportion_confint``.
+
+    Returns None when ``n == 0``. The bounds are clipped to contain the point estimate (at 0 or
+    n successes statsmodels' bound can land 1e-17 on the wrong side of it).
+    """
+    if n <= 0:
+        return None
+    low, high = proportion_confint(successes, n, alpha=alpha, method="wilson")
+    p = successes / n
+    return min(float(low), p), max(float(high), p)
 
 
 def bootstrap_delta_ci(

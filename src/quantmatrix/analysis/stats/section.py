@@ -1,7 +1,6 @@
 """Assemble the JSON-serializable statistics section of a run (see ``build_statistics``).
 
-The rendering to markdown lives in :mod:`quantmatrix.analysis.stats_render` and is re-exported
-here as ``render_statistics_md``.
+Its markdown rendering is the report's business: :mod:`quantmatrix.report.stats_md`.
 """
 
 from __future__ import annotations
@@ -11,9 +10,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from quantmatrix.analysis import stats, stats_describe, stats_multi, stats_power
-from quantmatrix.analysis.stats_input import ModelLadder, VariantOutcomes
-from quantmatrix.analysis.stats_render import render_statistics_md
+from quantmatrix.analysis.stats import describe, multiplicity, power, significance
+from quantmatrix.analysis.stats.equivalence import (
+    tost_paired_binary,
+    tost_paired_bounded,
+    tost_unpaired,
+)
+from quantmatrix.analysis.stats.inputs import ModelLadder, VariantOutcomes
 
 __all__ = [
     "ACCURACY",
@@ -22,7 +25,6 @@ __all__ = [
     "METRIC_MARGINS",
     "build_statistics",
     "jsonable",
-    "render_statistics_md",
 ]
 
 ACCURACY = "accuracy"
@@ -64,7 +66,7 @@ def _vectors(
 
 def _wilson(variant: VariantOutcomes, alpha: float) -> dict[str, Any]:
     n, k = variant.n_items, variant.n_correct
-    ci = stats.wilson_ci(k, n, alpha)
+    ci = describe.wilson_ci(k, n, alpha)
     return {
         "model": variant.model,
         "variant": variant.variant,
@@ -79,7 +81,7 @@ def _wilson(variant: VariantOutcomes, alpha: float) -> dict[str, Any]:
 
 def _adjacent(hi: VariantOutcomes, lo: VariantOutcomes, metric: str) -> dict[str, Any]:
     a, b = _vectors(hi, lo, metric)
-    welch = stats.welch_test(a, b)
+    welch = significance.welch_test(a, b)
     entry: dict[str, Any] = {
         "id": f"{hi.model}:{hi.level}->{lo.level}:{metric}",
         "model": hi.model,
@@ -92,7 +94,7 @@ def _adjacent(hi: VariantOutcomes, lo: VariantOutcomes, metric: str) -> dict[str
         "cohen_d": welch.cohen_d,
     }
     if metric == ACCURACY:
-        mc = stats.mcnemar_test([x > 0.5 for x in a], [y > 0.5 for y in b])
+        mc = significance.mcnemar_test([x > 0.5 for x in a], [y > 0.5 for y in b])
         entry["paired"] = {
             "test": f"mcnemar ({mc.method})",
             "p_value": mc.p_value,
@@ -103,7 +105,7 @@ def _adjacent(hi: VariantOutcomes, lo: VariantOutcomes, metric: str) -> dict[str
             "wrong_to_correct": mc.wrong_to_correct,
         }
     else:
-        pc = stats.paired_continuous(a, b)
+        pc = significance.paired_continuous(a, b)
         entry["paired"] = {
             "test": "wilcoxon",
             "p_value": pc.wilcoxon_p_value,
@@ -116,7 +118,7 @@ def _adjacent(hi: VariantOutcomes, lo: VariantOutcomes, metric: str) -> dict[str
 def _family(entries: list[dict[str, Any]], key: str, alpha: float) -> dict[str, Any]:
     ids = [e["id"] for e in entries]
     raw = [float(e[key].p_value if key == "welch" else e[key]["p_value"]) for e in entries]
-    corr = stats_multi.correct_pvalues(raw, alpha)
+    corr = multiplicity.correct_pvalues(raw, alpha)
     rows = [
         {
             "id": ids[i],
@@ -152,11 +154,11 @@ def _equivalence(
     for label, margin in _margins(metric, a).items():
         for design in DESIGNS:
             if design == "unpaired":
-                res = stats.tost_unpaired(a, b, margin, alpha)
+                res = tost_unpaired(a, b, margin, alpha)
             elif metric == ACCURACY:
-                res = stats.tost_paired_binary(a, b, margin, alpha)
+                res = tost_paired_binary(a, b, margin, alpha)
             else:  # generation metrics are on a 0-1 scale
-                res = stats.tost_paired_bounded(a, b, margin, METRIC_BOUND, alpha)
+                res = tost_paired_bounded(a, b, margin, METRIC_BOUND, alpha)
             head = {"model": var.model, "variant": var.variant, "level": var.level}
             rows.append(
                 {**head, "metric": metric, "margin_label": label, **dataclasses.asdict(res)}
@@ -178,7 +180,7 @@ def _ladder(ladder: ModelLadder, equivalence: list[dict[str, Any]]) -> list[dict
                 for r in mine
                 if (r["metric"], r["margin_label"], r["design"]) == (metric, label, design)
             }
-            seq = stats_multi.fixed_sequence(levels, [ok.get(level, False) for level in levels])
+            seq = multiplicity.fixed_sequence(levels, [ok.get(level, False) for level in levels])
             head = {"model": ladder.model, "baseline": ladder.baseline, "metric": metric}
             out.append({**head, "margin_label": label, "design": design, **dataclasses.asdict(seq)})
     return out
@@ -188,13 +190,13 @@ def _power_model(ladder: ModelLadder, alpha: float) -> dict[str, Any]:
     base = ladder.baseline_variant
     n = base.n_items
     p = base.n_correct / n if n else None
-    model_mde = stats_power.mde_binary_unpaired(n, p, alpha, POWER) if p is not None else None
+    model_mde = power.mde_binary_unpaired(n, p, alpha, POWER) if p is not None else None
     return {
         "model": ladder.model,
         "baseline": base.level,
         "n": n,
         "baseline_accuracy": p,
-        "mde_unpaired_worst_case": stats_power.mde_binary_unpaired(n, 0.5, alpha, POWER),
+        "mde_unpaired_worst_case": power.mde_binary_unpaired(n, 0.5, alpha, POWER),
         "mde_unpaired_model": model_mde,
     }
 
@@ -205,17 +207,17 @@ def _power_variant(base: VariantOutcomes, var: VariantOutcomes, alpha: float) ->
     discordance = sum(1 for x, y in zip(a, b, strict=True) if x != y) / n if n else 0.0
     delta = (sum(b) - sum(a)) / n if n else 0.0
     margin = ACCURACY_MARGINS["3pp"]
-    sd_u, sd_p = stats_power.pooled_sd(a, b), stats_power.sd_of_differences(a, b)
+    sd_u, sd_p = power.pooled_sd(a, b), power.sd_of_differences(a, b)
     metrics = []
     for metric in sorted(set(base.metrics) & set(var.metrics)):
         ma, mb = _vectors(base, var, metric)
-        sd_mu, sd_mp = stats_power.pooled_sd(ma, mb), stats_power.sd_of_differences(ma, mb)
+        sd_mu, sd_mp = power.pooled_sd(ma, mb), power.sd_of_differences(ma, mb)
         metrics.append(
             {
                 "metric": metric,
                 "n": len(ma),
-                "mde_unpaired": stats_power.mde_continuous(len(ma), sd_mu or 0.0, alpha, POWER),
-                "mde_paired": stats_power.mde_continuous(len(ma), sd_mp or 0.0, alpha, POWER, True),
+                "mde_unpaired": power.mde_continuous(len(ma), sd_mu or 0.0, alpha, POWER),
+                "mde_paired": power.mde_continuous(len(ma), sd_mp or 0.0, alpha, POWER, True),
             }
         )
     return {
@@ -225,20 +227,18 @@ def _power_variant(base: VariantOutcomes, var: VariantOutcomes, alpha: float) ->
         "n_pairs": n,
         "delta": delta,
         "discordance": discordance,
-        "mde_paired": stats_power.mde_binary_paired(n, discordance, alpha, POWER),
-        "n_equivalence_3pp_paired": stats_power.n_for_equivalence(
+        "mde_paired": power.mde_binary_paired(n, discordance, alpha, POWER),
+        "n_equivalence_3pp_paired": power.n_for_equivalence(
             delta, sd_p, margin, alpha, POWER, True
         ),
-        "n_equivalence_3pp_unpaired": stats_power.n_for_equivalence(
-            delta, sd_u, margin, alpha, POWER
-        ),
+        "n_equivalence_3pp_unpaired": power.n_for_equivalence(delta, sd_u, margin, alpha, POWER),
         "metrics": metrics,
     }
 
 
 def _bootstrap(base: VariantOutcomes, var: VariantOutcomes, seed: int) -> dict[str, Any]:
     a, b = _vectors(base, var, ACCURACY)
-    res = stats_describe.bootstrap_delta_ci(a, b, seed=seed)
+    res = describe.bootstrap_delta_ci(a, b, seed=seed)
     return {
         "model": var.model,
         "variant": var.variant,
@@ -252,8 +252,8 @@ def _timing(variant: VariantOutcomes) -> dict[str, Any]:
         "model": variant.model,
         "variant": variant.variant,
         "level": variant.level,
-        "ttft_s": stats_describe.iqr_outliers(variant.ttft_s),
-        "decode_tps": stats_describe.iqr_outliers(variant.decode_tps),
+        "ttft_s": describe.iqr_outliers(variant.ttft_s),
+        "decode_tps": describe.iqr_outliers(variant.decode_tps),
     }
 
 

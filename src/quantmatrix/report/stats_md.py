@@ -2,40 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-DASH = "–"
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return DASH
-    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
-
-
-def _pp(value: float | None, signed: bool = True) -> str:
-    if value is None:
-        return DASH
-    return f"{value * 100:+.1f}pp" if signed else f"{value * 100:.1f}pp"
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return DASH if value is None else f"{value:.{digits}f}"
-
-
-def _int(value: int | None) -> str:
-    return DASH if value is None else str(value)
-
-
-def _yes(value: bool) -> str:
-    return "yes" if value else "no"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return [*lines, ""]
+from quantmatrix.report.fmt import MISSING, count, num, pp, pvalue, table, yes_no
 
 
 def _wilson(stats: dict[str, Any]) -> list[str]:
@@ -45,13 +14,13 @@ def _wilson(stats: dict[str, Any]) -> list[str]:
             w["level"],
             str(w["n"]),
             str(w["correct"]),
-            _num(w["accuracy"]),
-            f"[{_num(w['low'])}, {_num(w['high'])}]",
+            num(w["accuracy"], 3),
+            f"[{num(w['low'], 3)}, {num(w['high'], 3)}]",
         ]
         for w in stats["wilson"]
     ]
     head = ["Model", "Level", "N", "Correct", "Accuracy", "Wilson 95% CI"]
-    return ["### Accuracy", "", *_table(head, rows)]
+    return ["### Accuracy", "", table(head, rows), ""]
 
 
 def _tests(stats: dict[str, Any]) -> list[str]:
@@ -61,23 +30,23 @@ def _tests(stats: dict[str, Any]) -> list[str]:
     for e in stats["adjacent"]:
         w, p = welch[e["id"]], paired[e["id"]]
         flips = e["flips"]
-        flip = f"{flips['correct_to_wrong']}/{flips['wrong_to_correct']}" if flips else DASH
+        flip = f"{flips['correct_to_wrong']}/{flips['wrong_to_correct']}" if flips else MISSING
         rows.append(
             [
                 e["model"],
                 f"{e['higher']}→{e['lower']}",
                 e["metric"],
-                _num(e["diff"], 4),
-                _num(e["cohen_d"]),
-                _p(w["p"]),
-                _p(w["p_holm"]),
-                _p(w["p_bonferroni"]),
-                _yes(w["survives_holm"]),
+                num(e["diff"], 4),
+                num(e["cohen_d"], 3),
+                pvalue(w["p"]),
+                pvalue(w["p_holm"]),
+                pvalue(w["p_bonferroni"]),
+                yes_no(w["survives_holm"]),
                 e["paired"]["test"],
-                _p(p["p"]),
-                _p(p["p_holm"]),
-                _p(p["p_bonferroni"]),
-                _yes(p["survives_holm"]),
+                pvalue(p["p"]),
+                pvalue(p["p_holm"]),
+                pvalue(p["p_bonferroni"]),
+                yes_no(p["survives_holm"]),
                 flip,
             ]
         )
@@ -85,8 +54,8 @@ def _tests(stats: dict[str, Any]) -> list[str]:
     head += ["Paired test", "p", "Holm", "Bonf.", "Survives", "Flips c→w/w→c"]
     fam = stats["corrections"]["welch"]
     note = f"{fam['n_tests']} adjacent tests per family; Bonferroni per-test alpha "
-    note += f"{_num(fam['bonferroni_alpha'], 6)}. Survives = Holm-adjusted p < {stats['alpha']}."
-    return ["### Adjacent-level tests", "", note, "", *_table(head, rows)]
+    note += f"{num(fam['bonferroni_alpha'], 6)}. Survives = Holm-adjusted p < {stats['alpha']}."
+    return ["### Adjacent-level tests", "", note, "", table(head, rows), ""]
 
 
 def _equivalence(stats: dict[str, Any]) -> list[str]:
@@ -103,11 +72,11 @@ def _equivalence(stats: dict[str, Any]) -> list[str]:
                 level,
                 metric,
                 f"±{label}",
-                _num(pa["delta"], 4),
-                _p(pa["p_value"]),
-                _yes(pa["equivalent"]),
-                _p(un["p_value"]),
-                _yes(un["equivalent"]),
+                num(pa["delta"], 4),
+                pvalue(pa["p_value"]),
+                yes_no(pa["equivalent"]),
+                pvalue(un["p_value"]),
+                yes_no(un["equivalent"]),
             ]
         )
     head = ["Model", "Level", "Metric", "Margin", "Δ vs baseline", "Paired TOST p", "Equiv."]
@@ -118,7 +87,7 @@ def _equivalence(stats: dict[str, Any]) -> list[str]:
         "per-item differences, so identical outputs on a few items cannot confirm equivalence "
         "from zero variance alone. Unpaired: Welch TOST."
     )
-    return ["### Equivalence to baseline (TOST)", "", note, "", *_table(head, rows)]
+    return ["### Equivalence to baseline (TOST)", "", note, "", table(head, rows), ""]
 
 
 def _ladder(stats: dict[str, Any]) -> list[str]:
@@ -129,12 +98,12 @@ def _ladder(stats: dict[str, Any]) -> list[str]:
             f"±{r['margin_label']}",
             r["design"],
             r["lowest_confirmed"] or f"none below {r['baseline']}",
-            r["stopped_at"] or DASH,
+            r["stopped_at"] or MISSING,
         ]
         for r in stats["ladder"]
     ]
     head = ["Model", "Metric", "Margin", "Design", "Lowest confirmed level", "Stopped at"]
-    return ["### Fixed-sequence ladder", "", *_table(head, rows)]
+    return ["### Fixed-sequence ladder", "", table(head, rows), ""]
 
 
 def _power(stats: dict[str, Any]) -> list[str]:
@@ -143,9 +112,9 @@ def _power(stats: dict[str, Any]) -> list[str]:
             m["model"],
             m["baseline"],
             str(m["n"]),
-            _num(m["baseline_accuracy"]),
-            _pp(m["mde_unpaired_worst_case"], False),
-            _pp(m["mde_unpaired_model"], False),
+            num(m["baseline_accuracy"], 3),
+            pp(m["mde_unpaired_worst_case"], False),
+            pp(m["mde_unpaired_model"], False),
         ]
         for m in stats["power"]["models"]
     ]
@@ -154,11 +123,11 @@ def _power(stats: dict[str, Any]) -> list[str]:
             v["model"],
             v["level"],
             str(v["n_pairs"]),
-            _pp(v["delta"]),
-            _num(v["discordance"]),
-            _pp(v["mde_paired"], False),
-            _int(v["n_equivalence_3pp_paired"]),
-            _int(v["n_equivalence_3pp_unpaired"]),
+            pp(v["delta"]),
+            num(v["discordance"], 3),
+            pp(v["mde_paired"], False),
+            count(v["n_equivalence_3pp_paired"]),
+            count(v["n_equivalence_3pp_unpaired"]),
         ]
         for v in stats["power"]["variants"]
     ]
@@ -167,12 +136,12 @@ def _power(stats: dict[str, Any]) -> list[str]:
     head_v = ["Model", "Level", "Pairs", "Δ", "Discordance", "MDE paired"]
     head_v += ["N for ±3pp paired", "N for ±3pp unpaired"]
     intro = f"Minimum detectable effects at {target}."
-    return ["### Power", "", intro, "", *_table(head_m, models), *_table(head_v, variants)]
+    return ["### Power", "", intro, "", table(head_m, models), "", table(head_v, variants), ""]
 
 
 def _bootstrap(stats: dict[str, Any]) -> list[str]:
     rows = [
-        [b["model"], b["level"], _pp(b["delta"]), f"[{_pp(b['low'])}, {_pp(b['high'])}]"]
+        [b["model"], b["level"], pp(b["delta"]), f"[{pp(b['low'])}, {pp(b['high'])}]"]
         for b in stats["bootstrap"]
     ]
     first = stats["bootstrap"][0] if stats["bootstrap"] else {"n_resamples": 0}
@@ -183,7 +152,8 @@ def _bootstrap(stats: dict[str, Any]) -> list[str]:
         "",
         note,
         "",
-        *_table(["Model", "Level", "Δ accuracy", "95% CI"], rows),
+        table(["Model", "Level", "Δ accuracy", "95% CI"], rows),
+        "",
     ]
 
 
@@ -198,13 +168,13 @@ def _timing(stats: dict[str, Any]) -> list[str]:
                     t["level"],
                     series,
                     str(s["n"]),
-                    _num(s["median"]),
-                    _num(s["cv"]),
+                    num(s["median"], 3),
+                    num(s["cv"], 3),
                     str(len(s["outliers"])),
                 ]
             )
     head = ["Model", "Level", "Series", "N", "Median", "CV", "IQR outliers (k=1.5)"]
-    return ["### Timing", "", *_table(head, rows)]
+    return ["### Timing", "", table(head, rows), ""]
 
 
 def _summary(stats: dict[str, Any]) -> list[str]:
