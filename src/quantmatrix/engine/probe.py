@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from quantmatrix.runlog import write_json_atomic
+
 PROBE_LEVELS = ("Q8_0", "Q4_K_M")
 PROMPT_TOKENS = 96
 DECODE_TOKENS = 8
@@ -173,12 +175,6 @@ def probe_models(cache: Path, threads: int) -> dict[str, Path]:
     return out
 
 
-def features_line() -> str:
-    from quantmatrix.engine.build import system_info
-
-    return system_info()
-
-
 def probe_key(threads: int) -> str:
     """Changes whenever the build, the CPU or the thread count does."""
     import llama_cpp
@@ -215,11 +211,13 @@ def _died(outcome: ChildOutcome, features: str) -> str:
 
 def run_probe(cache: Path, threads: int) -> ProbeVerdict:
     """Probe both levels with extra buffer types on; after a death by signal, with them off."""
+    from quantmatrix.engine.build import system_info
+
     models = probe_models(cache, threads)
-    features = features_line()
+    features = system_info()
+    fault = os.environ.get(FAULT_ENV)
     outcomes: list[ChildOutcome] = []
     for extra in (True, False):
-        fault = os.environ.get(FAULT_ENV)
         tried = [run_child(lv, ChildJob(models[lv], extra, threads, fault=fault))
                  for lv in PROBE_LEVELS]  # fmt: skip
         outcomes += tried
@@ -245,13 +243,13 @@ def probe_verdict(cache: Path, threads: int) -> ProbeVerdict:
     path = cache / "engine-probe" / f"verdict-{probe_key(threads)}.json"
     if path.exists():
         data = json.loads(path.read_text())
-        outcomes = tuple(ChildOutcome(**o) for o in data["outcomes"])
+        outcomes = tuple(
+            ChildOutcome(**{**o, "buffers": tuple(o.get("buffers", ()))}) for o in data["outcomes"]
+        )
         return ProbeVerdict(bool(data["extra_bufts"]), str(data["reason"]), outcomes)
     verdict = run_probe(cache, threads)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(verdict.as_dict(), indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(path, verdict.as_dict())
     return verdict
 
 
