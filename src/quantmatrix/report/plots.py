@@ -83,16 +83,17 @@ def plot_accuracy(decision: Decision) -> Figure:
         mine = sorted(
             (r for r in rows if r.model == model), key=lambda r: RANK.get(r.level, 99)
         )
-        mine = [r for r in mine if r.accuracy is not None]
+        known = [(r, r.accuracy) for r in mine if r.accuracy is not None]
+        mine = [r for r, _ in known]
         if not mine:
             _no_data(ax, "accuracy")
             continue
         _bands(ax, mine[0].baseline_accuracy)
         xs = list(range(len(mine)))
-        ys = [100 * r.accuracy for r in mine]
+        ys = [100 * acc for _, acc in known]
         # max(0, .): a Wilson bound at k = 0 or n can sit 1e-17 on the wrong side of the point
-        lo = [max(0.0, 100 * (r.accuracy - (r.ci_low or r.accuracy))) for r in mine]
-        hi = [max(0.0, 100 * ((r.ci_high or r.accuracy) - r.accuracy)) for r in mine]
+        lo = [max(0.0, 100 * (acc - (r.ci_low or acc))) for r, acc in known]
+        hi = [max(0.0, 100 * ((r.ci_high or acc) - acc)) for r, acc in known]
         ax.errorbar(xs, ys, yerr=[lo, hi], color="black", capsize=3, lw=1, zorder=3)
         ax.scatter(xs, ys, c=[_color(r.tier) for r in mine], s=40, zorder=4, edgecolors="k")
         ax.set_xticks(xs, [r.level for r in mine], rotation=30)
@@ -105,10 +106,23 @@ def plot_accuracy(decision: Decision) -> Figure:
     return fig
 
 
+def _points(
+    rows: Sequence[VariantRow], key: str, scale: float
+) -> dict[str, tuple[VariantRow, float, float]]:
+    """variant -> (row, x = the row's ``key`` / scale, y = accuracy %), where both are known."""
+    out = {}
+    for r in rows:
+        x, acc = _num(r, key), r.accuracy
+        if x is not None and acc is not None:
+            out[r.variant] = (r, x / scale, 100 * acc)
+    return out
+
+
 def _scatter_vs(
-    decision: Decision, key: str, scale: float, xlabel: str, title: str, front: list[str]
+    decision: Decision, key: str, scale: float, xlabel: str, title: str, front: Sequence[str]
 ) -> Figure:
-    rows = [r for r in decision.variants if r.accuracy is not None and _num(r, key) is not None]
+    pts = _points(decision.variants, key, scale)
+    rows = [r for r, _, _ in pts.values()]
     fig = Figure(figsize=(9, 6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     if not rows:
@@ -118,8 +132,8 @@ def _scatter_vs(
         mine = [r for r in rows if r.model == model]
         hollow = [r.memory_basis == "estimate" and key == "memory_bytes" for r in mine]
         ax.scatter(
-            [_num(r, key) / scale for r in mine],
-            [100 * r.accuracy for r in mine],
+            [pts[r.variant][1] for r in mine],
+            [pts[r.variant][2] for r in mine],
             c=["none" if h else _color(r.tier) for r, h in zip(mine, hollow, strict=True)],
             edgecolors=[_color(r.tier) for r in mine],
             marker=MARKERS[i % len(MARKERS)],
@@ -128,12 +142,11 @@ def _scatter_vs(
             zorder=3,
         )
         for r in mine:
-            xy = (_num(r, key) / scale, 100 * r.accuracy)
+            xy = pts[r.variant][1:]
             ax.annotate(r.level, xy, fontsize=7, xytext=(4, 4), textcoords="offset points")
-    pts = {r.variant: r for r in rows}
     line = [pts[v] for v in front if v in pts]
     if line:
-        xs, ys = [_num(r, key) / scale for r in line], [100 * r.accuracy for r in line]
+        xs, ys = [x for _, x, _ in line], [y for _, _, y in line]
         ax.step(xs, ys, where="post", color="black", lw=1.2, ls="--", zorder=2)
         ax.scatter(xs, ys, s=180, facecolors="none", edgecolors="black", label="Pareto front")
     ax.margins(0.1)
@@ -186,9 +199,9 @@ def _bars(ax: Axes, rows: Sequence[VariantRow], key: str, ylabel: str) -> None:
     models, levels = _models(rows), _levels(rows)
     width = 0.8 / max(len(models), 1)
     for i, model in enumerate(models):
-        mine = [r for r in rows if r.model == model and _num(r, key) is not None]
-        xs = [levels.index(r.level) - 0.4 + width * (i + 0.5) for r in mine]
-        ax.bar(xs, [_num(r, key) for r in mine], width=width, label=model)
+        mine = [(r, v) for r in rows if r.model == model for v in [_num(r, key)] if v is not None]
+        xs = [levels.index(r.level) - 0.4 + width * (i + 0.5) for r, _ in mine]
+        ax.bar(xs, [v for _, v in mine], width=width, label=model)
     ax.set_xticks(range(len(levels)), levels)
     ax.set_ylabel(ylabel)
     ax.legend(loc="best", fontsize=8)
