@@ -17,6 +17,10 @@ class Frozen(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def json_dict(self) -> dict[str, object]:
+        """Plain JSON types, as ``analysis.json`` holds them (tuples become lists)."""
+        return self.model_dump(mode="json", by_alias=True)
+
 
 class Copied(Frozen):
     """A block copied from a log row, whose keys vary by backend: it dumps only the keys the row

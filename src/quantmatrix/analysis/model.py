@@ -71,10 +71,6 @@ class Analysis(Frozen):
     divergence_cliffs: dict[str, DivergenceCliff]  # model -> its cliffs
     log_warnings: tuple[str, ...]  # rows the reading ignored (runlog_check.read_warnings)
 
-    def json_dict(self) -> dict[str, object]:
-        """The JSON body of ``analysis.json`` (without the decision)."""
-        return self.model_dump(mode="json", by_alias=True)
-
     def accuracy_deltas(self) -> dict[str, float]:
         return accuracy_deltas(self.variants)
 

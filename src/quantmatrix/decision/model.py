@@ -125,10 +125,6 @@ class Decision(Frozen):
     memory: tuple[MemoryRow, ...]
     summary: tuple[str, ...]
 
-    def json_dict(self) -> dict[str, object]:
-        """The decision as ``analysis.json`` holds it under ``"decision"``."""
-        return self.model_dump(mode="json", by_alias=True)
-
     def rows(self) -> dict[str, VariantRow]:
         return {r.variant: r for r in self.variants}
 
