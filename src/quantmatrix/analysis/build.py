@@ -80,4 +80,6 @@ def _sizes(summaries: Sequence[VariantSummary]) -> Sizes:
 def _overall_overhead(summaries: Sequence[VariantSummary]) -> HarnessOverhead:
     wall = sum(s.overhead.eval_wall_s for s in summaries)
     native = sum(s.overhead.native_s for s in summaries)
-    return HarnessOverhead(eval_wall_s=wall, native_s=native, ratio=wall / native if native else None)
+    return HarnessOverhead(
+        eval_wall_s=wall, native_s=native, ratio=wall / native if native else None
+    )

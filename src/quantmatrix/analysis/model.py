@@ -54,7 +54,7 @@ class ScoringModels(Frozen):
 
 
 class Analysis(Frozen):
-    """Summaries, statistics and divergence of every variant of a run; a pure function of its log."""
+    """Summaries, statistics and divergence of every variant of a run: a function of its log."""
 
     analysis_version: int
     study: str

@@ -210,7 +210,9 @@ def task_differential(rows: Sequence[VariantRow]) -> list[TaskDifferential]:
         if da is None and db is None:
             continue
         diff = da - db if da is not None and db is not None else None
-        out.append(TaskDifferential(variant=r.variant, mmlu_pp=da, arc_challenge_pp=db, diff_pp=diff))
+        out.append(
+            TaskDifferential(variant=r.variant, mmlu_pp=da, arc_challenge_pp=db, diff_pp=diff)
+        )
     return out
 
 

@@ -43,7 +43,7 @@ def _models(rows: Sequence[VariantRow]) -> list[str]:
 
 
 def _num(row: VariantRow, key: str) -> float | None:
-    """The row's figure a plot draws: ``usd_per_m``, ``memory_bytes``, ``decode_tps``, ``ttft_s``."""
+    """The figure a plot draws: ``usd_per_m``, ``memory_bytes``, ``decode_tps`` or ``ttft_s``."""
     figures = {
         "usd_per_m": row.usd_per_m,
         "memory_bytes": row.memory_bytes,
@@ -80,9 +80,7 @@ def plot_accuracy(decision: Decision) -> Figure:
     fig = Figure(figsize=(11, 6.5), dpi=DPI, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, model in zip(axes, models, strict=False):
-        mine = sorted(
-            (r for r in rows if r.model == model), key=lambda r: RANK.get(r.level, 99)
-        )
+        mine = sorted((r for r in rows if r.model == model), key=lambda r: RANK.get(r.level, 99))
         known = [(r, r.accuracy) for r in mine if r.accuracy is not None]
         mine = [r for r, _ in known]
         if not mine:

@@ -140,8 +140,7 @@ def _power(stats: Statistics) -> list[str]:
 
 def _bootstrap(stats: Statistics) -> list[str]:
     rows = [
-        [b.model, b.level, pp(b.delta), f"[{pp(b.low)}, {pp(b.high)}]"]
-        for b in stats.bootstrap
+        [b.model, b.level, pp(b.delta), f"[{pp(b.low)}, {pp(b.high)}]"] for b in stats.bootstrap
     ]
     resamples = stats.bootstrap[0].n_resamples if stats.bootstrap else 0
     note = f"Paired percentile bootstrap over items ({resamples} resamples, "
