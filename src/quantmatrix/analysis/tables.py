@@ -128,7 +128,7 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
                 **accuracy_block(mc),
                 "tasks": {t: accuracy_block([r for r in mc if r["task"] == t]) for t in tasks},
                 "generation": gen,
-                "gen_delta_pct": gen["key_avg_delta_pct"] if gen else None,
+                "gen_delta_pct": gen.key_avg_delta_pct if gen else None,
                 "timing": _timing_block(rows),
                 "overhead": _session_overhead(log, vid),
                 "file": (meta.get(vid) or {}).get("file"),
