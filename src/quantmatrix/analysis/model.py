@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from quantmatrix.analysis.divergence_model import Divergence, DivergenceCliff
 from quantmatrix.analysis.frozen import Frozen
 from quantmatrix.analysis.stats.model import Statistics
-from quantmatrix.analysis.variant_model import VariantSummary
+from quantmatrix.analysis.variant_model import SummedSeconds, VariantSummary
 from quantmatrix.config import Decoding
 
 ANALYSIS_VERSION = 1
@@ -39,8 +39,8 @@ class Sizes(Frozen):
 class HarnessOverhead(Frozen):
     """Wall time of the evaluation loop over the engine's own time, over the whole run."""
 
-    eval_wall_s: float
-    native_s: float
+    eval_wall_s: SummedSeconds
+    native_s: SummedSeconds
     ratio: float | None
 
 

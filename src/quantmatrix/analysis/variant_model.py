@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from quantmatrix.analysis.frozen import Copied, Frozen, JsonScalar
 
+# seconds summed over log rows: the int 0 when there were none (kept as such in analysis.json)
+SummedSeconds = float | int
+
 
 class AccuracyBlock(Frozen):
     """Rescored accuracy with its 95% Wilson CI, raw exact match and the unparsed rate."""
@@ -41,8 +44,8 @@ class TimingBlock(Frozen):
 class SessionOverhead(Frozen):
     """The evaluation loop's wall time over the engine's own time, over a variant's sessions."""
 
-    eval_wall_s: float
-    native_s: float
+    eval_wall_s: SummedSeconds
+    native_s: SummedSeconds
     harness_overhead: float | None
 
 
