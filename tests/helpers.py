@@ -176,3 +176,11 @@ def ladder() -> Analysis:
             variant("small", "Q4_K_M", 0.49, tps=90, n_params=1_000_000_000),
         ]
     )
+
+
+def memory_summary(vid: str, n_params: int | None, memory: dict[str, Any]) -> VariantSummary:
+    """A variant summary of ``vid`` (model@level) carrying a backend's memory reading as logged
+    (``peak_bytes``, ``source`` and the backend's extras)."""
+    model, level = vid.split("@")
+    bare = variant(model, level, 0.5, n_params=n_params)
+    return bare.model_copy(update={"memory": MemoryInfo.model_validate(memory)})
