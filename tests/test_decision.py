@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,84 +12,33 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from quantmatrix.analysis.model import Analysis
 from quantmatrix.cli_decide import parse_memory_gb, register
 from quantmatrix.decide import tier
 from quantmatrix.decision import DecisionError
-from quantmatrix.decision.build import build_decision
+from quantmatrix.decision.build import decide
 from quantmatrix.decision.compare import compare
 from quantmatrix.decision.cost import usd_per_million
 from quantmatrix.decision.memory import estimate_bytes, memory_row
+from quantmatrix.decision.model import Decision, MatrixEntry, Policy
 from quantmatrix.decision.recommend import Recommendation, recommend, validate
-
-RATE = 0.036  # $/hour: 10 tok/s -> exactly $1 per 1M tokens
-
-
-def variant(
-    model: str,
-    level: str,
-    acc: float | None,
-    *,
-    baseline: bool = False,
-    tps: float | None = 10.0,
-    peak: int | None = None,
-    n_params: int | None = 3_000_000_000,
-    half: float = 0.05,
-    tasks: dict[str, float] | None = None,
-    gen: float | None = None,
-) -> dict[str, Any]:
-    """A variant summary shaped like ``analysis.tables.variant_summaries`` output."""
-    return {
-        "variant": f"{model}@{level}",
-        "model": model,
-        "level": level,
-        "is_baseline": baseline,
-        "n": 100,
-        "correct": None if acc is None else round(100 * acc),
-        "accuracy": acc,
-        "ci_low": None if acc is None else acc - half,
-        "ci_high": None if acc is None else acc + half,
-        "tasks": {t: {"n": 50, "accuracy": a} for t, a in (tasks or {}).items()},
-        "timing": {"native_decode_tps": tps, "ttft_mean_s": 0.1 + (tps or 0) / 1000},
-        "file": None if n_params is None else {"n_params": n_params, "size_bytes": n_params},
-        "memory": None if peak is None else {"peak_bytes": peak, "source": "test RSS"},
-        **({"gen_delta_pct": gen} if gen is not None else {}),
-    }
+from tests.helpers import (
+    RATE,
+    analysis,
+    empty_statistics,
+    equivalence_row,
+    ladder,
+    timing,
+    variant,
+)
 
 
-def analysis(variants: list[dict[str, Any]], **top: Any) -> dict[str, Any]:
-    """Deltas and tiers against each model's baseline, as ``variant_summaries`` adds them."""
-    for v in variants:
-        base = next((b for b in variants if b["model"] == v["model"] and b["is_baseline"]), None)
-        if base is None or v["accuracy"] is None:
-            v["delta_pp"], v["tier"] = None, None
-            continue
-        v["delta_pp"] = 100 * (v["accuracy"] - base["accuracy"])
-        v["tier"] = tier(v["delta_pp"], v.get("gen_delta_pct"))
-        for t, block in v["tasks"].items():
-            block["delta_pp"] = 100 * (block["accuracy"] - base["tasks"][t]["accuracy"])
-    return {"study": "synthetic", "variants": variants, "cost_per_hour": RATE, **top}
-
-
-def ladder() -> dict[str, Any]:
-    """'big' has F16..Q2_K (cliff at Q2_K); 'small' has no F16 (Q8_0 is its baseline)."""
-    t = {"mmlu": 0.7, "arc_challenge": 0.7}
-    return analysis(
-        [
-            variant("big", "F16", 0.70, baseline=True, tps=10, peak=6_500_000_000, tasks=t),
-            variant("big", "Q8_0", 0.695, tps=18, peak=3_500_000_000, tasks=t),
-            variant(
-                "big",
-                "Q4_K_M",
-                0.68,
-                tps=30,
-                peak=2_000_000_000,
-                tasks={"mmlu": 0.66, "arc_challenge": 0.70},
-            ),
-            variant("big", "Q2_K", 0.55, tps=40, peak=1_900_000_000, tasks=t),
-            variant("small", "Q8_0", 0.50, baseline=True, tps=60, n_params=1_000_000_000),
-            variant("small", "Q4_K_M", 0.49, tps=90, n_params=1_000_000_000),
-        ]
-    )
+def build_decision(
+    a: Analysis, memory_tiers_gb: Sequence[float] | None = None, cost_per_hour: float | None = None
+) -> Decision:
+    """``decide`` under a policy of these budgets (default: the default ones) and this rate."""
+    tiers = {} if memory_tiers_gb is None else {"memory_tiers_gb": tuple(memory_tiers_gb)}
+    return decide(a, Policy(cost_per_hour=cost_per_hour, **tiers))
 
 
 def picks(rec: Recommendation) -> list[str]:
@@ -96,97 +47,97 @@ def picks(rec: Recommendation) -> list[str]:
     return [rec.best.variant] + [p.variant for p in rec.runners_up]
 
 
-def by_label(decision: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {e["label"]: e for e in decision["matrix"]}
+def by_label(decision: Decision) -> dict[str, MatrixEntry]:
+    return {e.label: e for e in decision.matrix}
 
 
 def test_cost_per_million_and_savings() -> None:
     assert usd_per_million(10.0, RATE) == pytest.approx(1.0)
     assert usd_per_million(None, RATE) is None and usd_per_million(0.0, RATE) is None
-    rows = {r["variant"]: r for r in build_decision(ladder())["variants"]}
-    assert rows["big@Q4_K_M"]["usd_per_m"] == pytest.approx(1 / 3)
-    assert rows["big@Q4_K_M"]["cheaper_x"] == pytest.approx(3.0)
-    assert rows["big@Q4_K_M"]["savings_pct"] == pytest.approx(100 * 2 / 3)
-    cheap = build_decision(ladder(), cost_per_hour=0.072)["variants"][0]
-    assert cheap["usd_per_m"] == pytest.approx(2.0)  # the override doubles the price
+    rows = {r.variant: r for r in build_decision(ladder()).variants}
+    assert rows["big@Q4_K_M"].usd_per_m == pytest.approx(1 / 3)
+    assert rows["big@Q4_K_M"].cheaper_x == pytest.approx(3.0)
+    assert rows["big@Q4_K_M"].savings_pct == pytest.approx(100 * 2 / 3)
+    cheap = build_decision(ladder(), cost_per_hour=0.072).variants[0]
+    assert cheap.usd_per_m == pytest.approx(2.0)  # the override doubles the price
 
 
 def test_memory_estimate_vs_measured() -> None:
     assert estimate_bytes(1_000_000_000, "Q8_0") == pytest.approx(1e9 * 8.5 / 8 * 1.1)
     assert estimate_bytes(None, "Q8_0") is None
-    rows = {m["variant"]: m for m in build_decision(ladder())["memory"]}
+    rows = {m.variant: m for m in build_decision(ladder()).memory}
     q2 = rows["big@Q2_K"]  # estimate 1.08 GB vs measured 1.9 GB: misleads, measured wins
-    assert q2["misleading"] and q2["basis"] == "measured" and q2["used_bytes"] == 1_900_000_000
-    assert "too low" in q2["verdict"]
-    assert rows["big@F16"]["misleading"] is False
+    assert q2.misleading and q2.basis == "measured" and q2.used_bytes == 1_900_000_000
+    assert "too low" in q2.verdict
+    assert rows["big@F16"].misleading is False
     small = rows["small@Q8_0"]
-    assert small["basis"] == "estimate" and small["measured_bytes"] is None
-    assert small["used_bytes"] == pytest.approx(1.16875e9)
+    assert small.basis == "estimate" and small.measured_bytes is None
+    assert small.used_bytes == pytest.approx(1.16875e9)
     bare = memory_row(variant("x", "Q4_K_M", 0.5, n_params=None))
-    assert bare["basis"] == "unknown" and bare["used_bytes"] is None
+    assert bare.basis == "unknown" and bare.used_bytes is None
 
 
 def test_matrix_per_memory_tier() -> None:
     d = build_decision(ladder())
     tiers = by_label(d)
     assert list(tiers) == ["2 GB", "4 GB", "6 GB", "8+ GB"]
-    assert tiers["2 GB"]["fits"] == ["big@Q4_K_M", "big@Q2_K", "small@Q8_0", "small@Q4_K_M"]
-    assert tiers["2 GB"]["recommended"] == ["big@Q4_K_M", "small@Q8_0", "small@Q4_K_M"]
-    assert "big@Q8_0" in tiers["4 GB"]["fits"] and "big@F16" not in tiers["6 GB"]["fits"]
-    assert len(tiers["8+ GB"]["fits"]) == 6 and tiers["8+ GB"]["open_ended"]
-    assert d["tier_counts"] == {
+    assert tiers["2 GB"].fits == ("big@Q4_K_M", "big@Q2_K", "small@Q8_0", "small@Q4_K_M")
+    assert tiers["2 GB"].recommended == ("big@Q4_K_M", "small@Q8_0", "small@Q4_K_M")
+    assert "big@Q8_0" in tiers["4 GB"].fits and "big@F16" not in tiers["6 GB"].fits
+    assert len(tiers["8+ GB"].fits) == 6 and tiers["8+ GB"].open_ended
+    assert d.tier_counts == {
         "negligible": 5,
         "acceptable": 0,
         "concerning": 0,
         "unacceptable": 1,
         "unknown": 0,
     }
-    assert [n["variant"] for n in d["not_recommended"]] == ["big@Q2_K"]
-    assert d["summary"][0].startswith("On 2 GB, run big@Q4_K_M: -2.0pp (negligible)")
-    assert "3.0x cheaper than F16" in d["summary"][0]
-    json.dumps(d, allow_nan=False)
+    assert [n.variant for n in d.not_recommended] == ["big@Q2_K"]
+    assert d.summary[0].startswith("On 2 GB, run big@Q4_K_M: -2.0pp (negligible)")
+    assert "3.0x cheaper than F16" in d.summary[0]
+    json.dumps(d.json_dict(), allow_nan=False)
 
 
 def test_empty_tier_and_custom_tiers() -> None:
     d = build_decision(ladder(), memory_tiers_gb=[0.5, 3])
     tiers = by_label(d)
-    assert tiers["0.5 GB"]["fits"] == [] and tiers["0.5 GB"]["recommended"] == []
-    assert d["summary"][0] == ("On 0.5 GB, nothing fits: no variant's memory is within the budget.")
+    assert tiers["0.5 GB"].fits == () and tiers["0.5 GB"].recommended == ()
+    assert d.summary[0] == ("On 0.5 GB, nothing fits: no variant's memory is within the budget.")
     with pytest.raises(ValueError, match="positive"):
         build_decision(ladder(), memory_tiers_gb=[])
 
 
 def test_cliff_diminishing_returns_and_task_differential() -> None:
     d = build_decision(ladder())
-    cliffs = {c["model"]: c for c in d["cliffs"]}
-    assert cliffs["big"]["last_safe"] == "Q4_K_M" and cliffs["big"]["first_unsafe"] == "Q2_K"
-    assert cliffs["big"]["cliff_pp"] == pytest.approx(13.0)
-    assert cliffs["small"]["first_unsafe"] is None and cliffs["small"]["last_safe"] == "Q4_K_M"
-    steps = [s for s in d["diminishing_returns"] if s["model"] == "big"]
-    assert [(s["from"], s["to"]) for s in steps] == [
+    cliffs = {c.model: c for c in d.cliffs}
+    assert cliffs["big"].last_safe == "Q4_K_M" and cliffs["big"].first_unsafe == "Q2_K"
+    assert cliffs["big"].cliff_pp == pytest.approx(13.0)
+    assert cliffs["small"].first_unsafe is None and cliffs["small"].last_safe == "Q4_K_M"
+    steps = [s for s in d.diminishing_returns if s.model == "big"]
+    assert [(s.from_level, s.to) for s in steps] == [
         ("Q2_K", "Q4_K_M"),
         ("Q4_K_M", "Q8_0"),
         ("Q8_0", "F16"),
     ]
-    assert steps[0]["gain_pp"] == pytest.approx(13.0)
-    assert steps[0]["cost_change_pct"] == pytest.approx(100 * (40 / 30 - 1))
-    assert steps[1]["diminishing"] is True
-    diff = {t["variant"]: t for t in d["task_differential"]}
-    assert diff["big@Q4_K_M"]["diff_pp"] == pytest.approx(-4.0)
+    assert steps[0].gain_pp == pytest.approx(13.0)
+    assert steps[0].cost_change_pct == pytest.approx(100 * (40 / 30 - 1))
+    assert steps[1].diminishing is True
+    diff = {t.variant: t for t in d.task_differential}
+    assert diff["big@Q4_K_M"].diff_pp == pytest.approx(-4.0)
     assert "small@Q8_0" not in diff
 
 
 def test_model_without_baseline_and_single_level() -> None:
     orphan = analysis([variant("o", "Q4_K_M", 0.6, peak=10**9), variant("o", "Q2_K", 0.5)])
     d = build_decision(orphan)
-    assert d["tier_counts"]["unknown"] == 2
-    assert d["not_recommended"][0]["reason"].startswith("no baseline")
-    assert d["cliffs"][0]["note"] == "no baseline: tiers not computed"
+    assert d.tier_counts["unknown"] == 2
+    assert d.not_recommended[0].reason.startswith("no baseline")
+    assert d.cliffs[0].note == "no baseline: tiers not computed"
     rec = recommend(orphan, 4)
     assert rec.best is None and "tier unknown (no baseline)" in rec.reason
     single = build_decision(analysis([variant("s", "F16", 0.4, baseline=True, peak=10**9)]))
-    assert single["diminishing_returns"] == [] and single["cliffs"][0]["first_unsafe"] is None
-    assert single["summary"][0].startswith("On 2 GB and above, run s@F16: the baseline")
+    assert single.diminishing_returns == () and single.cliffs[0].first_unsafe is None
+    assert single.summary[0].startswith("On 2 GB and above, run s@F16: the baseline")
 
 
 def test_recommend_objectives_filters_and_empty_reason() -> None:
@@ -234,41 +185,35 @@ def test_generation_delta_worsens_the_tier() -> None:
             variant("g", "Q4_K_M", 0.6, peak=10**9, gen=-7.0),
         ]
     )
-    rows = {r["variant"]: r for r in build_decision(a)["variants"]}
-    assert rows["g@Q4_K_M"]["tier"] == "concerning" and not rows["g@Q4_K_M"]["safe"]
+    rows = {r.variant: r for r in build_decision(a).variants}
+    assert rows["g@Q4_K_M"].tier == "concerning" and not rows["g@Q4_K_M"].safe
 
 
 def test_validate_with_and_without_statistics() -> None:
     a = ladder()
     v = validate(a, "big@Q4_K_M")
-    assert v["tier"] == "negligible" and v["equivalence"] == "not computed"
-    assert v["cost"]["cheaper_x"] == pytest.approx(3.0)
-    a["statistics"] = {
-        "equivalence": [
-            {
-                "variant": "big@Q4_K_M",
-                "metric": "accuracy",
-                "margin_label": "3pp",
-                "design": "paired",
-                "equivalent": True,
-            }
-        ]
-    }
-    eq = validate(a, "big@Q4_K_M")["equivalence"]
-    assert eq[0]["equivalent"] is True and eq[0]["margin_label"] == "3pp"
+    assert v.tier == "negligible" and v.equivalence == ()  # not computed
+    assert v.cost.cheaper_x == pytest.approx(3.0)
+    row = equivalence_row(
+        "big@Q4_K_M", metric="accuracy", margin_label="3pp", design="paired", equivalent=True
+    )
+    a = a.model_copy(update={"statistics": empty_statistics((row,))})
+    eq = validate(a, "big@Q4_K_M").equivalence
+    assert eq[0].equivalent is True and eq[0].margin_label == "3pp"
     with pytest.raises(DecisionError, match="unknown variant 'nope'"):
         validate(a, "nope")
 
 
 def test_compare_flags_divergence_above_threshold() -> None:
     a, b = ladder(), ladder()
-    b["variants"][1]["timing"]["native_decode_tps"] = 18 * 1.10
-    b["variants"] = b["variants"][:3]
+    q8 = b.variants[1]
+    faster = q8.model_copy(update={"timing": timing(18 * 1.10, q8.timing.ttft_mean_s)})
+    b = b.model_copy(update={"variants": (b.variants[0], faster, b.variants[2])})
     res = compare(a, b, threshold_pct=5.0)
-    assert res["shared"] == ["big@F16", "big@Q8_0", "big@Q4_K_M"]
-    assert res["only_a"] == ["big@Q2_K", "small@Q8_0", "small@Q4_K_M"] and res["only_b"] == []
-    assert len(res["flags"]) == 1 and res["flags"][0].startswith("big@Q8_0: decode_tps")
-    assert compare(a, b, threshold_pct=20.0)["flags"] == []
+    assert res.shared == ("big@F16", "big@Q8_0", "big@Q4_K_M")
+    assert res.only_a == ("big@Q2_K", "small@Q8_0", "small@Q4_K_M") and res.only_b == ()
+    assert len(res.flags) == 1 and res.flags[0].startswith("big@Q8_0: decode_tps")
+    assert compare(a, b, threshold_pct=20.0).flags == ()
 
 
 def _fake_run(tmp: Path) -> Path:
@@ -303,17 +248,50 @@ def fake_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_fake_run_gets_a_decision(fake_run: Path) -> None:
-    from quantmatrix.analysis.build import build_analysis
+    from quantmatrix.analysis.build import analyze
     from quantmatrix.report.decision_md import render_decision_md
     from quantmatrix.runlog import RunLog
 
-    a = build_analysis(RunLog.load(fake_run))
+    a = analyze(RunLog.load(fake_run))
     decision = build_decision(a)
-    assert decision["cost_per_hour"] == 0.035 and decision["context_length"] == 2048
-    rows = {r["variant"]: r for r in decision["variants"]}
-    assert rows["m@Q4_K_M"]["tier"] == "unacceptable"
-    assert rows["m@F16"]["memory_basis"] == "measured"
+    assert decision.cost_per_hour == 0.035 and decision.context_length == 2048
+    rows = {r.variant: r for r in decision.variants}
+    assert rows["m@Q4_K_M"].tier == "unacceptable"
+    assert rows["m@F16"].memory_basis == "measured"
     assert "m@Q4_K_M" in render_decision_md(decision, {})
+
+
+def test_analysis_json_reads_back(fake_run: Path, tmp_path: Path) -> None:
+    from quantmatrix.analysis.build import analyze
+    from quantmatrix.analysis.model import AnalysisFileError, read_analysis
+    from quantmatrix.report.render import analysis_json, write_report
+    from quantmatrix.runlog import RunLog
+
+    run = tmp_path / "run"
+    shutil.copytree(fake_run, run)
+    write_report(run)
+    back = read_analysis(run / "analysis.json")
+    assert back == analyze(RunLog.load(run))
+    written = (run / "analysis.json").read_text(encoding="utf-8")
+    assert analysis_json(back, decide(back, Policy())) == written
+    cli = CliRunner()
+    app = typer.Typer()
+    register(app)
+    for cmd in (["recommend", "--memory", "4GB"], ["validate", "--variant", "m@Q4_K_M"]):
+        from_file = cli.invoke(app, [cmd[0], str(run / "analysis.json"), *cmd[1:]])
+        from_log = cli.invoke(app, [cmd[0], str(run), *cmd[1:]])
+        assert from_file.exit_code == 0 and from_file.output == from_log.output
+    newer = tmp_path / "newer.json"
+    newer.write_text(written.replace('"analysis_version": 1', '"analysis_version": 99'))
+    with pytest.raises(AnalysisFileError, match="analysis_version 99"):
+        read_analysis(newer)
+    bad = cli.invoke(app, ["compare", str(newer), str(run)])
+    assert bad.exit_code == 2 and bad.output.startswith("error: ")
+    assert len(bad.output.strip().splitlines()) == 1 and "analysis_version 99" in bad.output
+    typo = tmp_path / "typo.json"
+    typo.write_text(written.replace('"config_hash"', '"config_hsh"'))
+    with pytest.raises(AnalysisFileError, match="config_hash: Field required"):
+        read_analysis(typo)
 
 
 def test_cli_commands(fake_run: Path, tmp_path: Path) -> None:

@@ -168,11 +168,11 @@ def test_letter_summary() -> None:
     out = letter_summary(LETTER_ROWS, n_boot=500, seed=1)
     q4 = out["m@Q4_K_M"]
     kls = [float(dv.kl_probs([0.8, 0.2], [0.7, 0.3])), float(dv.kl_probs([0.6, 0.4], [0.4, 0.6]))]
-    assert q4["letter_kl_mean"] == pytest.approx(np.mean(kls))
-    lo, hi = q4["letter_kl_ci"]
+    assert q4.letter_kl_mean == pytest.approx(np.mean(kls))
+    lo, hi = q4.letter_kl_ci
     assert min(kls) <= lo <= hi <= max(kls)
-    assert q4["argmax_agreement"] == 0.5 and q4["expected_accuracy"] == pytest.approx(0.55)
-    assert out["m@F16"]["letter_kl_mean"] == 0.0
+    assert q4.argmax_agreement == 0.5 and q4.expected_accuracy == pytest.approx(0.55)
+    assert out["m@F16"].letter_kl_mean == 0.0
     assert letter_summary(LETTER_ROWS, n_boot=500, seed=1) == out  # seeded bootstrap
 
 
@@ -180,18 +180,18 @@ def test_kld_summary_and_cliff() -> None:
     from quantmatrix.analysis.divergence import cliff_agreement, summarize_divergence
 
     div = summarize_divergence(LETTER_ROWS, KLD_ROWS, n_boot=100)
-    assert div["order"] == ["m@F16", "m@Q8_0", "m@Q4_K_M", "m@Q2_K"]
-    q2 = div["variants"]["m@Q2_K"]["tokens"]
-    assert q2["kld_mean"] == pytest.approx(1.0) and q2["same_top"] == 0.0
-    assert q2["ppl_ratio"] == pytest.approx(math.exp(1.0))
-    assert div["variants"]["m@F16"]["tokens"]["ppl_ratio"] == 1.0
+    assert div.order == ("m@F16", "m@Q8_0", "m@Q4_K_M", "m@Q2_K")
+    q2 = div.variants["m@Q2_K"].tokens
+    assert q2.kld_mean == pytest.approx(1.0) and q2.same_top == 0.0
+    assert q2.ppl_ratio == pytest.approx(math.exp(1.0))
+    assert div.variants["m@F16"].tokens.ppl_ratio == 1.0
     deltas = {"m@Q8_0": 0.0, "m@Q4_K_M": -0.01, "m@Q2_K": -0.2}
     cliff = cliff_agreement(div, deltas)["m"]
-    assert cliff["levels"] == ["Q8_0", "Q4_K_M", "Q2_K"]
-    assert cliff["divergence_cliff"] == "Q2_K" and cliff["accuracy_cliff"] == "Q2_K"
-    assert cliff["agree"] and cliff["spearman"] == pytest.approx(1.0)
+    assert cliff.levels == ("Q8_0", "Q4_K_M", "Q2_K")
+    assert cliff.divergence_cliff == "Q2_K" and cliff.accuracy_cliff == "Q2_K"
+    assert cliff.agree and cliff.spearman == pytest.approx(1.0)
     late = cliff_agreement(div, {**deltas, "m@Q4_K_M": -0.19})["m"]
-    assert late["accuracy_cliff"] == "Q4_K_M" and not late["agree"]
+    assert late.accuracy_cliff == "Q4_K_M" and not late.agree
 
 
 def test_markdown_and_deterministic_plot(tmp_path: Path) -> None:

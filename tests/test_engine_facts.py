@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from quantmatrix.analysis.variant_model import VariantSummary
 from quantmatrix.config import ConfigError, parse_study
 from quantmatrix.decision.memory import memory_row
 from quantmatrix.engine import build as engine_build
@@ -16,6 +17,7 @@ from quantmatrix.engine.gpu import NvmlReader, gpu_bytes
 from tests.conftest import fake_study_dict
 from tests.fake_nvml import FakeNvml
 from tests.fake_nvml import gpu as _gpu
+from tests.helpers import memory_summary
 
 AMX_VM = frozenset(
     [
@@ -106,27 +108,26 @@ def test_unreadable_nvml_is_not_measured_never_zero(fail: str) -> None:
     assert reading.process_bytes is None and gpu_bytes(reading, None) is None
 
 
-def _summary(memory: dict[str, Any]) -> dict[str, Any]:
-    return {"variant": "m@Q4_K_M", "model": "m", "level": "Q4_K_M",
-            "file": {"n_params": 10**9}, "memory": memory}  # fmt: skip
+def _summary(memory: dict[str, Any]) -> VariantSummary:
+    return memory_summary("m@Q4_K_M", 10**9, memory)
 
 
 def test_decision_memory_uses_vram_for_an_offloaded_model() -> None:
     gpu = {"source": "NVML (nvidia-ml-py)", "error": None}
     row = memory_row(_summary({"peak_bytes": 3 * 10**9, "offloaded": True,
                                "vram_bytes": 7 * 10**8, "gpu": gpu, "source": "RSS"}))  # fmt: skip
-    assert row["used_bytes"] == 7 * 10**8 and row["basis"] == "measured"
-    assert row["rss_bytes"] == 3 * 10**9 and row["source"] == "NVML (nvidia-ml-py)"
+    assert row.used_bytes == 7 * 10**8 and row.basis == "measured"
+    assert row.rss_bytes == 3 * 10**9 and row.source == "NVML (nvidia-ml-py)"
     cpu = memory_row(_summary({"peak_bytes": 3 * 10**9, "source": "RSS"}))
-    assert cpu["used_bytes"] == 3 * 10**9 and not cpu["offloaded"]
+    assert cpu.used_bytes == 3 * 10**9 and not cpu.offloaded
 
 
 def test_offloaded_model_with_unreadable_nvml_falls_back_to_the_estimate() -> None:
     gpu = {"source": "not measured: NVML unavailable", "error": "x"}
     row = memory_row(_summary({"peak_bytes": 3 * 10**9, "offloaded": True,
                                "vram_bytes": None, "gpu": gpu}))  # fmt: skip
-    assert row["measured_bytes"] is None and row["basis"] == "estimate"
-    assert row["verdict"] == "not measured: estimate used"
+    assert row.measured_bytes is None and row.basis == "estimate"
+    assert row.verdict == "not measured: estimate used"
 
 
 def _llama_study(**model: Any) -> dict[str, Any]:

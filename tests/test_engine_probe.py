@@ -124,6 +124,7 @@ def test_offloaded_backend_reports_vram_from_nvml_into_the_decision(
     from quantmatrix.decision.memory import memory_row
     from quantmatrix.engine.load import EngineSettings
     from tests.fake_nvml import FakeNvml, gpu
+    from tests.helpers import memory_summary
 
     held = 15 * 10**8
     readers = iter([[gpu(10**9, [])], [gpu(10**9 + held, [(os.getpid(), held)])]])
@@ -145,8 +146,6 @@ def test_offloaded_backend_reports_vram_from_nvml_into_the_decision(
         backend.close()
     assert reading is not None and reading.extra["offloaded"] is True
     assert reading.extra["vram_bytes"] == held
-    summary = {"variant": "t@Q8_0", "model": "t", "level": "Q8_0", "file": {"n_params": 10**7},
-               "memory": {"peak_bytes": reading.peak_bytes, "source": reading.source,
-                          **reading.extra}}  # fmt: skip
-    row = memory_row(summary)
-    assert row["used_bytes"] == held and row["rss_bytes"] == reading.peak_bytes
+    memory = {"peak_bytes": reading.peak_bytes, "source": reading.source, **reading.extra}
+    row = memory_row(memory_summary("t@Q8_0", 10**7, memory))
+    assert row.used_bytes == held and row.rss_bytes == reading.peak_bytes

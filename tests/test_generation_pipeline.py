@@ -83,7 +83,7 @@ def test_generation_is_scored_and_drives_the_tier(
     )
     # 3 variants x 10 generation items vs reference, 2 variants x 10 vs the baseline's output
     assert outcome.scored == 30 + 20
-    _, analysis = write_report(tmp_path)
+    analysis = write_report(tmp_path)[1].json_dict()
     by = {v["level"]: v for v in analysis["variants"]}
     assert by["F16"]["generation"]["metrics"]["key_avg"]["mean"] == pytest.approx(1.0)
     assert by["Q8_0"]["gen_delta_pct"] == pytest.approx(0.0)

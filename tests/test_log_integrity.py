@@ -18,7 +18,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from quantmatrix.analysis.build import build_analysis
+from quantmatrix.analysis.build import analyze
 from quantmatrix.cli import app
 from quantmatrix.config import parse_study
 from quantmatrix.divergence_phase import _done_chunks
@@ -52,7 +52,7 @@ class Clean:
 
 
 def analysis_of(run: Path) -> dict[str, Any]:
-    return build_analysis(RunLog.load(run))
+    return analyze(RunLog.load(run)).json_dict()
 
 
 def figures(analysis: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def test_foreign_variant_is_reported_and_ignored(clean: Clean, run: Path) -> Non
     )
     log = RunLog.load(run)
     assert len(log.samples) == 3 * ITEMS
-    assert figures(build_analysis(log)) == figures(clean.analysis)
+    assert figures(analyze(log).json_dict()) == figures(clean.analysis)
     [warning] = log.warnings
     assert warning.startswith(f"samples.jsonl: 1 row(s) of another run ignored (line {line}:")
     assert verify(run, "--repair").exit_code == 0
@@ -240,7 +240,7 @@ def test_foreign_config_hash_is_reported_and_ignored(clean: Clean, run: Path) ->
     assert "row of another run: config hash 000000000000 is not this run's (" in problem
     log = RunLog.load(run)
     assert len(log.samples) == 3 * ITEMS  # counted, its variant would have n = 19
-    assert but_warnings(build_analysis(log)) == but_warnings(clean.analysis)
+    assert but_warnings(analyze(log).json_dict()) == but_warnings(clean.analysis)
     assert verify(run, "--repair").exit_code == 0
     assert verify(run).exit_code == 0
     assert analysis_of(run) == clean.analysis

@@ -223,7 +223,7 @@ def test_analysis_of_real_rows(phase_run: Path, captured: dict[str, list[Any]]) 
     ]  # fmt: skip
     letters = letter_rows(samples, {"tiny": "tiny@F16"})
     div = summarize_divergence(letters, read_rows(phase_run / KLD).rows, n_boot=200)
-    assert div["order"] == ["tiny@F16", "tiny@Q8_0", "tiny@Q2_K"]
-    base = div["variants"]["tiny@F16"]
+    assert div.json_dict()["order"] == ["tiny@F16", "tiny@Q8_0", "tiny@Q2_K"]
+    base = div.json_dict()["variants"]["tiny@F16"]
     assert base["letters"]["letter_kl_mean"] == 0.0 and base["tokens"]["ppl_ratio"] == 1.0
     assert "tiny@Q2_K" in render_divergence_md(div)

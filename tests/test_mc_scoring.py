@@ -43,7 +43,7 @@ def _run(tmp_path: Path, mode: str) -> tuple[list[dict[str, Any]], dict[str, Any
     factory = Recording()
     run_study(_study(mode), RunOptions(tmp_path, tmp_path / "cache", show_progress=False), factory)
     _, analysis = write_report(tmp_path)
-    return read_rows(tmp_path / SAMPLES).rows, analysis, factory
+    return read_rows(tmp_path / SAMPLES).rows, analysis.json_dict(), factory
 
 
 def test_generation_mode_asks_for_no_letters(tmp_path: Path) -> None:

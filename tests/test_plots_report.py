@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from quantmatrix.decision.build import build_decision
+from quantmatrix.decision.build import decide
+from quantmatrix.decision.model import Policy
 from quantmatrix.report.decision_files import write_decision_outputs
 from quantmatrix.report.plots import PLOTS
-from tests.test_decision import ladder
+from tests.helpers import ladder
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -45,7 +46,7 @@ window.addEventListener('load', function () {
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     run = tmp_path_factory.mktemp("decision")
-    return run, write_decision_outputs(run, build_decision(ladder()))
+    return run, write_decision_outputs(run, decide(ladder(), Policy()))
 
 
 def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -62,7 +63,7 @@ def test_outputs_are_byte_identical_on_rerun(
     outputs: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     run, first = outputs
-    again = write_decision_outputs(tmp_path, build_decision(ladder()))
+    again = write_decision_outputs(tmp_path, decide(ladder(), Policy()))
     assert again["markdown"] == first["markdown"]
     assert Path(again["html"]).read_bytes() == Path(first["html"]).read_bytes()
     for name in PLOTS:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from quantmatrix.analysis.stats.inputs import ModelLadder, VariantOutcomes
+from quantmatrix.analysis.stats.model import Statistics
 from quantmatrix.analysis.stats.section import build_statistics
 from quantmatrix.report.stats_md import render_statistics_md
 
@@ -57,53 +58,59 @@ def _random_ladder(model: str, seed: int) -> ModelLadder:
     return ModelLadder(model, "F16", variants)
 
 
-def _stats(**kwargs: Any) -> dict[str, Any]:
+def _stats(**kwargs: Any) -> Statistics:
     return build_statistics([_random_ladder("a", 1), _random_ladder("b", 2)], **kwargs)
 
 
 def test_sections_present_and_json_safe() -> None:
     stats = _stats()
     for section in SECTIONS:
-        assert section in stats
-    text = json.dumps(stats, allow_nan=False, sort_keys=True)
-    assert json.loads(text) == stats
+        assert section in stats.model_dump()
+    text = json.dumps(stats.model_dump(mode="json"), allow_nan=False, sort_keys=True)
+    assert Statistics.model_validate_json(text) == stats
 
 
 def test_adjacent_tests_cover_accuracy_and_metrics() -> None:
     stats = _stats()
     steps = 2 * (len(LEVELS) - 1)
-    assert len(stats["adjacent"]) == steps * 2
-    assert {e["metric"] for e in stats["adjacent"]} == {"accuracy", "rougeL"}
+    assert len(stats.adjacent) == steps * 2
+    assert {e.metric for e in stats.adjacent} == {"accuracy", "rougeL"}
     for family in ("welch", "paired"):
-        fam = stats["corrections"][family]
-        assert fam["n_tests"] == steps * 2
-        assert fam["bonferroni_alpha"] == pytest.approx(0.05 / (steps * 2))
-        for row in fam["tests"]:
-            assert row["p_holm"] >= row["p"] and row["p_bonferroni"] >= row["p_holm"]
-        assert fam["survivors_holm"] == [r["id"] for r in fam["tests"] if r["survives_holm"]]
-    accuracy = [e for e in stats["adjacent"] if e["metric"] == "accuracy"]
-    assert all(set(e["flips"]) == {"correct_to_wrong", "wrong_to_correct"} for e in accuracy)
+        fam = stats.corrections[family]
+        assert fam.n_tests == steps * 2
+        assert fam.bonferroni_alpha == pytest.approx(0.05 / (steps * 2))
+        for row in fam.tests:
+            assert row.p_holm >= row.p and row.p_bonferroni >= row.p_holm
+        assert list(fam.survivors_holm) == [r.id for r in fam.tests if r.survives_holm]
+    accuracy = [e for e in stats.adjacent if e.metric == "accuracy"]
+    assert all(e.flips is not None for e in accuracy)
+    assert all(
+        set(e.flips.model_dump()) == {"correct_to_wrong", "wrong_to_correct"}
+        for e in accuracy
+        if e.flips
+    )
 
 
 def test_equivalence_every_variant_both_margins_both_designs() -> None:
     stats = _stats()
     per_variant = 2 * 2 * 2  # metrics x margins x designs
-    assert len(stats["equivalence"]) == 2 * (len(LEVELS) - 1) * per_variant
-    labels = {r["margin_label"] for r in stats["equivalence"]}
+    assert len(stats.equivalence) == 2 * (len(LEVELS) - 1) * per_variant
+    labels = {r.margin_label for r in stats.equivalence}
     assert labels == {"3pp", "5pp", "3%", "5%"}
 
 
 def test_paired_design_confirms_where_unpaired_cannot() -> None:
     stats = build_statistics([_correlated_ladder()])
-    counts = stats["summary"]["accuracy_equivalent"]
+    counts = stats.summary.accuracy_equivalent
     assert counts["paired"]["3pp"] == 1
     assert counts["unpaired"]["3pp"] == 0
-    ladder = {(r["margin_label"], r["design"]): r for r in stats["ladder"]}
-    assert ladder[("3pp", "paired")]["lowest_confirmed"] == "Q8_0"
-    assert ladder[("3pp", "paired")]["stopped_at"] == "Q2_K"
-    assert ladder[("3pp", "unpaired")]["lowest_confirmed"] is None
-    flips = stats["adjacent"][0]["flips"]
-    assert flips == {"correct_to_wrong": 4, "wrong_to_correct": 4}
+    ladder = {(r.margin_label, r.design): r for r in stats.ladder}
+    assert ladder[("3pp", "paired")].lowest_confirmed == "Q8_0"
+    assert ladder[("3pp", "paired")].stopped_at == "Q2_K"
+    assert ladder[("3pp", "unpaired")].lowest_confirmed is None
+    flips = stats.adjacent[0].flips
+    assert flips is not None
+    assert flips.model_dump() == {"correct_to_wrong": 4, "wrong_to_correct": 4}
 
 
 def test_identical_variants_are_never_flagged() -> None:
@@ -111,34 +118,34 @@ def test_identical_variants_are_never_flagged() -> None:
     score = {k: (i % 7) / 7 for i, k in enumerate(KEYS)}
     variants = [_variant("m", lv, base, {"bleu": score}) for lv in LEVELS]
     stats = build_statistics([ModelLadder("m", "F16", variants)])
-    for entry in stats["adjacent"]:
-        assert entry["welch"]["p_value"] == 1.0
-        assert entry["paired"]["p_value"] == 1.0
-    for family in stats["corrections"].values():
-        assert family["survivors_bonferroni"] == [] and family["survivors_holm"] == []
-    assert all(r["equivalent"] for r in stats["equivalence"] if r["design"] == "paired")
-    assert stats["summary"]["accuracy_equivalent"]["paired"] == {"3pp": 4, "5pp": 4}
+    for entry in stats.adjacent:
+        assert entry.welch.p_value == 1.0
+        assert entry.paired.p_value == 1.0
+    for family in stats.corrections.values():
+        assert family.survivors_bonferroni == () and family.survivors_holm == ()
+    assert all(r.equivalent for r in stats.equivalence if r.design == "paired")
+    assert stats.summary.accuracy_equivalent["paired"] == {"3pp": 4, "5pp": 4}
 
 
 def test_power_section() -> None:
     stats = build_statistics([_correlated_ladder()])
-    model = stats["power"]["models"][0]
-    assert model["n"] == 485
-    assert model["mde_unpaired_worst_case"] == pytest.approx(0.090, abs=0.001)
-    q8 = stats["power"]["variants"][0]
-    assert q8["discordance"] == pytest.approx(8 / 485)
-    assert q8["n_equivalence_3pp_paired"] < 485 < q8["n_equivalence_3pp_unpaired"]
-    assert stats["power"]["variants"][1]["n_equivalence_3pp_paired"] is None
+    model = stats.power.models[0]
+    assert model.n == 485
+    assert model.mde_unpaired_worst_case == pytest.approx(0.090, abs=0.001)
+    q8 = stats.power.variants[0]
+    assert q8.discordance == pytest.approx(8 / 485)
+    assert q8.n_equivalence_3pp_paired < 485 < q8.n_equivalence_3pp_unpaired
+    assert stats.power.variants[1].n_equivalence_3pp_paired is None
 
 
 def test_single_variant_ladder_and_empty_metrics() -> None:
     only = ModelLadder("s", "F16", [_variant("s", "F16", {"x": True, "y": False}, {})])
     empty = ModelLadder("e", "F16", [VariantOutcomes("e@F16", "e", "F16", {}, {}, [], [])])
     stats = build_statistics([only, empty])
-    json.dumps(stats, allow_nan=False)
-    assert stats["adjacent"] == [] and stats["equivalence"] == []
-    assert stats["corrections"]["welch"]["n_tests"] == 0
-    assert [r["accuracy"] for r in stats["wilson"]] == [0.5, None]
+    json.dumps(stats.model_dump(mode="json"), allow_nan=False)
+    assert stats.adjacent == () and stats.equivalence == ()
+    assert stats.corrections["welch"].n_tests == 0
+    assert [r.accuracy for r in stats.wilson] == [0.5, None]
     md = render_statistics_md(stats)
     assert md.startswith("## Statistics\n")
 
@@ -149,8 +156,8 @@ def test_degenerate_outcomes_have_no_nan() -> None:
         "d", "F16", [_variant("d", "F16", all_right, {}), _variant("d", "Q4_K_M", all_right, {})]
     )
     stats = build_statistics([ladder])
-    json.dumps(stats, allow_nan=False)
-    assert stats["bootstrap"][0]["low"] == 0.0
+    json.dumps(stats.model_dump(mode="json"), allow_nan=False)
+    assert stats.bootstrap[0].low == 0.0
 
 
 def test_markdown_is_deterministic_and_complete() -> None:
@@ -167,6 +174,6 @@ def test_markdown_is_deterministic_and_complete() -> None:
 
 def test_timing_outliers_reported() -> None:
     stats = build_statistics([_correlated_ladder()])
-    ttft = stats["timing"][0]["ttft_s"]
-    assert ttft["outliers"] == [20]
-    assert stats["timing"][0]["decode_tps"]["outliers"] == []
+    ttft = stats.timing[0].ttft_s
+    assert ttft.outliers == (20,)
+    assert stats.timing[0].decode_tps.outliers == ()

@@ -49,7 +49,7 @@ def test_run_writes_log_and_report(tmp_path: Path, fake_study: Study, cache: Pat
     assert outcome.evaluated == 3 * 18 and not outcome.failed_variants
     rows = read_rows(tmp_path / SAMPLES).rows
     assert len(rows) == 54 and len(read_rows(tmp_path / VARIANTS).rows) == 3
-    _, analysis = write_report(tmp_path)
+    analysis = write_report(tmp_path)[1].json_dict()
     by_level = {v["level"]: v for v in analysis["variants"]}
     assert by_level["F16"]["accuracy"] == 1.0 and by_level["F16"]["tier"] == "negligible"
     q4 = by_level["Q4_K_M"]

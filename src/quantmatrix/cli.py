@@ -81,7 +81,7 @@ def run(
         return
     from quantmatrix.report.summary import headline_text
 
-    warn(analysis["log_warnings"])
+    warn(list(analysis.log_warnings))
     console.print(headline_text(analysis), highlight=False)
     console.print(
         f"evaluated {outcome.evaluated} samples, reused {outcome.skipped}; report: {report}",
@@ -102,7 +102,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> Non
         path, analysis = write_report(run_dir)
     except USER_ERRORS as exc:
         fail(str(exc))
-    warn(analysis["log_warnings"])
+    warn(list(analysis.log_warnings))
     console.print(f"report: {path}", highlight=False)
 
 

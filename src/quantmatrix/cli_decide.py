@@ -1,6 +1,8 @@
 """Direct answers on the command line: ``recommend``, ``validate`` and ``compare``.
 
-Register them on the main app with :func:`register`. Bad input (no run in the folder, an unknown
+Each reads a run folder (its analysis rebuilt from the run log) or an ``analysis.json`` file
+(read back by :func:`quantmatrix.analysis.model.read_analysis`). Register them on the main app
+with :func:`register`. Bad input (no run in the folder, an unknown analysis version, an unknown
 variant, a malformed memory size) prints one line on stderr and exits with code 2.
 """
 
@@ -8,11 +10,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from quantmatrix.decision import DecisionError
+
+if TYPE_CHECKING:
+    from quantmatrix.analysis.model import Analysis
+    from quantmatrix.decision.model import CostFacts
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gib|mib|gb|mb|tb|g|m|t)?\s*$", re.IGNORECASE)
 _FACTOR_GB = {
@@ -41,33 +47,40 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _load(run_dir: Path) -> dict[str, Any]:
-    from quantmatrix.analysis.build import build_analysis
+def _load(source: Path) -> Analysis:
+    """The analysis of a run folder (from its log), or of an ``analysis.json`` file."""
+    from quantmatrix.analysis.build import analyze
+    from quantmatrix.analysis.model import AnalysisFileError, read_analysis
     from quantmatrix.runlog import RunLog
 
+    if source.is_file():
+        try:
+            return read_analysis(source)
+        except AnalysisFileError as exc:
+            _fail(str(exc))
     try:
-        analysis = build_analysis(RunLog.load(run_dir))
+        analysis = analyze(RunLog.load(source))
     except (FileNotFoundError, ValueError, KeyError) as exc:  # LogIntegrityError too
-        _fail(f"cannot read a run from {run_dir}: {exc}")
-    for line in analysis["log_warnings"]:
-        typer.echo(f"warning: {run_dir}: {line}", err=True)
+        _fail(f"cannot read a run from {source}: {exc}")
+    for line in analysis.log_warnings:
+        typer.echo(f"warning: {source}: {line}", err=True)
     return analysis
 
 
-def _cost_line(cost: dict[str, Any]) -> str:
-    if cost["usd_per_m"] is None:
-        return f"unknown (no decode speed) at ${cost['cost_per_hour']:g}/hour"
-    line = f"${cost['usd_per_m']:.4f} per 1M generated tokens at ${cost['cost_per_hour']:g}/hour"
-    if cost["cheaper_x"] is not None:
+def _cost_line(cost: CostFacts) -> str:
+    if cost.usd_per_m is None:
+        return f"unknown (no decode speed) at ${cost.cost_per_hour:g}/hour"
+    line = f"${cost.usd_per_m:.4f} per 1M generated tokens at ${cost.cost_per_hour:g}/hour"
+    if cost.cheaper_x is not None:
         line += (
-            f"; {cost['cheaper_x']:.2f}x cheaper than {cost['baseline_level']} "
-            f"({cost['savings_pct']:+.1f}% saved)"
+            f"; {cost.cheaper_x:.2f}x cheaper than {cost.baseline_level} "
+            f"({cost.savings_pct:+.1f}% saved)"
         )
     return line
 
 
 def recommend_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="run folder")],
+    run_dir: Annotated[Path, typer.Argument(help="run folder or analysis.json")],
     memory: Annotated[str, typer.Option("--memory", help="budget: 4GB, 512MB or 4 (GB)")],
     min_accuracy: Annotated[float | None, typer.Option(help="lowest accuracy, 0-1")] = None,
     max_tier: Annotated[str, typer.Option(help="worst tier allowed")] = "acceptable",
@@ -91,7 +104,7 @@ def recommend_cmd(
 
 
 def validate_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="run folder")],
+    run_dir: Annotated[Path, typer.Argument(help="run folder or analysis.json")],
     variant: Annotated[str, typer.Option("--variant", help="model@LEVEL")],
 ) -> None:
     """Tier, equivalence tests and cost of one variant."""
@@ -101,31 +114,29 @@ def validate_cmd(
         v = validate(_load(run_dir), variant)
     except DecisionError as exc:
         _fail(str(exc))
-    typer.echo(f"{v['variant']}: tier {v['tier']}; {v['summary']}")
-    eq = v["equivalence"]
-    if isinstance(eq, str):
-        typer.echo(f"equivalence: {eq}")
-    else:
-        for row in eq:
-            verdict = "equivalent" if row["equivalent"] else "not shown equivalent"
-            where = f"{row['metric']}, {row['margin_label']}, {row['design']}"
-            typer.echo(f"equivalence ({where}): {verdict}")
-    typer.echo(f"cost: {_cost_line(v['cost'])}")
-    typer.echo(f"memory: {v['memory']['verdict']} ({v['memory']['basis']} used)")
+    typer.echo(f"{v.variant}: tier {v.tier}; {v.summary}")
+    if not v.equivalence:
+        typer.echo("equivalence: not computed")
+    for row in v.equivalence:
+        verdict = "equivalent" if row.equivalent else "not shown equivalent"
+        where = f"{row.metric}, {row.margin_label}, {row.design}"
+        typer.echo(f"equivalence ({where}): {verdict}")
+    typer.echo(f"cost: {_cost_line(v.cost)}")
+    typer.echo(f"memory: {v.memory.verdict} ({v.memory.basis} used)")
 
 
 def compare_cmd(
-    run_a: Annotated[Path, typer.Argument(help="first run folder")],
-    run_b: Annotated[Path, typer.Argument(help="second run folder")],
+    run_a: Annotated[Path, typer.Argument(help="first run folder or analysis.json")],
+    run_b: Annotated[Path, typer.Argument(help="second run folder or analysis.json")],
     threshold: Annotated[float, typer.Option(help="flag above this (pp or %)")] = 5.0,
 ) -> None:
     """Two runs side by side: shared variants and the metrics that diverge."""
     from quantmatrix.decision.compare import compare
 
     res = compare(_load(run_a), _load(run_b), threshold)
-    only_a, only_b = ", ".join(res["only_a"]) or "-", ", ".join(res["only_b"]) or "-"
-    typer.echo(f"{len(res['shared'])} shared variant(s); only in A: {only_a}; only in B: {only_b}")
-    for line in res["flags"] or [f"no divergence above {threshold:g} (pp for accuracy, else %)"]:
+    only_a, only_b = ", ".join(res.only_a) or "-", ", ".join(res.only_b) or "-"
+    typer.echo(f"{len(res.shared)} shared variant(s); only in A: {only_a}; only in B: {only_b}")
+    for line in res.flags or [f"no divergence above {threshold:g} (pp for accuracy, else %)"]:
         typer.echo(line)
 
 

@@ -18,6 +18,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from quantmatrix.analysis.divergence_model import (
+    Divergence,
+    DivergenceCliff,
+    DivergenceVariant,
+    LetterStats,
+    TokenStats,
+)
 from quantmatrix.levels import RANK
 from quantmatrix.scoring.divergence import argmax_agreement, kl_probs
 
@@ -65,11 +72,13 @@ def letter_rows(samples: Sequence[Row], baseline_by_model: Mapping[str, str]) ->
     ]  # fmt: skip
 
 
-def letter_summary(rows: Sequence[Row], n_boot: int = 2000, seed: int = 0) -> dict[str, Row]:
+def letter_summary(
+    rows: Sequence[Row], n_boot: int = 2000, seed: int = 0
+) -> dict[str, LetterStats]:
     """Per variant: letter-KL vs its baseline (mean, CI, percentiles), argmax agreement,
     expected accuracy, argmax accuracy, mean letter mass and entropy."""
     table = _by_variant_item(rows)
-    out: dict[str, Row] = {}
+    out: dict[str, LetterStats] = {}
     for variant, items in table.items():
         first = next(iter(items.values()))
         base = table.get(first["baseline"], {})
@@ -78,24 +87,24 @@ def letter_summary(rows: Sequence[Row], n_boot: int = 2000, seed: int = 0) -> di
             [float(kl_probs(base[i]["dist"], items[i]["dist"])) for i in shared], dtype=float
         )
         mine = list(items.values())
-        out[variant] = {
-            "n_items": len(mine),
-            "n_compared": len(shared),
-            "letter_kl_mean": float(kl.mean()) if kl.size else None,
-            "letter_kl_ci": list(bootstrap_mean_ci(kl, n_boot, seed)) if kl.size else None,
-            "letter_kl_p50": _pct(kl, 50) if kl.size else None,
-            "letter_kl_p90": _pct(kl, 90) if kl.size else None,
-            "letter_kl_p99": _pct(kl, 99) if kl.size else None,
-            "argmax_agreement": argmax_agreement(
+        out[variant] = LetterStats(
+            n_items=len(mine),
+            n_compared=len(shared),
+            letter_kl_mean=float(kl.mean()) if kl.size else None,
+            letter_kl_ci=bootstrap_mean_ci(kl, n_boot, seed) if kl.size else None,
+            letter_kl_p50=_pct(kl, 50) if kl.size else None,
+            letter_kl_p90=_pct(kl, 90) if kl.size else None,
+            letter_kl_p99=_pct(kl, 99) if kl.size else None,
+            argmax_agreement=argmax_agreement(
                 [base[i]["pred"] for i in shared], [items[i]["pred"] for i in shared]
             )
             if shared
             else None,
-            "expected_accuracy": float(np.mean([r["p_gold"] for r in mine])),
-            "accuracy": float(np.mean([r["correct"] for r in mine])),
-            "letter_mass": float(np.mean([r["letter_mass"] for r in mine])),
-            "entropy": float(np.mean([r["entropy"] for r in mine])),
-        }
+            expected_accuracy=float(np.mean([r["p_gold"] for r in mine])),
+            accuracy=float(np.mean([r["correct"] for r in mine])),
+            letter_mass=float(np.mean([r["letter_mass"] for r in mine])),
+            entropy=float(np.mean([r["entropy"] for r in mine])),
+        )
     return out
 
 
@@ -108,7 +117,7 @@ def _current_corpus(rows: Sequence[Row]) -> dict[str, str]:
     return latest
 
 
-def kld_summary(rows: Sequence[Row]) -> dict[str, Row]:
+def kld_summary(rows: Sequence[Row]) -> dict[str, TokenStats]:
     """Per variant: token-level KL statistics over all corpus positions, same-top, PPL ratio."""
     rows = [r for r in rows if r.get("kind") == "kld"]
     corpus = _current_corpus(rows)
@@ -116,54 +125,55 @@ def kld_summary(rows: Sequence[Row]) -> dict[str, Row]:
     for r in rows:
         if corpus.get(r["baseline"]) == r["corpus_sha256"]:
             chunks.setdefault(r["variant"], {}).setdefault(r["chunk"], r)
-    out: dict[str, Row] = {}
+    out: dict[str, TokenStats] = {}
     for variant, by_chunk in chunks.items():
         rs = [by_chunk[c] for c in sorted(by_chunk)]
         kl = np.concatenate([np.asarray(r["kl"], dtype=float) for r in rs])
         kl_top = np.concatenate([np.asarray(r["kl_topk"], dtype=float) for r in rs])
         n_targets = sum(r["n_targets"] for r in rs)
         nll, base_nll = (sum(r[k] for r in rs) / n_targets for k in ("nll_sum", "base_nll_sum"))
-        out[variant] = {
-            "n_chunks": len(rs),
-            "n_tokens": int(kl.size),
-            "kl_method": rs[0]["kl_method"],
-            "kld_mean": float(kl.mean()),
-            "kld_median": _pct(kl, 50),
-            "kld_p99": _pct(kl, 99),
-            "kld_max": float(kl.max()),
-            "kld_topk_mean": float(kl_top.mean()),
-            "same_top": sum(r["same_top"] for r in rs) / kl.size,
-            "ppl": float(np.exp(nll)),
-            "ppl_base": float(np.exp(base_nll)),
-            "ppl_ratio": float(np.exp(nll - base_nll)),
-        }
+        out[variant] = TokenStats(
+            n_chunks=len(rs),
+            n_tokens=int(kl.size),
+            kl_method=rs[0]["kl_method"],
+            kld_mean=float(kl.mean()),
+            kld_median=_pct(kl, 50),
+            kld_p99=_pct(kl, 99),
+            kld_max=float(kl.max()),
+            kld_topk_mean=float(kl_top.mean()),
+            same_top=sum(r["same_top"] for r in rs) / kl.size,
+            ppl=float(np.exp(nll)),
+            ppl_base=float(np.exp(base_nll)),
+            ppl_ratio=float(np.exp(nll - base_nll)),
+        )
     return out
 
 
-def _order_key(variant: Row) -> tuple[str, int, str]:
-    return (variant["model"], RANK.get(variant["level"], len(RANK)), variant["level"])
+def _order_key(variant: DivergenceVariant) -> tuple[str, int, str]:
+    return (variant.model, RANK.get(variant.level, len(RANK)), variant.level)
 
 
 def summarize_divergence(
     letter_rows: Sequence[Row], kld_rows: Sequence[Row], n_boot: int = 2000, seed: int = 0
-) -> dict[str, Any]:
-    """Everything the report needs: ``{"variants": {id: {...}}, "order": [ids]}``."""
+) -> Divergence:
+    """Everything the report needs: each variant's letter and token divergence, in order."""
     letters = letter_summary(letter_rows, n_boot, seed)
     tokens = kld_summary(kld_rows)
-    variants: dict[str, Row] = {}
+    heads: dict[str, Row] = {}
     for r in [*_usable(letter_rows), *(r for r in kld_rows if r.get("kind") == "kld")]:
-        variants.setdefault(
+        heads.setdefault(
             r["variant"],
             {"model": r["model"], "level": r["level"], "baseline": r["baseline"]},
         )
-    for vid, v in variants.items():
-        v["letters"] = letters.get(vid)
-        v["tokens"] = tokens.get(vid)
+    variants = {
+        vid: DivergenceVariant(**head, letters=letters.get(vid), tokens=tokens.get(vid))
+        for vid, head in heads.items()
+    }
     order = sorted(variants, key=lambda vid: _order_key(variants[vid]))
-    return {"variants": variants, "order": order, "n_boot": n_boot, "seed": seed}
+    return Divergence(variants=variants, order=tuple(order), n_boot=n_boot, seed=seed)
 
 
-def load_divergence(run_dir: Path, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+def load_divergence(run_dir: Path, n_boot: int = 2000, seed: int = 0) -> Divergence:
     from quantmatrix.config import Study
     from quantmatrix.runlog import RunLog
 
@@ -173,9 +183,10 @@ def load_divergence(run_dir: Path, n_boot: int = 2000, seed: int = 0) -> dict[st
     return summarize_divergence(letters, log.kld, n_boot, seed)
 
 
-def _metric(v: Row, metric: str) -> float | None:
-    section = v["tokens"] if metric.startswith("kld") else v["letters"]
-    value = None if section is None else section.get(metric)
+def metric_value(v: DivergenceVariant, metric: str) -> float | None:
+    """A ``TokenStats`` field (``kld_*``) or a ``LetterStats`` one, None when not measured."""
+    section: TokenStats | LetterStats | None = v.tokens if metric.startswith("kld") else v.letters
+    value = None if section is None else getattr(section, metric, None)
     return None if value is None else float(value)
 
 
@@ -188,36 +199,36 @@ def _largest_step(levels: list[str], values: list[float], log: bool) -> str | No
 
 
 def cliff_agreement(
-    div: Mapping[str, Any], accuracy_delta_by_variant: Mapping[str, float], metric: str = "kld_mean"
-) -> dict[str, Row]:
+    div: Divergence, accuracy_delta_by_variant: Mapping[str, float], metric: str = "kld_mean"
+) -> dict[str, DivergenceCliff]:
     """Per model: where the divergence ``metric`` (log steps) and the accuracy drop (linear
     steps, from ``accuracy_delta_by_variant``: variant id -> accuracy minus the baseline's)
     each take their largest step down the ladder, whether those levels agree, and the Spearman
     correlation of the two across levels. The baseline itself is left out."""
-    out: dict[str, Row] = {}
-    models = {div["variants"][vid]["model"] for vid in div["order"]}
+    out: dict[str, DivergenceCliff] = {}
+    models = {div.variants[vid].model for vid in div.order}
     for model in sorted(models):
         levels, kld, drop = [], [], []
-        for vid in div["order"]:
-            v = div["variants"][vid]
-            value = _metric(v, metric)
-            if v["model"] != model or vid == v["baseline"] or value is None:
+        for vid in div.order:
+            v = div.variants[vid]
+            value = metric_value(v, metric)
+            if v.model != model or vid == v.baseline or value is None:
                 continue
             if vid in accuracy_delta_by_variant:
-                levels.append(v["level"])
+                levels.append(v.level)
                 kld.append(value)
                 drop.append(-float(accuracy_delta_by_variant[vid]))
         kld_cliff = _largest_step(levels, kld, log=True)
         acc_cliff = _largest_step(levels, drop, log=False)
         rho = stats.spearmanr(kld, drop).statistic if len(levels) >= 3 else float("nan")
-        out[model] = {
-            "metric": metric,
-            "levels": levels,
-            "divergence": kld,
-            "accuracy_drop": drop,
-            "divergence_cliff": kld_cliff,
-            "accuracy_cliff": acc_cliff,
-            "agree": kld_cliff == acc_cliff and kld_cliff is not None,
-            "spearman": None if np.isnan(rho) else float(rho),
-        }
+        out[model] = DivergenceCliff(
+            metric=metric,
+            levels=tuple(levels),
+            divergence=tuple(kld),
+            accuracy_drop=tuple(drop),
+            divergence_cliff=kld_cliff,
+            accuracy_cliff=acc_cliff,
+            agree=kld_cliff == acc_cliff and kld_cliff is not None,
+            spearman=None if np.isnan(rho) else float(rho),
+        )
     return out

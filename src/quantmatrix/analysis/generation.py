@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from statsmodels.stats.weightstats import DescrStatsW
 
+from quantmatrix.analysis.variant_model import GenerationBlock, GenerationSummary, MetricCI
 from quantmatrix.config import Study
 from quantmatrix.runlog import RunLog
 
@@ -24,15 +25,15 @@ METRICS = ("key_avg", *KEY_METRICS, "bleu", "exact_match", "length_ratio", "repe
 COLLAPSE_RATIO = 0.9
 
 
-def mean_ci(values: list[float]) -> dict[str, float | None]:
+def mean_ci(values: list[float]) -> MetricCI:
     if not values:
-        return {"mean": None, "ci_low": None, "ci_high": None}
+        return MetricCI(mean=None, ci_low=None, ci_high=None)
     arr = np.asarray(values, dtype=float)
     mean = float(arr.mean())
     if arr.size < 2 or float(arr.std()) == 0.0:
-        return {"mean": mean, "ci_low": mean, "ci_high": mean}
+        return MetricCI(mean=mean, ci_low=mean, ci_high=mean)
     low, high = DescrStatsW(arr).tconfint_mean(alpha=0.05)
-    return {"mean": mean, "ci_low": float(low), "ci_high": float(high)}
+    return MetricCI(mean=mean, ci_low=float(low), ci_high=float(high))
 
 
 def _by_variant(log: RunLog, against: str) -> dict[str, list[dict[str, Any]]]:
@@ -43,12 +44,12 @@ def _by_variant(log: RunLog, against: str) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
-def _block(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _block(rows: list[dict[str, Any]]) -> GenerationBlock:
     ordered = sorted(rows, key=lambda r: (r["task"], r["item"]))
-    return {
-        "n": len(ordered),
-        "metrics": {m: mean_ci([r["metrics"][m] for r in ordered]) for m in METRICS},
-    }
+    return GenerationBlock(
+        n=len(ordered),
+        metrics={m: mean_ci([r["metrics"][m] for r in ordered]) for m in METRICS},
+    )
 
 
 def _pct_change(value: float | None, base: float | None) -> float | None:
@@ -57,11 +58,11 @@ def _pct_change(value: float | None, base: float | None) -> float | None:
     return 100.0 * (value - base) / base
 
 
-def generation_summaries(log: RunLog) -> dict[str, dict[str, Any]]:
-    """variant id -> generation block (empty when the run has no generation tasks)."""
+def generation_summaries(log: RunLog) -> dict[str, GenerationSummary]:
+    """variant id -> generation summary (empty when the run has no generation tasks)."""
     study = Study.model_validate(log.manifest["config"])
     vs_ref, vs_base = _by_variant(log, "reference"), _by_variant(log, "baseline")
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, GenerationSummary] = {}
     for spec in study.models:
         base_id = f"{spec.name}@{spec.baseline_level}"
         base = _block(vs_ref[base_id]) if vs_ref.get(base_id) else None
@@ -71,19 +72,24 @@ def generation_summaries(log: RunLog) -> dict[str, dict[str, Any]]:
                 continue
             block = _block(vs_ref[vid])
             tasks = sorted({r["task"] for r in vs_ref[vid]})
-            block["tasks"] = {t: _block([r for r in vs_ref[vid] if r["task"] == t]) for t in tasks}
-            block["fidelity"] = _block(vs_base[vid]) if vs_base.get(vid) else None
-            mine = block["metrics"]
-            theirs = base["metrics"] if base else {}
-            block["key_avg_delta_pct"] = _pct_change(
-                mine["key_avg"]["mean"], (theirs.get("key_avg") or {}).get("mean")
+            mine, theirs = block.metrics, base.metrics if base else {}
+            rep, base_rep = mine["repetition"].mean, _mean(theirs, "repetition")
+            out[vid] = GenerationSummary(
+                n=block.n,
+                metrics=mine,
+                tasks={t: _block([r for r in vs_ref[vid] if r["task"] == t]) for t in tasks},
+                fidelity=_block(vs_base[vid]) if vs_base.get(vid) else None,
+                key_avg_delta_pct=_pct_change(mine["key_avg"].mean, _mean(theirs, "key_avg")),
+                repetition_collapse=bool(
+                    rep is not None and base_rep and rep < COLLAPSE_RATIO * base_rep
+                ),
             )
-            rep, base_rep = mine["repetition"]["mean"], (theirs.get("repetition") or {}).get("mean")
-            block["repetition_collapse"] = bool(
-                rep is not None and base_rep and rep < COLLAPSE_RATIO * base_rep
-            )
-            out[vid] = block
     return out
+
+
+def _mean(metrics: dict[str, MetricCI], name: str) -> float | None:
+    found = metrics.get(name)
+    return None if found is None else found.mean
 
 
 def item_metrics(log: RunLog, variant: str) -> dict[str, dict[str, float]]:

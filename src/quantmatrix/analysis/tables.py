@@ -1,4 +1,8 @@
-"""Per-variant aggregates, computed from the run log alone (pure functions, no model calls)."""
+"""Per-variant aggregates, computed from the run log alone (pure functions, no model calls).
+
+The summaries are put together as plain dicts (deltas added per model) and validated into
+:class:`~quantmatrix.analysis.variant_model.VariantSummary` once, with the divergence figures.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from quantmatrix.analysis.divergence_model import Divergence
 from quantmatrix.analysis.generation import generation_summaries
 from quantmatrix.analysis.stats.describe import wilson_ci
+from quantmatrix.analysis.variant_model import VariantSummary
 from quantmatrix.config import Study
 from quantmatrix.decide import tier
 from quantmatrix.runlog import RunLog
@@ -75,8 +81,29 @@ def _session_overhead(log: RunLog, variant: str) -> dict[str, float | None]:
     return {"eval_wall_s": wall, "native_s": native, "harness_overhead": _ratio(wall, native)}
 
 
-def variant_summaries(log: RunLog) -> list[dict[str, Any]]:
+def variant_summaries(log: RunLog, divergence: Divergence) -> tuple[VariantSummary, ...]:
     """One summary per variant, ordered by model (config order) then precision."""
+    return tuple(
+        VariantSummary.model_validate({**s, **_divergence_fields(divergence, s["variant"])})
+        for s in _summary_dicts(log)
+    )
+
+
+def _divergence_fields(divergence: Divergence, variant: str) -> dict[str, float | None]:
+    found = divergence.variants.get(variant)
+    tokens = None if found is None else found.tokens
+    letters = None if found is None else found.letters
+    return {
+        "kld_mean": None if tokens is None else tokens.kld_mean,
+        "kld_p99": None if tokens is None else tokens.kld_p99,
+        "top_agreement": None if tokens is None else tokens.same_top,
+        "ppl_ratio": None if tokens is None else tokens.ppl_ratio,
+        "letter_kl_mean": None if letters is None else letters.letter_kl_mean,
+        "letter_agreement": None if letters is None else letters.argmax_agreement,
+    }
+
+
+def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
     study = Study.model_validate(log.manifest["config"])
     by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in log.samples:
@@ -101,7 +128,7 @@ def variant_summaries(log: RunLog) -> list[dict[str, Any]]:
                 **accuracy_block(mc),
                 "tasks": {t: accuracy_block([r for r in mc if r["task"] == t]) for t in tasks},
                 "generation": gen,
-                "gen_delta_pct": gen["key_avg_delta_pct"] if gen else None,
+                "gen_delta_pct": gen.key_avg_delta_pct if gen else None,
                 "timing": _timing_block(rows),
                 "overhead": _session_overhead(log, vid),
                 "file": (meta.get(vid) or {}).get("file"),

@@ -1,7 +1,7 @@
 """The decision layer: cost, memory, the matrix per memory budget, recommendations, summaries.
 
-Everything here is a pure function of an analysis dict (``analysis.build.build_analysis``) and
-writes no files; the single entry point is :func:`quantmatrix.decision.build.build_decision`.
+Everything here is a pure function of an ``Analysis`` (``analysis.build.analyze``) and
+writes no files; the single entry point is :func:`quantmatrix.decision.build.decide`.
 The report turns its result into plots, HTML and markdown (``report.decision_files``).
 """
 

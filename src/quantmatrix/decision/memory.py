@@ -7,8 +7,9 @@ memory NVML saw the process hold (the RSS stays beside it as ``rss_bytes``).
 
 from __future__ import annotations
 
-from typing import Any
-
+from quantmatrix.analysis.model import Analysis
+from quantmatrix.analysis.variant_model import FileInfo, MemoryInfo, VariantSummary
+from quantmatrix.decision.memory_model import MemoryRow
 from quantmatrix.levels import LEVELS
 
 ESTIMATE_OVERHEAD = 1.1  # the published rule of thumb: weights plus 10%
@@ -34,39 +35,39 @@ def _verdict(error_pct: float | None, measured: int | None, estimate: float | No
     return f"estimate misleads: {abs(error_pct):.0f}% {side}"
 
 
-def memory_row(summary: dict[str, Any]) -> dict[str, Any]:
+def memory_row(summary: VariantSummary) -> MemoryRow:
     """Estimate, measurement, their disagreement, and the figure the decision uses."""
-    file = summary.get("file") or {}
-    mem = summary.get("memory") or {}
-    estimate = estimate_bytes(file.get("n_params"), summary["level"])
-    offloaded = bool(mem.get("offloaded"))
+    file = summary.file or FileInfo()
+    mem = summary.memory or MemoryInfo()
+    estimate = estimate_bytes(file.n_params, summary.level)
+    offloaded = bool(mem.offloaded)
     # an offloaded model is bounded by GPU memory (NVML); None there means not measured
-    measured_raw = mem.get("vram_bytes") if offloaded else mem.get("peak_bytes")
+    measured_raw = mem.vram_bytes if offloaded else mem.peak_bytes
     measured = None if measured_raw is None else int(measured_raw)
-    source = (mem.get("gpu") or {}).get("source") if offloaded else mem.get("source")
+    source = (None if mem.gpu is None else mem.gpu.source) if offloaded else mem.source
     error_pct = None
     if measured and estimate is not None:
         error_pct = 100.0 * (estimate - measured) / measured
     used: float | None = measured if measured is not None else estimate
     basis = "measured" if measured is not None else ("estimate" if estimate is not None else None)
-    return {
-        "variant": summary["variant"],
-        "model": summary["model"],
-        "level": summary["level"],
-        "n_params": file.get("n_params"),
-        "nominal_bpw": LEVELS[summary["level"]].bits if summary["level"] in LEVELS else None,
-        "estimate_bytes": estimate,
-        "measured_bytes": measured,
-        "source": source,
-        "offloaded": offloaded,
-        "rss_bytes": mem.get("peak_bytes"),
-        "error_pct": error_pct,
-        "misleading": None if error_pct is None else abs(error_pct) > 100 * MISLEADING_FRACTION,
-        "used_bytes": used,
-        "basis": basis or "unknown",
-        "verdict": _verdict(error_pct, measured, estimate),
-    }
+    return MemoryRow(
+        variant=summary.variant,
+        model=summary.model,
+        level=summary.level,
+        n_params=file.n_params,
+        nominal_bpw=LEVELS[summary.level].bits if summary.level in LEVELS else None,
+        estimate_bytes=estimate,
+        measured_bytes=measured,
+        source=source,
+        offloaded=offloaded,
+        rss_bytes=mem.peak_bytes,
+        error_pct=error_pct,
+        misleading=None if error_pct is None else abs(error_pct) > 100 * MISLEADING_FRACTION,
+        used_bytes=used,
+        basis=basis or "unknown",
+        verdict=_verdict(error_pct, measured, estimate),
+    )
 
 
-def memory_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
-    return [memory_row(s) for s in analysis["variants"]]
+def memory_rows(analysis: Analysis) -> list[MemoryRow]:
+    return [memory_row(s) for s in analysis.variants]

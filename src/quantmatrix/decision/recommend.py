@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from quantmatrix.analysis.model import Analysis
 from quantmatrix.decide import TIERS
 from quantmatrix.decision import DecisionError
 from quantmatrix.decision.cost import hourly_rate
 from quantmatrix.decision.matrix import fits, variant_rows
 from quantmatrix.decision.memory import memory_row
+from quantmatrix.decision.model import CostFacts, Validation, VariantRow
 from quantmatrix.numfmt import MISSING, num, pct, signed
 
 Objective = Literal["quality", "cost", "speed"]
@@ -31,35 +33,23 @@ class Recommendation:
     runners_up: list[Pick] = field(default_factory=list)
     reason: str = ""  # "nothing qualifies: ..." when best is None
 
-    def as_dict(self) -> dict[str, Any]:
-        def pick(p: Pick | None) -> dict[str, str] | None:
-            return None if p is None else {"variant": p.variant, "why": p.why}
 
-        return {
-            "memory_gb": self.memory_gb,
-            "objective": self.objective,
-            "best": pick(self.best),
-            "runners_up": [pick(p) for p in self.runners_up],
-            "reason": self.reason,
-        }
-
-
-def _score(row: dict[str, Any], conservative: bool) -> float | None:
-    value = row["ci_low"] if conservative else row["accuracy"]
+def _score(row: VariantRow, conservative: bool) -> float | None:
+    value = row.ci_low if conservative else row.accuracy
     return None if value is None else float(value)
 
 
 def _rejection(
-    row: dict[str, Any], memory_gb: float, min_acc: float | None, max_tier: str, cons: bool
+    row: VariantRow, memory_gb: float, min_acc: float | None, max_tier: str, cons: bool
 ) -> str | None:
     """Why a row does not qualify (the first failed criterion), or None when it does."""
-    if row["memory_bytes"] is None:
+    if row.memory_bytes is None:
         return "memory unknown"
     if not fits(row, memory_gb):
         return f"need more than {memory_gb:g} GB"
-    if row["tier"] is None:
+    if row.tier is None:
         return "tier unknown (no baseline)"
-    if TIERS.index(row["tier"]) > TIERS.index(max_tier):
+    if TIERS.index(row.tier) > TIERS.index(max_tier):
         return f"worse than {max_tier}"
     score = _score(row, cons)
     if min_acc is not None and (score is None or score < min_acc):
@@ -67,31 +57,31 @@ def _rejection(
     return None
 
 
-def _key(row: dict[str, Any], objective: str, cons: bool) -> tuple[float, float, str]:
+def _key(row: VariantRow, objective: str, cons: bool) -> tuple[float, float, str]:
     inf = float("inf")
     quality = -(_score(row, cons) or 0.0)
-    cost = row["usd_per_m"] if row["usd_per_m"] is not None else inf
-    speed = -(row["decode_tps"] or 0.0)
+    cost = row.usd_per_m if row.usd_per_m is not None else inf
+    speed = -(row.decode_tps or 0.0)
     if objective == "cost":
-        return cost, quality, row["variant"]
+        return cost, quality, row.variant
     if objective == "speed":
-        return speed, quality, row["variant"]
-    return quality, cost, row["variant"]
+        return speed, quality, row.variant
+    return quality, cost, row.variant
 
 
-def describe(row: dict[str, Any], conservative: bool = False) -> str:
+def describe(row: VariantRow, conservative: bool = False) -> str:
     """One line of numbers about a variant: accuracy, delta, tier, $/1M, tok/s, memory."""
-    acc = f"accuracy {pct(row['accuracy'])}"
+    acc = f"accuracy {pct(row.accuracy)}"
     if conservative:
-        acc += f" (lower CI bound {pct(row['ci_low'])})"
-    base = row["baseline_level"] or "baseline"
+        acc += f" (lower CI bound {pct(row.ci_low)})"
+    base = row.baseline_level or "baseline"
     mem = "memory unknown"
-    if row["memory_bytes"] is not None:
-        mem = f"{row['memory_bytes'] / 1e9:.2f} GB {row['memory_basis']}"
-    cost = MISSING if row["usd_per_m"] is None else f"${row['usd_per_m']:.4f}/1M"
+    if row.memory_bytes is not None:
+        mem = f"{row.memory_bytes / 1e9:.2f} GB {row.memory_basis}"
+    cost = MISSING if row.usd_per_m is None else f"${row.usd_per_m:.4f}/1M"
     return (
-        f"{acc}, {signed(row['delta_pp'])}pp vs {base} ({row['tier'] or 'tier unknown'}), "
-        f"{cost}, {num(row['decode_tps'])} tok/s, {mem}"
+        f"{acc}, {signed(row.delta_pp)}pp vs {base} ({row.tier or 'tier unknown'}), "
+        f"{cost}, {num(row.decode_tps)} tok/s, {mem}"
     )
 
 
@@ -106,7 +96,7 @@ def _nothing(rejected: dict[str, int], total: int, memory_gb: float) -> str:
 
 
 def recommend(
-    analysis: dict[str, Any],
+    analysis: Analysis,
     memory_gb: float,
     min_accuracy: float | None = None,
     max_tier: str = "acceptable",
@@ -137,7 +127,7 @@ def recommend(
     ok.sort(key=lambda r: _key(r, objective, conservative))
     picks = [
         Pick(
-            r["variant"],
+            r.variant,
             f"{'' if i == 0 else f'#{i + 1} '}{_LEAD[objective]} of "
             f"{len(ok)} qualifying on {memory_gb:g} GB: {describe(r, conservative)}",
         )
@@ -146,40 +136,28 @@ def recommend(
     return Recommendation(memory_gb, objective, picks[0], picks[1:], "")
 
 
-def _equivalence(analysis: dict[str, Any], variant: str) -> list[dict[str, Any]] | str:
-    stats = analysis.get("statistics") or {}
-    rows = [r for r in stats.get("equivalence") or [] if r.get("variant") == variant]
-    if not rows:
-        return "not computed"
-    keep = ("metric", "margin_label", "design", "delta", "p_lower", "p_upper", "equivalent")
-    return [{k: r.get(k) for k in keep} for r in rows]
-
-
-def validate(
-    analysis: dict[str, Any], variant: str, cost_per_hour: float | None = None
-) -> dict[str, Any]:
+def validate(analysis: Analysis, variant: str, cost_per_hour: float | None = None) -> Validation:
     """What the run says about one variant: tier, equivalence tests, cost, memory."""
-    rows = {r["variant"]: r for r in variant_rows(analysis, cost_per_hour)}
-    row = rows.get(variant)
-    if row is None:
+    rows = {r.variant: r for r in variant_rows(analysis, cost_per_hour)}
+    row, summary = rows.get(variant), analysis.summary(variant)
+    if row is None or summary is None:
         known = ", ".join(rows) or "none"
         raise DecisionError(f"unknown variant {variant!r}; this run has: {known}")
-    summary = next(s for s in analysis["variants"] if s["variant"] == variant)
-    return {
-        "variant": variant,
-        "tier": row["tier"] or "unknown (no baseline)",
-        "delta_pp": row["delta_pp"],
-        "gen_delta_pct": row["gen_delta_pct"],
-        "accuracy": row["accuracy"],
-        "ci": [row["ci_low"], row["ci_high"]],
-        "equivalence": _equivalence(analysis, variant),
-        "cost": {
-            "cost_per_hour": hourly_rate(analysis, cost_per_hour),
-            "usd_per_m": row["usd_per_m"],
-            "savings_pct": row["savings_pct"],
-            "cheaper_x": row["cheaper_x"],
-            "baseline_level": row["baseline_level"],
-        },
-        "memory": memory_row(summary),
-        "summary": describe(row),
-    }
+    return Validation(
+        variant=variant,
+        tier=row.tier or "unknown (no baseline)",
+        delta_pp=row.delta_pp,
+        gen_delta_pct=row.gen_delta_pct,
+        accuracy=row.accuracy,
+        ci=(row.ci_low, row.ci_high),
+        equivalence=tuple(r for r in analysis.statistics.equivalence if r.variant == variant),
+        cost=CostFacts(
+            cost_per_hour=hourly_rate(analysis, cost_per_hour),
+            usd_per_m=row.usd_per_m,
+            savings_pct=row.savings_pct,
+            cheaper_x=row.cheaper_x,
+            baseline_level=row.baseline_level,
+        ),
+        memory=memory_row(summary),
+        summary=describe(row),
+    )

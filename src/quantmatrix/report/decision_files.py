@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from quantmatrix.decision.model import Decision
 from quantmatrix.report.decision_md import render_decision_md
 from quantmatrix.report.html import write_html
 from quantmatrix.report.plots import write_plots
 
 
-def write_decision_outputs(run_dir: Path, decision: dict[str, Any]) -> dict[str, str]:
-    """Write ``plots/*.png`` and ``report.html`` for ``decision`` (from ``build_decision``).
+def write_decision_outputs(run_dir: Path, decision: Decision) -> dict[str, str]:
+    """Write ``plots/*.png`` and ``report.html`` for ``decision`` (from ``decide``).
 
     Returns ``{"markdown": <decision sections>, "html": <path>, "plot:<name>": <path>, ...}``;
     the markdown links the plots relative to ``run_dir`` (for ``report.md`` there). Takes the

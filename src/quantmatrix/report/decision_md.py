@@ -5,10 +5,11 @@ Both renderers read the same block list, so the two reports always say the same 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from quantmatrix.decide import TIERS, safe_text
+from quantmatrix.decision.model import Decision, VariantRow
 from quantmatrix.report.fmt import MISSING, gb, num, pct, signed
 
 PLOT_TITLES = {
@@ -39,108 +40,108 @@ def _usd(x: float | None) -> str:
     return MISSING if x is None else f"${x:.4f}"
 
 
-def _mem(row: dict[str, Any]) -> str:
-    b = row["memory_bytes"]
-    return "unknown" if b is None else f"{gb(int(b))} ({row['memory_basis']})"
+def _mem(row: VariantRow) -> str:
+    b = row.memory_bytes
+    return "unknown" if b is None else f"{gb(int(b))} ({row.memory_basis})"
 
 
-def _summary(d: dict[str, Any]) -> list[Block]:
+def _summary(d: Decision) -> list[Block]:
     note = (
-        f"Priced at ${d['cost_per_hour']:g} per hour over each variant's native decode speed; "
-        f"context length {d['context_length']} tokens. Memory: the measured peak where present, "
+        f"Priced at ${d.cost_per_hour:g} per hour over each variant's native decode speed; "
+        f"context length {d.context_length} tokens. Memory: the measured peak where present, "
         "else the published estimate (params x nominal bits / 8 x 1.1). Recommended: fits the "
         f"budget and tier {safe_text()}."
     )
     return [
         Block("h2", "Decision: executive summary"),
-        Block("ul", items=tuple(d["summary"])),
+        Block("ul", items=tuple(d.summary)),
         Block("p", note),
     ]
 
 
-def _matrix(d: dict[str, Any], rows: dict[str, dict[str, Any]]) -> list[Block]:
+def _matrix(d: Decision, rows: Mapping[str, VariantRow]) -> list[Block]:
     out = [Block("h2", "Decision matrix per memory budget")]
     head = ["Variant", "Memory", "Bench Δ pp", "Gen Δ %", "Tier", "Decode tok/s", "$/1M", "Rec."]
-    for entry in d["matrix"]:
-        out.append(Block("h3", entry["label"] + (" (open-ended)" if entry["open_ended"] else "")))
-        if not entry["fits"]:
-            out.append(Block("p", f"No variant fits {entry['label']}."))
+    for entry in d.matrix:
+        out.append(Block("h3", entry.label + (" (open-ended)" if entry.open_ended else "")))
+        if not entry.fits:
+            out.append(Block("p", f"No variant fits {entry.label}."))
             continue
         body = [
             [
                 v,
                 _mem(r),
-                signed(r["delta_pp"]),
-                signed(r["gen_delta_pct"]),
-                r["tier"] or MISSING,
-                num(r["decode_tps"]),
-                _usd(r["usd_per_m"]),
-                "yes" if r["safe"] else "no",
+                signed(r.delta_pp),
+                signed(r.gen_delta_pct),
+                r.tier or MISSING,
+                num(r.decode_tps),
+                _usd(r.usd_per_m),
+                "yes" if r.safe else "no",
             ]
-            for v in entry["fits"]
+            for v in entry.fits
             for r in [rows[v]]
         ]
         out.append(_table(head, body))
     return out
 
 
-def _lists(d: dict[str, Any]) -> list[Block]:
+def _lists(d: Decision) -> list[Block]:
     out = [Block("h2", "Not recommended")]
-    if d["not_recommended"]:
-        body = [[n["variant"], n["tier"] or "unknown", n["reason"]] for n in d["not_recommended"]]
+    if d.not_recommended:
+        body = [[n.variant, n.tier or "unknown", n.reason] for n in d.not_recommended]
         out.append(_table(["Variant", "Tier", "Why"], body))
     else:
         out.append(Block("p", f"Every variant is {safe_text()}."))
-    counts = d["tier_counts"]
+    counts = d.tier_counts
     body = [[t, str(counts.get(t, 0))] for t in (*TIERS, "unknown")]
     return [*out, Block("h2", "Tier counts"), _table(["Tier", "Variants"], body)]
 
 
-def _enumeration(d: dict[str, Any]) -> list[Block]:
+def _enumeration(d: Decision) -> list[Block]:
     head = ["Variant", "Accuracy [95% CI]", "Bench Δ pp", "Gen Δ %", "Tier", "Decode tok/s"]
     head += ["TTFT s", "$/1M", "Savings vs baseline", "Memory"]
     body = [
         [
-            r["variant"],
-            f"{pct(r['accuracy'])} [{pct(r['ci_low'])}, {pct(r['ci_high'])}]",
-            signed(r["delta_pp"]),
-            signed(r["gen_delta_pct"]),
-            r["tier"] or MISSING,
-            num(r["decode_tps"]),
-            num(r["ttft_s"], 3),
-            _usd(r["usd_per_m"]),
-            MISSING if r["savings_pct"] is None else f"{r['savings_pct']:+.1f}%",
+            r.variant,
+            f"{pct(r.accuracy)} [{pct(r.ci_low)}, {pct(r.ci_high)}]",
+            signed(r.delta_pp),
+            signed(r.gen_delta_pct),
+            r.tier or MISSING,
+            num(r.decode_tps),
+            num(r.ttft_s, 3),
+            _usd(r.usd_per_m),
+            MISSING if r.savings_pct is None else f"{r.savings_pct:+.1f}%",
             _mem(r),
         ]
-        for r in d["variants"]
+        for r in d.variants
     ]
     return [Block("h2", "All variants"), _table(head, body)]
 
 
-def _ladders(d: dict[str, Any]) -> list[Block]:
+def _ladders(d: Decision) -> list[Block]:
     cliffs = [
         [
-            c["model"],
-            c["last_safe"] or MISSING,
-            c["first_unsafe"] or MISSING,
-            c["first_unsafe_tier"] or MISSING,
-            num(c["cliff_pp"]),
-            c["note"] or "",
+            c.model,
+            c.last_safe or MISSING,
+            c.first_unsafe or MISSING,
+            c.first_unsafe_tier or MISSING,
+            num(c.cliff_pp),
+            c.note or "",
         ]
-        for c in d["cliffs"]
+        for c in d.cliffs
     ]
     steps = [
         [
-            s["model"],
-            f"{s['from']} -> {s['to']}",
-            signed(s["gain_pp"]),
-            signed(s["cost_change_pct"]),
-            signed(s["speed_change_pct"]),
-            signed(s["memory_change_pct"]),
-            signed(s["gain_per_10pct_cost"], 2),
-            {True: "yes", False: "no", None: MISSING}[s["diminishing"]],
+            s.model,
+            f"{s.from_level} -> {s.to}",
+            signed(s.gain_pp),
+            signed(s.cost_change_pct),
+            signed(s.speed_change_pct),
+            signed(s.memory_change_pct),
+            signed(s.gain_per_10pct_cost, 2),
+            {True: "yes", False: "no", None: MISSING}[s.diminishing],
         ]
-        for s in d["diminishing_returns"]
+        for s in d.diminishing_returns
     ]
     head = ["Model", "Step up", "Gain pp", "Cost %", "Speed %", "Memory %", "pp per +10% cost"]
     out = [Block("h2", "Quality cliffs")]
@@ -152,47 +153,47 @@ def _ladders(d: dict[str, Any]) -> list[Block]:
     return out
 
 
-def _tasks(d: dict[str, Any]) -> list[Block]:
+def _tasks(d: Decision) -> list[Block]:
     out = [Block("h2", "MMLU vs ARC (delta vs baseline, pp)")]
     rows = [
-        [t["variant"], signed(t["mmlu_pp"]), signed(t["arc_challenge_pp"]), signed(t["diff_pp"])]
-        for t in d["task_differential"]
+        [t.variant, signed(t.mmlu_pp), signed(t.arc_challenge_pp), signed(t.diff_pp)]
+        for t in d.task_differential
     ]
     if not rows:
         return [*out, Block("p", "Not available: the run lacks MMLU or ARC deltas.")]
     return [*out, _table(["Variant", "MMLU Δ pp", "ARC Δ pp", "MMLU - ARC pp"], rows)]
 
 
-def _memory(d: dict[str, Any]) -> list[Block]:
+def _memory(d: Decision) -> list[Block]:
     body = [
         [
-            m["variant"],
-            MISSING if m["n_params"] is None else f"{m['n_params']:,}",
-            num(m["nominal_bpw"], 3),
-            gb(None if m["estimate_bytes"] is None else int(m["estimate_bytes"])),
-            gb(m["measured_bytes"]),
-            m["source"] or MISSING,
-            MISSING if m["error_pct"] is None else f"{m['error_pct']:+.0f}%",
-            m["verdict"],
-            m["basis"],
+            m.variant,
+            MISSING if m.n_params is None else f"{m.n_params:,}",
+            num(m.nominal_bpw, 3),
+            gb(None if m.estimate_bytes is None else int(m.estimate_bytes)),
+            gb(m.measured_bytes),
+            m.source or MISSING,
+            MISSING if m.error_pct is None else f"{m.error_pct:+.0f}%",
+            m.verdict,
+            m.basis,
         ]
-        for m in d["memory"]
+        for m in d.memory
     ]
     head = ["Variant", "Params", "Nominal BPW", "Estimate", "Measured", "How measured"]
     head += ["Estimate error", "Verdict", "Used"]
     return [Block("h2", "Memory: measured vs estimated"), _table(head, body)]
 
 
-def _plots(plots: dict[str, str]) -> list[Block]:
+def _plots(plots: Mapping[str, str]) -> list[Block]:
     out = [Block("h2", "Plots")]
     for name, path in plots.items():
         out += [Block("h3", PLOT_TITLES.get(name, name)), Block("img", name, items=(path,))]
     return out
 
 
-def decision_blocks(decision: dict[str, Any], plots: dict[str, str]) -> list[Block]:
+def decision_blocks(decision: Decision, plots: Mapping[str, str]) -> list[Block]:
     """Every decision section in order, executive summary first, plots last."""
-    rows = {r["variant"]: r for r in decision["variants"]}
+    rows = decision.rows()
     return [
         *_summary(decision),
         *_matrix(decision, rows),
@@ -224,6 +225,6 @@ def block_md(b: Block) -> str:
     return b.text
 
 
-def render_decision_md(decision: dict[str, Any], plots: dict[str, str]) -> str:
+def render_decision_md(decision: Decision, plots: Mapping[str, str]) -> str:
     """The decision sections as markdown; ``plots`` maps plot name -> relative PNG path."""
     return "\n\n".join(block_md(b) for b in decision_blocks(decision, plots)) + "\n"

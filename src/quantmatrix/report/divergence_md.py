@@ -4,32 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from quantmatrix.analysis.divergence import metric_value
+from quantmatrix.analysis.divergence_model import Divergence, DivergenceCliff
 from quantmatrix.report.fmt import MISSING, num, pct, signed, table
-
-Row = dict[str, Any]
 
 
 def _sci(x: float | None) -> str:
     return MISSING if x is None else f"{x:.3g}"
 
 
-def _ci(values: list[float] | None) -> str:
+def _ci(values: tuple[float, float] | None) -> str:
     return MISSING if not values else f"[{values[0]:.3g}, {values[1]:.3g}]"
 
 
-def _letters_table(div: Mapping[str, Any]) -> str:
+def _letters_table(div: Divergence) -> str:
     rows = []
-    for vid in div["order"]:
-        v = div["variants"][vid]
-        s = v.get("letters")
+    for vid in div.order:
+        s = div.variants[vid].letters
         if s is None:
             continue
         rows.append([
-            vid, s["n_items"], _sci(s["letter_kl_mean"]), _ci(s["letter_kl_ci"]),
-            _sci(s["letter_kl_p90"]), _sci(s["letter_kl_p99"]), pct(s["argmax_agreement"]),
-            pct(s["expected_accuracy"]), pct(s["accuracy"]), pct(s["letter_mass"]),
+            vid, s.n_items, _sci(s.letter_kl_mean), _ci(s.letter_kl_ci),
+            _sci(s.letter_kl_p90), _sci(s.letter_kl_p99), pct(s.argmax_agreement),
+            pct(s.expected_accuracy), pct(s.accuracy), pct(s.letter_mass),
         ])  # fmt: skip
     headers = ["Variant", "Items", "Letter KL (mean)", "95% CI", "p90", "p99",
                "Same answer as baseline", "Expected accuracy", "Argmax accuracy",
@@ -37,25 +35,25 @@ def _letters_table(div: Mapping[str, Any]) -> str:
     return table(headers, rows) if rows else "_No letter-probability rows._"
 
 
-def _tokens_table(div: Mapping[str, Any]) -> str:
+def _tokens_table(div: Divergence) -> str:
     rows = []
-    for vid in div["order"]:
-        s = div["variants"][vid].get("tokens")
+    for vid in div.order:
+        s = div.variants[vid].tokens
         if s is None:
             continue
         rows.append([
-            vid, s["n_tokens"], _sci(s["kld_mean"]), _sci(s["kld_median"]), _sci(s["kld_p99"]),
-            pct(s["same_top"]), num(s["ppl"], 2), num(s["ppl_ratio"], 4), s["kl_method"],
+            vid, s.n_tokens, _sci(s.kld_mean), _sci(s.kld_median), _sci(s.kld_p99),
+            pct(s.same_top), num(s.ppl, 2), num(s.ppl_ratio, 4), s.kl_method,
         ])  # fmt: skip
     headers = ["Variant", "Tokens", "Mean KLD", "Median", "p99", "Same top token", "PPL",
                "PPL ratio", "KL from"]  # fmt: skip
     return table(headers, rows) if rows else "_No token-level KL rows._"
 
 
-def _cliff_table(cliffs: Mapping[str, Row]) -> str:
+def _cliff_table(cliffs: Mapping[str, DivergenceCliff]) -> str:
     rows = [
-        [model, c["divergence_cliff"] or MISSING, c["accuracy_cliff"] or MISSING,
-         "yes" if c["agree"] else "no", signed(c["spearman"], 2)]
+        [model, c.divergence_cliff or MISSING, c.accuracy_cliff or MISSING,
+         "yes" if c.agree else "no", signed(c.spearman, 2)]
         for model, c in cliffs.items()
     ]  # fmt: skip
     headers = ["Model", "Largest divergence step", "Largest accuracy drop", "Agree",
@@ -79,7 +77,9 @@ NOTES = (
 )
 
 
-def render_divergence_md(div: Mapping[str, Any], cliffs: Mapping[str, Row] | None = None) -> str:
+def render_divergence_md(
+    div: Divergence, cliffs: Mapping[str, DivergenceCliff] | None = None
+) -> str:
     """The section's markdown; ``cliffs`` from ``analysis.divergence.cliff_agreement``."""
     parts = [
         "## Beyond accuracy: divergence from the baseline",
@@ -94,7 +94,7 @@ def render_divergence_md(div: Mapping[str, Any], cliffs: Mapping[str, Row] | Non
     return "\n\n".join(parts) + "\n"
 
 
-def _save_metadata(path: Path) -> dict[str, Any]:
+def _save_metadata(path: Path) -> dict[str, str | None]:
     suffix = path.suffix.lower()
     if suffix == ".svg":
         return {"Date": None, "Creator": None}
@@ -104,22 +104,21 @@ def _save_metadata(path: Path) -> dict[str, Any]:
 
 
 def _points(
-    div: Mapping[str, Any], accuracy_delta_by_variant: Mapping[str, float], metric: str
+    div: Divergence, accuracy_delta_by_variant: Mapping[str, float], metric: str
 ) -> dict[str, list[tuple[float, float, str]]]:
-    section = "tokens" if metric.startswith("kld") else "letters"
     by_model: dict[str, list[tuple[float, float, str]]] = {}
-    for vid in div["order"]:
-        v = div["variants"][vid]
-        value = (v.get(section) or {}).get(metric)
-        if vid == v["baseline"] or value is None or vid not in accuracy_delta_by_variant:
+    for vid in div.order:
+        v = div.variants[vid]
+        value = metric_value(v, metric)
+        if vid == v.baseline or value is None or vid not in accuracy_delta_by_variant:
             continue
         delta = 100 * float(accuracy_delta_by_variant[vid])
-        by_model.setdefault(v["model"], []).append((max(float(value), 1e-6), delta, v["level"]))
+        by_model.setdefault(v.model, []).append((max(float(value), 1e-6), delta, v.level))
     return by_model
 
 
 def plot_kld_vs_accuracy(
-    div: Mapping[str, Any],
+    div: Divergence,
     accuracy_delta_by_variant: Mapping[str, float],
     path: Path,
     metric: str = "kld_mean",

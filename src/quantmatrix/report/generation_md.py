@@ -2,64 +2,64 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
+from quantmatrix.analysis.model import Analysis
+from quantmatrix.analysis.variant_model import GenerationSummary, MetricCI
 from quantmatrix.report.fmt import MISSING, num, signed, table
 
+Scored = Sequence[tuple[str, GenerationSummary]]  # (variant, its generation summary)
 
-def _ci(block: dict[str, Any], digits: int = 3) -> str:
-    if block["mean"] is None:
+
+def _ci(block: MetricCI, digits: int = 3) -> str:
+    if block.mean is None:
         return MISSING
-    return (
-        f"{block['mean']:.{digits}f} [{block['ci_low']:.{digits}f}, {block['ci_high']:.{digits}f}]"
-    )
+    return f"{block.mean:.{digits}f} [{block.ci_low:.{digits}f}, {block.ci_high:.{digits}f}]"
 
 
-def _main(variants: list[dict[str, Any]]) -> str:
+def _main(variants: Scored) -> str:
     rows = []
-    for s in variants:
-        g = s["generation"]
-        m = g["metrics"]
+    for v, g in variants:
+        m = g.metrics
         rows.append([
-            s["variant"], g["n"], _ci(m["key_avg"]), signed(g["key_avg_delta_pct"]),
+            v, g.n, _ci(m["key_avg"]), signed(g.key_avg_delta_pct),
             _ci(m["bertscore_f1"]), _ci(m["coherence"]), _ci(m["rouge_l"]),
         ])  # fmt: skip
     head = ["Variant", "N", "Key avg [95% CI]", "Δ %", "BERTScore F1", "Coherence", "ROUGE-L"]
     return table(head, rows)
 
 
-def _supplementary(variants: list[dict[str, Any]]) -> str:
+def _supplementary(variants: Scored) -> str:
     rows = []
-    for s in variants:
-        g = s["generation"]
-        m = g["metrics"]
+    for v, g in variants:
+        m = g.metrics
         rows.append([
-            s["variant"], _ci(m["bleu"]), _ci(m["exact_match"]), _ci(m["length_ratio"]),
-            _ci(m["repetition"]), "**yes**" if g["repetition_collapse"] else "no",
+            v, _ci(m["bleu"]), _ci(m["exact_match"]), _ci(m["length_ratio"]),
+            _ci(m["repetition"]), "**yes**" if g.repetition_collapse else "no",
         ])  # fmt: skip
     head = ["Variant", "BLEU", "Exact match", "Length ratio", "Repetition", "Collapse"]
     return table(head, rows)
 
 
-def _per_task(variants: list[dict[str, Any]]) -> str:
-    tasks = sorted({t for s in variants for t in s["generation"]["tasks"]})
+def _per_task(variants: Scored) -> str:
+    tasks = sorted({t for _, g in variants for t in g.tasks})
 
-    def cell(s: dict[str, Any], t: str) -> str:
-        block = s["generation"]["tasks"].get(t)
-        return num(block["metrics"]["key_avg"]["mean"], 3) if block else MISSING
+    def cell(g: GenerationSummary, t: str) -> str:
+        block = g.tasks.get(t)
+        return num(block.metrics["key_avg"].mean, 3) if block is not None else MISSING
 
-    rows = [[s["variant"], *(cell(s, t) for t in tasks)] for s in variants]
+    rows = [[v, *(cell(g, t) for t in tasks)] for v, g in variants]
     return table(["Variant (key avg)", *tasks], rows)
 
 
-def _fidelity(variants: list[dict[str, Any]]) -> str:
+def _fidelity(variants: Scored) -> str:
     rows = []
-    for s in variants:
-        f = s["generation"].get("fidelity")
-        if not f:
+    for v, g in variants:
+        f = g.fidelity
+        if f is None:
             continue
-        m = f["metrics"]
-        rows.append([s["variant"], f["n"], _ci(m["key_avg"]), _ci(m["bertscore_f1"]),
+        m = f.metrics
+        rows.append([v, f.n, _ci(m["key_avg"]), _ci(m["bertscore_f1"]),
                      _ci(m["rouge_l"]), _ci(m["exact_match"])])  # fmt: skip
     if not rows:
         return "No variant below a baseline has generation outputs yet."
@@ -67,18 +67,28 @@ def _fidelity(variants: list[dict[str, Any]]) -> str:
     return table(head, rows)
 
 
-def render_generation_md(analysis: dict[str, Any]) -> str:
-    variants = [s for s in analysis["variants"] if s.get("generation")]
+def render_generation_md(analysis: Analysis) -> str:
+    variants = [(s.variant, s.generation) for s in analysis.variants if s.generation]
     if not variants:
         return ""
-    models = analysis.get("scoring_models") or {}
+    models = analysis.scoring_models
+    embedding, bertscore, layer, backend = (
+        ("?", "?", "?", "?")
+        if models is None
+        else (
+            models.embedding_model,
+            models.bertscore_model,
+            str(models.bertscore_layer),
+            models.bertscore_backend,
+        )
+    )
     parts = [
         "## Generation quality",
         "",
         "Key metric average = mean of BERTScore F1, coherence (SemScore: cosine of "
-        f"{models.get('embedding_model', '?')} sentence embeddings) and ROUGE-L F1. BERTScore "
-        f"uses {models.get('bertscore_model', '?')} layer {models.get('bertscore_layer', '?')} "
-        f"({models.get('bertscore_backend', '?')}; the standard deberta model is not available "
+        f"{embedding} sentence embeddings) and ROUGE-L F1. BERTScore "
+        f"uses {bertscore} layer {layer} "
+        f"({backend}; the standard deberta model is not available "
         "offline). Δ % is the change of the key average vs the model's baseline; a tier is the "
         "worse of the benchmark Δ pp and this Δ %.",
         "",

@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 from html import escape
 from pathlib import Path
-from typing import Any
 
+from quantmatrix.decision.model import Decision
 from quantmatrix.report.decision_md import PLOT_TITLES, Block, decision_blocks
 
 CSS = """
@@ -52,10 +52,10 @@ def block_html(b: Block) -> str:
     return f"<p>{escape(b.text)}</p>"
 
 
-def render_html(decision: dict[str, Any], plots: dict[str, bytes]) -> str:
+def render_html(decision: Decision, plots: dict[str, bytes]) -> str:
     """The whole page; ``plots`` maps plot name -> PNG bytes (embedded, in that order)."""
     uris = {name: data_uri(png) for name, png in plots.items()}
-    title = f"quantmatrix decision report: {decision.get('study') or 'study'}"
+    title = f"quantmatrix decision report: {decision.study or 'study'}"
     body = "\n".join(block_html(b) for b in decision_blocks(decision, uris))
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -64,7 +64,7 @@ def render_html(decision: dict[str, Any], plots: dict[str, bytes]) -> str:
     )
 
 
-def write_html(path: Path, decision: dict[str, Any], plots: dict[str, Path]) -> Path:
+def write_html(path: Path, decision: Decision, plots: dict[str, Path]) -> Path:
     """Write ``report.html`` with the PNGs at ``plots`` read and inlined; returns its path."""
     pngs = {name: p.read_bytes() for name, p in plots.items()}
     path.write_text(render_html(decision, pngs), encoding="utf-8")

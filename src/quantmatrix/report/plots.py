@@ -1,14 +1,13 @@
 """The decision plots: deterministic PNGs (Agg, fixed size and dpi, no software/date metadata).
 
-Every plot is drawn from the decision dict alone (``decision.build.build_decision``), so the same
+Every plot is drawn from the decision alone (``decision.build.decide``), so the same
 analysis gives byte-identical files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 from matplotlib.axes import Axes
@@ -16,6 +15,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from quantmatrix.decide import TIER_BOUNDS, TIERS
+from quantmatrix.decision.model import Decision, VariantRow
 from quantmatrix.levels import RANK
 from quantmatrix.report.fmt import MISSING
 
@@ -34,12 +34,23 @@ def _color(tier: str | None) -> str:
     return TIER_COLORS.get(tier or "", UNKNOWN_COLOR)
 
 
-def _levels(rows: list[dict[str, Any]]) -> list[str]:
-    return sorted({r["level"] for r in rows}, key=lambda lv: (RANK.get(lv, len(RANK)), lv))
+def _levels(rows: Sequence[VariantRow]) -> list[str]:
+    return sorted({r.level for r in rows}, key=lambda lv: (RANK.get(lv, len(RANK)), lv))
 
 
-def _models(rows: list[dict[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(r["model"] for r in rows))
+def _models(rows: Sequence[VariantRow]) -> list[str]:
+    return list(dict.fromkeys(r.model for r in rows))
+
+
+def _num(row: VariantRow, key: str) -> float | None:
+    """The figure a plot draws: ``usd_per_m``, ``memory_bytes``, ``decode_tps`` or ``ttft_s``."""
+    figures = {
+        "usd_per_m": row.usd_per_m,
+        "memory_bytes": row.memory_bytes,
+        "decode_tps": row.decode_tps,
+        "ttft_s": row.ttft_s,
+    }
+    return figures[key]
 
 
 def _no_data(ax: Axes, what: str) -> None:
@@ -60,31 +71,30 @@ def _bands(ax: Axes, base_acc: float | None) -> None:
     ax.axhline(top, color="black", lw=0.8, ls="--")
 
 
-def plot_accuracy(decision: dict[str, Any]) -> Figure:
+def plot_accuracy(decision: Decision) -> Figure:
     """Accuracy per quant level, one panel per model, 95% CI bars over the tier bands."""
-    rows = decision["variants"]
+    rows = decision.variants
     models = _models(rows) or [""]
     ncols = min(3, len(models))
     nrows = -(-len(models) // ncols)
     fig = Figure(figsize=(11, 6.5), dpi=DPI, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, model in zip(axes, models, strict=False):
-        mine = sorted(
-            (r for r in rows if r["model"] == model), key=lambda r: RANK.get(r["level"], 99)
-        )
-        mine = [r for r in mine if r["accuracy"] is not None]
+        mine = sorted((r for r in rows if r.model == model), key=lambda r: RANK.get(r.level, 99))
+        known = [(r, r.accuracy) for r in mine if r.accuracy is not None]
+        mine = [r for r, _ in known]
         if not mine:
             _no_data(ax, "accuracy")
             continue
-        _bands(ax, mine[0]["baseline_accuracy"])
+        _bands(ax, mine[0].baseline_accuracy)
         xs = list(range(len(mine)))
-        ys = [100 * r["accuracy"] for r in mine]
+        ys = [100 * acc for _, acc in known]
         # max(0, .): a Wilson bound at k = 0 or n can sit 1e-17 on the wrong side of the point
-        lo = [max(0.0, 100 * (r["accuracy"] - (r["ci_low"] or r["accuracy"]))) for r in mine]
-        hi = [max(0.0, 100 * ((r["ci_high"] or r["accuracy"]) - r["accuracy"])) for r in mine]
+        lo = [max(0.0, 100 * (acc - (r.ci_low or acc))) for r, acc in known]
+        hi = [max(0.0, 100 * ((r.ci_high or acc) - acc)) for r, acc in known]
         ax.errorbar(xs, ys, yerr=[lo, hi], color="black", capsize=3, lw=1, zorder=3)
-        ax.scatter(xs, ys, c=[_color(r["tier"]) for r in mine], s=40, zorder=4, edgecolors="k")
-        ax.set_xticks(xs, [r["level"] for r in mine], rotation=30)
+        ax.scatter(xs, ys, c=[_color(r.tier) for r in mine], s=40, zorder=4, edgecolors="k")
+        ax.set_xticks(xs, [r.level for r in mine], rotation=30)
         ax.set_ylim(0, 100)
         ax.set_title(model, fontsize=10)
         ax.set_ylabel("accuracy %")
@@ -94,35 +104,47 @@ def plot_accuracy(decision: dict[str, Any]) -> Figure:
     return fig
 
 
+def _points(
+    rows: Sequence[VariantRow], key: str, scale: float
+) -> dict[str, tuple[VariantRow, float, float]]:
+    """variant -> (row, x = the row's ``key`` / scale, y = accuracy %), where both are known."""
+    out = {}
+    for r in rows:
+        x, acc = _num(r, key), r.accuracy
+        if x is not None and acc is not None:
+            out[r.variant] = (r, x / scale, 100 * acc)
+    return out
+
+
 def _scatter_vs(
-    decision: dict[str, Any], key: str, scale: float, xlabel: str, title: str, front: list[str]
+    decision: Decision, key: str, scale: float, xlabel: str, title: str, front: Sequence[str]
 ) -> Figure:
-    rows = [r for r in decision["variants"] if r["accuracy"] is not None and r[key] is not None]
+    pts = _points(decision.variants, key, scale)
+    rows = [r for r, _, _ in pts.values()]
     fig = Figure(figsize=(9, 6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     if not rows:
         _no_data(ax, xlabel)
         return fig
     for i, model in enumerate(_models(rows)):
-        mine = [r for r in rows if r["model"] == model]
-        hollow = [r.get("memory_basis") == "estimate" and key == "memory_bytes" for r in mine]
+        mine = [r for r in rows if r.model == model]
+        hollow = [r.memory_basis == "estimate" and key == "memory_bytes" for r in mine]
         ax.scatter(
-            [r[key] / scale for r in mine],
-            [100 * r["accuracy"] for r in mine],
-            c=["none" if h else _color(r["tier"]) for r, h in zip(mine, hollow, strict=True)],
-            edgecolors=[_color(r["tier"]) for r in mine],
+            [pts[r.variant][1] for r in mine],
+            [pts[r.variant][2] for r in mine],
+            c=["none" if h else _color(r.tier) for r, h in zip(mine, hollow, strict=True)],
+            edgecolors=[_color(r.tier) for r in mine],
             marker=MARKERS[i % len(MARKERS)],
             s=60,
             label=model,
             zorder=3,
         )
         for r in mine:
-            xy = (r[key] / scale, 100 * r["accuracy"])
-            ax.annotate(r["level"], xy, fontsize=7, xytext=(4, 4), textcoords="offset points")
-    pts = {r["variant"]: r for r in rows}
+            xy = pts[r.variant][1:]
+            ax.annotate(r.level, xy, fontsize=7, xytext=(4, 4), textcoords="offset points")
     line = [pts[v] for v in front if v in pts]
     if line:
-        xs, ys = [r[key] / scale for r in line], [100 * r["accuracy"] for r in line]
+        xs, ys = [x for _, x, _ in line], [y for _, _, y in line]
         ax.step(xs, ys, where="post", color="black", lw=1.2, ls="--", zorder=2)
         ax.scatter(xs, ys, s=180, facecolors="none", edgecolors="black", label="Pareto front")
     ax.margins(0.1)
@@ -133,20 +155,20 @@ def _scatter_vs(
     return fig
 
 
-def plot_cost(decision: dict[str, Any]) -> Figure:
-    title = f"Quality vs cost at ${decision['cost_per_hour']:g}/hour (Pareto front dashed)"
+def plot_cost(decision: Decision) -> Figure:
+    title = f"Quality vs cost at ${decision.cost_per_hour:g}/hour (Pareto front dashed)"
     label = "$ per 1M generated tokens"
-    return _scatter_vs(decision, "usd_per_m", 1.0, label, title, decision["pareto_cost"])
+    return _scatter_vs(decision, "usd_per_m", 1.0, label, title, decision.pareto_cost)
 
 
-def plot_memory(decision: dict[str, Any]) -> Figure:
+def plot_memory(decision: Decision) -> Figure:
     title = "Quality vs memory (filled: measured peak; hollow: published estimate)"
-    return _scatter_vs(decision, "memory_bytes", 1e9, "memory GB", title, decision["pareto_memory"])
+    return _scatter_vs(decision, "memory_bytes", 1e9, "memory GB", title, decision.pareto_memory)
 
 
-def plot_heatmap(decision: dict[str, Any]) -> Figure:
+def plot_heatmap(decision: Decision) -> Figure:
     """Model x level grid coloured by tier, each cell annotated with its bench delta."""
-    rows = decision["variants"]
+    rows = decision.variants
     fig = Figure(figsize=(9, 5), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     models, levels = _models(rows), _levels(rows)
@@ -156,10 +178,10 @@ def plot_heatmap(decision: dict[str, Any]) -> Figure:
     codes = [*TIERS, None]
     grid = [[float("nan")] * len(levels) for _ in models]
     for r in rows:
-        grid[models.index(r["model"])][levels.index(r["level"])] = codes.index(r["tier"])
-        text = MISSING if r["delta_pp"] is None else f"{r['delta_pp']:+.1f}"
-        text = "base" if r["is_baseline"] else text
-        at = (levels.index(r["level"]), models.index(r["model"]))
+        grid[models.index(r.model)][levels.index(r.level)] = codes.index(r.tier)
+        text = MISSING if r.delta_pp is None else f"{r.delta_pp:+.1f}"
+        text = "base" if r.is_baseline else text
+        at = (levels.index(r.level), models.index(r.model))
         ax.text(*at, text, ha="center", va="center", fontsize=8, color="white")
     cmap = ListedColormap([*TIER_COLORS.values(), UNKNOWN_COLOR]).with_extremes(bad="#ffffff")
     ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=len(codes) - 0.5, aspect="auto")
@@ -171,25 +193,25 @@ def plot_heatmap(decision: dict[str, Any]) -> Figure:
     return fig
 
 
-def _bars(ax: Axes, rows: list[dict[str, Any]], key: str, ylabel: str) -> None:
+def _bars(ax: Axes, rows: Sequence[VariantRow], key: str, ylabel: str) -> None:
     models, levels = _models(rows), _levels(rows)
     width = 0.8 / max(len(models), 1)
     for i, model in enumerate(models):
-        mine = [r for r in rows if r["model"] == model and r[key] is not None]
-        xs = [levels.index(r["level"]) - 0.4 + width * (i + 0.5) for r in mine]
-        ax.bar(xs, [r[key] for r in mine], width=width, label=model)
+        mine = [(r, v) for r in rows if r.model == model for v in [_num(r, key)] if v is not None]
+        xs = [levels.index(r.level) - 0.4 + width * (i + 0.5) for r, _ in mine]
+        ax.bar(xs, [v for _, v in mine], width=width, label=model)
     ax.set_xticks(range(len(levels)), levels)
     ax.set_ylabel(ylabel)
     ax.legend(loc="best", fontsize=8)
 
 
-def plot_speed(decision: dict[str, Any]) -> Figure:
+def plot_speed(decision: Decision) -> Figure:
     """Native decode tok/s and mean time to first token per level, bars grouped by model."""
-    rows = decision["variants"]
+    rows = decision.variants
     fig = Figure(figsize=(10, 7), dpi=DPI, layout="constrained")
     top, bottom = fig.subplots(2, 1)
     for ax, key, label in ((top, "decode_tps", "decode tok/s"), (bottom, "ttft_s", "TTFT s")):
-        if any(r[key] is not None for r in rows):
+        if any(_num(r, key) is not None for r in rows):
             _bars(ax, rows, key, label)
         else:
             _no_data(ax, label)
@@ -197,7 +219,7 @@ def plot_speed(decision: dict[str, Any]) -> Figure:
     return fig
 
 
-PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
+PLOTS: dict[str, Callable[[Decision], Figure]] = {
     "accuracy_by_level": plot_accuracy,
     "quality_vs_cost": plot_cost,
     "quality_vs_memory": plot_memory,
@@ -206,7 +228,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
 }
 
 
-def write_plots(decision: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+def write_plots(decision: Decision, out_dir: Path) -> dict[str, Path]:
     """Draw every plot to ``out_dir/<name>.png``; returns name -> path, in a fixed order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}

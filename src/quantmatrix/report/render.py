@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-from quantmatrix.analysis.build import accuracy_deltas, build_analysis
+from quantmatrix.analysis.build import analyze
+from quantmatrix.analysis.model import Analysis
 from quantmatrix.decide import rule_text
-from quantmatrix.decision.build import build_decision
+from quantmatrix.decision.build import decide
+from quantmatrix.decision.model import Decision, Policy
 from quantmatrix.report.decision_files import write_decision_outputs
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
 from quantmatrix.report.fmt import MISSING, gb, num, pct, sci, signed, table
@@ -17,100 +18,103 @@ from quantmatrix.report.stats_md import render_statistics_md
 from quantmatrix.runlog import RunLog
 
 
-def _notes(analysis: dict[str, Any]) -> list[str]:
-    notes = [f"**Run log:** {w}." for w in analysis.get("log_warnings", [])]
-    for s in analysis["variants"]:
-        if s["is_baseline"] and s.get("reconstructed"):
+def _notes(analysis: Analysis) -> list[str]:
+    notes = [f"**Run log:** {w}." for w in analysis.log_warnings]
+    for s in analysis.variants:
+        if s.is_baseline and s.reconstructed:
             notes.append(
-                f"**The {s['level']} baseline of {s['model']} is a reconstruction of its shipped "
-                f"{s['source_type']} file**, not the original full-precision weights: every level "
+                f"**The {s.level} baseline of {s.model} is a reconstruction of its shipped "
+                f"{s.source_type} file**, not the original full-precision weights: every level "
                 "is built from that file, so no level can be better than the source, and the "
                 "deltas measure re-quantization loss on top of it."
             )
-    dec = analysis["decoding"]
+    dec = analysis.decoding
     notes.append(
-        f"Multiple-choice answers are generated greedily (temperature {dec['temperature']}, "
-        f"seed {dec['seed']}) with a budget of {dec['mc_max_new_tokens']} new tokens"
-        + (", stopped at the end of the answer line" if dec["mc_stop_at_line_end"] else "")
+        f"Multiple-choice answers are generated greedily (temperature {dec.temperature}, "
+        f"seed {dec.seed}) with a budget of {dec.mc_max_new_tokens} new tokens"
+        + (", stopped at the end of the answer line" if dec.mc_stop_at_line_end else "")
         + "; the published study generated up to 256 tokens for every item."
     )
-    z = analysis["sizes"]
-    if z["items_per_variant"]:
-        tasks = ", ".join(f"{t} {n}" for t, n in z["per_task"].items())
+    z = analysis.sizes
+    if z.items_per_variant:
+        tasks = ", ".join(f"{t} {n}" for t, n in z.per_task.items())
         notes.append(
-            f"Each variant answered {z['items_per_variant']} items ({tasks}). Resolution: one "
-            f"item moves accuracy by {z['one_item_pp']:.2f}pp; the 95% Wilson interval at 50% is "
-            f"+/-{100 * z['wilson_half_width_at_50pct']:.1f}pp; an unpaired test detects a "
-            f"{100 * z['unpaired_mde_at_50pct']:.1f}pp difference with 80% power."
+            f"Each variant answered {z.items_per_variant} items ({tasks}). Resolution: one "
+            f"item moves accuracy by {z.one_item_pp:.2f}pp; the 95% Wilson interval at 50% is "
+            f"+/-{100 * (z.wilson_half_width_at_50pct or 0.0):.1f}pp; an unpaired test detects a "
+            f"{100 * (z.unpaired_mde_at_50pct or 0.0):.1f}pp difference with 80% power."
         )
     return notes
 
 
-def _headline(analysis: dict[str, Any]) -> str:
-    tasks = sorted({t for s in analysis["variants"] for t in s["tasks"]})
+def _headline(analysis: Analysis) -> str:
+    tasks = sorted({t for s in analysis.variants for t in s.tasks})
     headers = ["Model", "Level", "Size", "BPW", "Accuracy [95% CI]", "Raw EM", "Δ pp", "Gen Δ %"]
     headers += ["Tier"]
     headers += [t for t in tasks] + ["Unparsed", "KLD", "Same top", "Letter KL", "Same answer"]
     headers += ["Decode tok/s", "Wall tok/s"]
     headers += ["TTFT mean/med s"]
     rows = []
-    for s in analysis["variants"]:
-        f, tm = s["file"] or {}, s["timing"]
+    for s in analysis.variants:
+        f, tm = s.file, s.timing
         row = [
-            s["model"],
-            s["level"] + (" (baseline)" if s["is_baseline"] else ""),
-            gb(f.get("size_bytes")),
-            num(f.get("bits_per_weight"), 2),
-            f"{pct(s['accuracy'])} [{pct(s['ci_low'])}, {pct(s['ci_high'])}]",
-            pct(s["raw_exact"]),
-            signed(s["delta_pp"]),
-            signed(s.get("gen_delta_pct")),
-            s["tier"] or MISSING,
+            s.model,
+            s.level + (" (baseline)" if s.is_baseline else ""),
+            gb(None if f is None else f.size_bytes),
+            num(None if f is None else f.bits_per_weight, 2),
+            f"{pct(s.accuracy)} [{pct(s.ci_low)}, {pct(s.ci_high)}]",
+            pct(s.raw_exact),
+            signed(s.delta_pp),
+            signed(s.gen_delta_pct),
+            s.tier or MISSING,
         ]
-        row += [pct(s["tasks"][t]["accuracy"]) if t in s["tasks"] else MISSING for t in tasks]
+        row += [pct(s.tasks[t].accuracy) if t in s.tasks else MISSING for t in tasks]
         row += [
-            pct(s["unparsed_rate"]), sci(s.get("kld_mean")), pct(s.get("top_agreement")),
-            sci(s.get("letter_kl_mean")), pct(s.get("letter_agreement")),
-            num(tm["native_decode_tps"]), num(tm["wall_tps"]),
-            f"{num(tm['ttft_mean_s'], 3)} / {num(tm['ttft_median_s'], 3)}",
+            pct(s.unparsed_rate), sci(s.kld_mean), pct(s.top_agreement),
+            sci(s.letter_kl_mean), pct(s.letter_agreement),
+            num(tm.native_decode_tps), num(tm.wall_tps),
+            f"{num(tm.ttft_mean_s, 3)} / {num(tm.ttft_median_s, 3)}",
         ]  # fmt: skip
         rows.append(row)
     return table(headers, rows)
 
 
-def _files(analysis: dict[str, Any]) -> str:
+def _files(analysis: Analysis) -> str:
     rows = []
-    for s in analysis["variants"]:
-        f = s["file"] or {}
-        hist = ", ".join(f"{k} {v}" for k, v in (f.get("tensor_types") or {}).items())
-        mem = s["memory"] or {}
+    for s in analysis.variants:
+        f = s.file
+        types = (None if f is None else f.tensor_types) or {}
+        hist = ", ".join(f"{k} {v}" for k, v in types.items())
+        file_type = None if f is None else f.file_type
+        peak = None if s.memory is None else s.memory.peak_bytes
         rows.append([
-            s["variant"], f.get("file_type", MISSING), gb(f.get("size_bytes")),
-            num(f.get("bits_per_weight"), 3), hist or MISSING, gb(mem.get("peak_bytes")),
+            s.variant, MISSING if file_type is None else file_type,
+            gb(None if f is None else f.size_bytes),
+            num(None if f is None else f.bits_per_weight, 3), hist or MISSING, gb(peak),
         ])  # fmt: skip
     return table(
         ["Variant", "File type", "Size", "BPW (measured)", "Tensor types", "Peak RSS"], rows
     )
 
 
-def _timing(analysis: dict[str, Any]) -> str:
+def _timing(analysis: Analysis) -> str:
     rows = []
-    for s in analysis["variants"]:
-        tm, oh = s["timing"], s["overhead"]
+    for s in analysis.variants:
+        tm, oh = s.timing, s.overhead
         rows.append([
-            s["variant"], num(tm["native_prompt_tps"]), num(tm["native_decode_tps"]),
-            num(tm["mean_prompt_tokens"]), num(tm["mean_generated_tokens"]),
-            num(oh["eval_wall_s"]), num(oh["native_s"]), num(oh["harness_overhead"], 3),
+            s.variant, num(tm.native_prompt_tps), num(tm.native_decode_tps),
+            num(tm.mean_prompt_tokens), num(tm.mean_generated_tokens),
+            num(oh.eval_wall_s), num(oh.native_s), num(oh.harness_overhead, 3),
         ])  # fmt: skip
     head = ["Variant", "Prompt tok/s", "Decode tok/s", "Prompt tokens", "Generated tokens"]
     head += ["Eval wall s", "Engine s", "Wall / engine"]
     return table(head, rows)
 
 
-def render_markdown(analysis: dict[str, Any], decision_md: str = "") -> str:
+def render_markdown(analysis: Analysis, decision_md: str = "") -> str:
     """The report: notes, then the decision sections (summary first), then the measurements."""
-    overall = analysis["harness_overhead"]
-    parts = [f"# quantmatrix report: {analysis['study']}", ""]
+    overall = analysis.harness_overhead
+    parts = [f"# quantmatrix report: {analysis.study}", ""]
     parts += [f"> {n}\n" for n in _notes(analysis)]
     if decision_md:
         parts += [decision_md.rstrip(), ""]
@@ -132,36 +136,40 @@ def render_markdown(analysis: dict[str, Any], decision_md: str = "") -> str:
         _timing(analysis),
         "",
         f"Harness overhead over the whole evaluation (wall time of the evaluation loop over the "
-        f"engine's own prompt + decode time): **{num(overall['ratio'], 3)}**.",
+        f"engine's own prompt + decode time): **{num(overall.ratio, 3)}**.",
         "",
-        render_statistics_md(analysis["statistics"]).rstrip(),
+        render_statistics_md(analysis.statistics).rstrip(),
         "",
     ]
     return "\n".join(parts)
 
 
-def _divergence_section(analysis: dict[str, Any]) -> str:
-    div = analysis["divergence"]
-    if not div["order"]:
+def _divergence_section(analysis: Analysis) -> str:
+    div = analysis.divergence
+    if not div.order:
         return ""
-    body = render_divergence_md(div, analysis["divergence_cliffs"]).rstrip()
+    body = render_divergence_md(div, analysis.divergence_cliffs).rstrip()
     return body + "\n\n![KL divergence vs accuracy change](plots/kld_vs_accuracy.png)\n"
 
 
-def write_report(run_dir: Path) -> tuple[Path, dict[str, Any]]:
-    log = RunLog.load(run_dir)
-    analysis = build_analysis(log)
-    analysis["decision"] = build_decision(analysis)
-    (run_dir / "analysis.json").write_text(
-        json.dumps(analysis, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8"
-    )
-    decision = write_decision_outputs(run_dir, analysis["decision"])
-    if analysis["divergence"]["order"]:
+def analysis_json(analysis: Analysis, decision: Decision) -> str:
+    """``analysis.json``: the analysis with its decision under ``"decision"``."""
+    body = {**analysis.json_dict(), "decision": decision.json_dict()}
+    return json.dumps(body, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_report(run_dir: Path, policy: Policy | None = None) -> tuple[Path, Analysis]:
+    """Every file of the report, from one analysis and one decision built from it."""
+    analysis = analyze(RunLog.load(run_dir))
+    decision = decide(analysis, policy or Policy())
+    (run_dir / "analysis.json").write_text(analysis_json(analysis, decision), encoding="utf-8")
+    written = write_decision_outputs(run_dir, decision)
+    if analysis.divergence.order:
         plot_kld_vs_accuracy(
-            analysis["divergence"],
-            accuracy_deltas(analysis["variants"]),
+            analysis.divergence,
+            analysis.accuracy_deltas(),
             run_dir / "plots" / "kld_vs_accuracy.png",
         )
     path = run_dir / "report.md"
-    path.write_text(render_markdown(analysis, decision["markdown"]), encoding="utf-8")
+    path.write_text(render_markdown(analysis, written["markdown"]), encoding="utf-8")
     return path, analysis

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.table import Table
 
+from quantmatrix.analysis.model import Analysis
 from quantmatrix.report.fmt import MISSING, num, pct, signed
 
 
-def headline_text(analysis: dict[str, Any]) -> Table:
-    t = Table(title=f"quantmatrix: {analysis['study']}")
+def headline_text(analysis: Analysis) -> Table:
+    t = Table(title=f"quantmatrix: {analysis.study}")
     for col in ("variant", "accuracy [95% CI]", "Δ pp", "tier", "unparsed", "decode tok/s"):
         t.add_column(col)
-    for s in analysis["variants"]:
+    for s in analysis.variants:
         t.add_row(
-            s["variant"],
-            f"{pct(s['accuracy'])} [{pct(s['ci_low'])}, {pct(s['ci_high'])}]",
-            signed(s["delta_pp"]),
-            s["tier"] or MISSING,
-            pct(s["unparsed_rate"]),
-            num(s["timing"]["native_decode_tps"]),
+            s.variant,
+            f"{pct(s.accuracy)} [{pct(s.ci_low)}, {pct(s.ci_high)}]",
+            signed(s.delta_pp),
+            s.tier or MISSING,
+            pct(s.unparsed_rate),
+            num(s.timing.native_decode_tps),
         )
     return t

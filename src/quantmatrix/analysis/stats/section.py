@@ -1,4 +1,7 @@
-"""Assemble the JSON-serializable statistics section of a run (see ``build_statistics``).
+"""Assemble the typed statistics section of a run (see ``build_statistics``).
+
+The rows are put together as plain dicts here and validated into
+:class:`~quantmatrix.analysis.stats.model.Statistics` once, at the end.
 
 Its markdown rendering is the report's business: :mod:`quantmatrix.report.stats_md`.
 """
@@ -17,6 +20,7 @@ from quantmatrix.analysis.stats.equivalence import (
     tost_unpaired,
 )
 from quantmatrix.analysis.stats.inputs import ModelLadder, VariantOutcomes
+from quantmatrix.analysis.stats.model import Statistics
 
 __all__ = [
     "ACCURACY",
@@ -267,8 +271,8 @@ def _summary(equivalence: list[dict[str, Any]], n_variants: int) -> dict[str, An
 
 def build_statistics(
     ladders: Sequence[ModelLadder], alpha: float = 0.05, seed: int = 42
-) -> dict[str, Any]:
-    """All statistics of a run as a JSON-serializable dict (no NaN; None where undefined).
+) -> Statistics:
+    """All statistics of a run (no NaN; None where undefined).
 
     Sections: wilson, adjacent, corrections, equivalence, ladder, power, bootstrap, timing,
     summary. Order follows the ladders as given; metric names are sorted.
@@ -309,8 +313,7 @@ def build_statistics(
         "timing": timing,
         "summary": _summary(equivalence, n_variants),
     }
-    out: dict[str, Any] = jsonable(result)
-    return out
+    return Statistics.model_validate(jsonable(result))
 
 
 def _has(a: VariantOutcomes, b: VariantOutcomes, metric: str) -> bool:

@@ -1,0 +1,137 @@
+"""The typed per-variant summary of an analysis (built in ``tables.py`` and ``generation.py``)."""
+
+from __future__ import annotations
+
+from quantmatrix.analysis.frozen import Copied, Frozen, JsonScalar
+
+# seconds summed over log rows: the int 0 when there were none (kept as such in analysis.json)
+SummedSeconds = float | int
+
+
+class AccuracyBlock(Frozen):
+    """Rescored accuracy with its 95% Wilson CI, raw exact match and the unparsed rate."""
+
+    n: int
+    correct: int
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    raw_exact: float | None
+    unparsed: int
+    unparsed_rate: float | None
+
+
+class TaskAccuracy(AccuracyBlock):
+    """One task's accuracy and its change vs the baseline's on that task (pp)."""
+
+    delta_pp: float | None
+
+
+class TimingBlock(Frozen):
+    """Engine-native and wall speeds and token counts over a variant's samples."""
+
+    native_decode_tps: float | None
+    native_prompt_tps: float | None
+    wall_tps: float | None
+    ttft_mean_s: float | None
+    ttft_median_s: float | None
+    mean_generated_tokens: float | None
+    mean_prompt_tokens: float | None
+    wall_s: float
+    native_s: float
+
+
+class SessionOverhead(Frozen):
+    """The evaluation loop's wall time over the engine's own time, over a variant's sessions."""
+
+    eval_wall_s: SummedSeconds
+    native_s: SummedSeconds
+    harness_overhead: float | None
+
+
+class FileInfo(Copied):
+    """The GGUF file's facts as ``models.gguf_info.GGUFInfo`` logged them."""
+
+    path: str | None = None
+    size_bytes: int | None = None
+    architecture: str | None = None
+    name: str | None = None
+    file_type: str | None = None
+    n_params: int | None = None
+    tensor_bytes: int | None = None
+    tensor_types: dict[str, int] | None = None  # type name -> number of tensors
+    bits_per_weight: float | None = None
+    has_chat_template: bool | None = None
+
+
+class GpuInfo(Copied):
+    """NVML's last reading (``engine.gpu.GpuMemory``); a device is NVML's free-form facts."""
+
+    source: str | None = None
+    process_bytes: int | None = None
+    device_used_bytes: int | None = None
+    devices: tuple[dict[str, JsonScalar], ...] | None = None
+    error: str | None = None
+
+
+class MemoryInfo(Copied):
+    """The backend's memory reading: the peak and what measured it, plus its own extras."""
+
+    peak_bytes: int | None = None
+    source: str | None = None
+    rss_before_load: int | None = None  # llama.cpp
+    offloaded: bool | None = None
+    gpu: GpuInfo | None = None
+    vram_bytes: int | None = None
+    size_vram: int | None = None  # ollama
+    tag: str | None = None
+
+
+class MetricCI(Frozen):
+    """A metric's mean with its 95% t-interval."""
+
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class GenerationBlock(Frozen):
+    """Generation metrics over some scored pairs: metric name -> mean and CI."""
+
+    n: int
+    metrics: dict[str, MetricCI]
+
+
+class GenerationSummary(GenerationBlock):
+    """A variant's generation quality vs the references, per task, and vs its baseline."""
+
+    tasks: dict[str, GenerationBlock]
+    fidelity: GenerationBlock | None
+    key_avg_delta_pct: float | None
+    repetition_collapse: bool
+
+
+class VariantSummary(AccuracyBlock):
+    """Everything measured about one variant, with its deltas, tier and divergence figures."""
+
+    variant: str
+    model: str
+    level: str
+    is_baseline: bool
+    tasks: dict[str, TaskAccuracy]
+    generation: GenerationSummary | None
+    gen_delta_pct: float | None
+    timing: TimingBlock
+    overhead: SessionOverhead
+    file: FileInfo | None
+    memory: MemoryInfo | None
+    reconstructed: bool | None
+    source_type: str | None
+    delta_pp: float | None
+    tier: str | None
+    kld_mean: float | None
+    kld_p99: float | None
+    top_agreement: float | None
+    ppl_ratio: float | None
+    letter_kl_mean: float | None
+    letter_agreement: float | None
