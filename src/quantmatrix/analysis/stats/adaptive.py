@@ -45,7 +45,9 @@ def crossing_times(
     return out[0], out[1]
 
 
-def tiers_at(t: int, certified_at: np.ndarray, ruled_out_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def tiers_at(
+    t: int, certified_at: np.ndarray, ruled_out_at: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Certified and best-case tier indices (0 = best tier) after ``t`` items."""
     n_bounds = certified_at.shape[-1]
     done = certified_at <= t
@@ -107,8 +109,8 @@ def adaptive_stops(
     total_items: int,
 ) -> Stops:
     """The stopping rule on one model's log: ``base`` and each variant's correctness in the
-    round order, bets tuned to ``sampling.max_items`` (as far as each has run; a variant pairs with the baseline on its prefix);
-    ``total_items`` is the length of the round order."""
+    round order, as far as each has run (a variant pairs with the baseline on its prefix);
+    bets are tuned to ``sampling.max_items``; ``total_items`` is the length of the order."""
     if not variants:
         empty = np.zeros(0, np.int64)
         return Stops(empty, np.zeros(0, bool), empty, empty, None)

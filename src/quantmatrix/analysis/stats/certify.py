@@ -113,4 +113,10 @@ def hold_out_of_negligible(tiers: TierRange, reason: str) -> TierRange:
         return TIERS[1] if name == NEGLIGIBLE else name
 
     note = "; ".join(x for x in (tiers.note, reason) if x)
-    return replace(tiers, point=cap(tiers.point), certified=cap(tiers.certified), best=cap(tiers.best), note=note)
+    return replace(
+        tiers,
+        point=cap(tiers.point),
+        certified=cap(tiers.certified),
+        best=cap(tiers.best),
+        note=note,
+    )

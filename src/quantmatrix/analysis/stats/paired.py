@@ -82,7 +82,9 @@ def newcombe_bounds(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Newcombe (1998) method 10 bounds of ``p_var - p_base`` (proportions), vectorized over
     tables (arrays of equal shape, every ``n > 0``)."""
-    both, gained, lost, neither = (np.asarray(x, dtype=float) for x in (both, gained, lost, neither))
+    both, gained, lost, neither = (
+        np.asarray(x, dtype=float) for x in (both, gained, lost, neither)
+    )
     n = both + gained + lost + neither
     var_ok, base_ok = both + gained, both + lost
     p1, p2 = var_ok / n, base_ok / n
@@ -112,7 +114,9 @@ def bonett_price_bounds(
     return np.maximum(diff - z * se, -1.0), np.minimum(diff + z * se, 1.0)
 
 
-def interval_of_counts(counts: PairedCounts, alpha: float = 0.05, method: Method = "newcombe") -> PairedChange:
+def interval_of_counts(
+    counts: PairedCounts, alpha: float = 0.05, method: Method = "newcombe"
+) -> PairedChange:
     """The paired interval of the accuracy change from a 2x2 table, in pp.
 
     No items gives the uninformative ``[-100, +100]`` (change 0), so a tier built on it is
@@ -123,7 +127,7 @@ def interval_of_counts(counts: PairedCounts, alpha: float = 0.05, method: Method
         return PairedChange(0, 0.0, -100.0, 100.0, alpha, method)
     arrays = [np.asarray([x]) for x in (counts.both, counts.gained, counts.lost, counts.neither)]
     if method == "newcombe":
-        low, high = newcombe_bounds(*arrays, alpha=alpha)
+        low, high = newcombe_bounds(arrays[0], arrays[1], arrays[2], arrays[3], alpha)
     elif method == "bonett-price":
         low, high = bonett_price_bounds(arrays[1], arrays[2], np.asarray([n]), alpha)
     else:

@@ -9,6 +9,7 @@ with ``n_s`` of the ``N`` items has within one item of ``t n_s / N`` items among
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ class Sampling:
             raise ValueError(f"sampling.mode must be fixed or adaptive, got {self.mode!r}")
         if not 1 <= self.min_items <= self.max_items:
             raise ValueError(
-                f"sampling needs 1 <= min_items <= max_items, got {self.min_items}, {self.max_items}"
+                "sampling needs 1 <= min_items <= max_items, "
+                f"got {self.min_items}, {self.max_items}"
             )
         if self.round < 1:
             raise ValueError(f"sampling.round must be >= 1, got {self.round}")
@@ -68,4 +70,4 @@ def round_order(strata: Mapping[str, str], seed: int) -> list[str]:
 def in_rounds(order: Sequence[str], sampling: Sampling) -> list[list[str]]:
     """The order cut at the looks: the items of each round, in order."""
     cuts = [0, *sampling.looks(len(order))]
-    return [list(order[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+    return [list(order[a:b]) for a, b in itertools.pairwise(cuts)]

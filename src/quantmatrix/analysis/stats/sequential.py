@@ -53,9 +53,10 @@ def bets(z: np.ndarray, alpha: float, horizon: int | None = None) -> np.ndarray:
     t = np.arange(1, n + 1, dtype=float)
     mu = np.minimum((0.5 + np.cumsum(z, axis=-1)) / (t + 1), 1.0)
     s2 = (0.25 + np.cumsum((z - mu) ** 2, axis=-1)) / (t + 1)
-    s2_prev = np.concatenate([np.full(z.shape[:-1] + (1,), 0.25), s2[..., :-1]], axis=-1)
+    s2_prev = np.concatenate([np.full((*z.shape[:-1], 1), 0.25), s2[..., :-1]], axis=-1)
     scale = t * np.log1p(t) if horizon is None else np.full(n, float(horizon))
-    return np.sqrt(2.0 * math.log(2.0 / alpha) / (s2_prev * scale))
+    out: np.ndarray = np.sqrt(2.0 * math.log(2.0 / alpha) / (s2_prev * scale))
+    return out
 
 
 def log_capital(z: np.ndarray, lam: np.ndarray, m: np.ndarray, upper: bool) -> np.ndarray:
@@ -70,9 +71,12 @@ def log_capital(z: np.ndarray, lam: np.ndarray, m: np.ndarray, upper: bool) -> n
         return np.cumsum(np.log1p(step), axis=-1)
 
 
-def excluded(z: np.ndarray, lam: np.ndarray, m: np.ndarray, alpha: float, upper: bool) -> np.ndarray:
+def excluded(
+    z: np.ndarray, lam: np.ndarray, m: np.ndarray, alpha: float, upper: bool
+) -> np.ndarray:
     """Whether ``m`` was excluded (below the sequence, or above with ``upper``) at some time."""
-    return np.max(log_capital(z, lam, m, upper), axis=-1) >= math.log(2.0 / alpha)
+    out: np.ndarray = np.max(log_capital(z, lam, m, upper), axis=-1) >= math.log(2.0 / alpha)
+    return out
 
 
 def _bisect(z: np.ndarray, lam: np.ndarray, alpha: float, upper: bool) -> np.ndarray:

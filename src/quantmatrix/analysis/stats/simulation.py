@@ -49,10 +49,12 @@ class Verdicts:
     n_base: np.ndarray  # (R,)
 
     def over_certified(self) -> np.ndarray:
-        return self.certified < self.true
+        out: np.ndarray = self.certified < self.true
+        return out
 
     def decided(self) -> np.ndarray:
-        return self.certified == self.best
+        out: np.ndarray = self.certified == self.best
+        return out
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def rate_of(hits: np.ndarray) -> Rate:
 def tier_index(values_pp: np.ndarray, bounds: Bounds) -> np.ndarray:
     """Tier index of each change (0 = best): the number of bounds it falls below."""
     levels = np.asarray([b for _, b in bounds])
-    return (np.asarray(values_pp)[..., None] < levels).sum(axis=-1)
+    out: np.ndarray = (np.asarray(values_pp)[..., None] < levels).sum(axis=-1)
+    return out
 
 
 def mixed_ladders(rng: np.random.Generator, n_ladders: int, n_variants: int = 6) -> Ladders:
@@ -87,7 +90,11 @@ def mixed_ladders(rng: np.random.Generator, n_ladders: int, n_variants: int = 6)
     levels = np.asarray([b for _, b in TIER_BOUNDS_BENCH])
     kind = rng.integers(0, 3, size=(n_ladders, n_variants))
     at = rng.choice(levels, size=(n_ladders, n_variants))
-    changes = np.where(kind == 0, at, np.where(kind == 1, at - JUST_BELOW_PP, rng.uniform(-20, 1, (n_ladders, n_variants))))
+    changes = np.where(
+        kind == 0,
+        at,
+        np.where(kind == 1, at - JUST_BELOW_PP, rng.uniform(-20, 1, (n_ladders, n_variants))),
+    )
     return Ladders(
         base_accuracy=rng.uniform(0.5, 0.8, n_ladders),
         changes_pp=-np.sort(-changes, axis=1),
@@ -106,7 +113,9 @@ def published_ladders(rng: np.random.Generator, n_ladders: int, jitter_pp: float
     )
 
 
-def outcomes(ladders: Ladders, n_items: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def outcomes(
+    ladders: Ladders, n_items: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Paired correctness: baseline ``(R, n)`` and variants ``(R, V, n)``."""
     p0 = ladders.base_accuracy[:, None]
     delta = ladders.changes_pp / 100.0
@@ -119,12 +128,16 @@ def outcomes(ladders: Ladders, n_items: int, rng: np.random.Generator) -> tuple[
     return base, var
 
 
-def fixed_verdicts(ladders: Ladders, n_items: int, alpha: float, rng: np.random.Generator) -> Verdicts:
+def fixed_verdicts(
+    ladders: Ladders, n_items: int, alpha: float, rng: np.random.Generator
+) -> Verdicts:
     """Every variant on ``n_items`` items, Newcombe intervals at two-sided ``alpha``, the
     fixed-sequence rule down each ladder."""
     base, var = outcomes(ladders, n_items, rng)
     b = base[:, None, :]
-    low, high = newcombe_bounds((b & var).sum(-1), (~b & var).sum(-1), (b & ~var).sum(-1), (~b & ~var).sum(-1), alpha)
+    low, high = newcombe_bounds(
+        (b & var).sum(-1), (~b & var).sum(-1), (b & ~var).sum(-1), (~b & ~var).sum(-1), alpha
+    )
     certified = np.maximum.accumulate(tier_index(100.0 * low, TIER_BOUNDS_BENCH), axis=1)
     r, v = ladders.shape
     return Verdicts(
@@ -136,7 +149,9 @@ def fixed_verdicts(ladders: Ladders, n_items: int, alpha: float, rng: np.random.
     )
 
 
-def adaptive_verdicts(ladders: Ladders, sampling: Sampling, alpha: float, rng: np.random.Generator) -> Verdicts:
+def adaptive_verdicts(
+    ladders: Ladders, sampling: Sampling, alpha: float, rng: np.random.Generator
+) -> Verdicts:
     """Adaptive rounds with the betting confidence sequence and the stopping rule of
     :mod:`adaptive`, up to ``sampling.max_items`` items."""
     base, var = outcomes(ladders, sampling.max_items, rng)
@@ -154,10 +169,14 @@ def adaptive_verdicts(ladders: Ladders, sampling: Sampling, alpha: float, rng: n
     )
 
 
-def newcombe_coverage(ladders: Ladders, n_items: int, alpha: float, rng: np.random.Generator) -> Rate:
+def newcombe_coverage(
+    ladders: Ladders, n_items: int, alpha: float, rng: np.random.Generator
+) -> Rate:
     """Share of variants whose two-sided Newcombe interval covers the true change."""
     base, var = outcomes(ladders, n_items, rng)
     b = base[:, None, :]
-    low, high = newcombe_bounds((b & var).sum(-1), (~b & var).sum(-1), (b & ~var).sum(-1), (~b & ~var).sum(-1), alpha)
+    low, high = newcombe_bounds(
+        (b & var).sum(-1), (~b & var).sum(-1), (b & ~var).sum(-1), (~b & ~var).sum(-1), alpha
+    )
     truth = ladders.changes_pp / 100.0
     return rate_of((low <= truth) & (truth <= high))
