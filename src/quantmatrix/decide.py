@@ -19,11 +19,33 @@ TIERS = (*(name for name, _ in TIER_BOUNDS), WORST)
 SAFE_TIERS = TIERS[:2]  # recommendable: negligible and acceptable
 
 
+# Per-signal bounds, as published: benchmark accuracy in pp, the generation key average in %.
+# Nothing reads these yet except the certified tiers (analysis/stats/certify.py); today's
+# callers of tier() still get TIER_BOUNDS for both signals until the report switches over.
+Bounds = tuple[tuple[str, float], ...]
+TIER_BOUNDS_BENCH: Bounds = TIER_BOUNDS
+TIER_BOUNDS_GEN: Bounds = (
+    ("negligible", -3.0),
+    ("acceptable", -8.0),
+    ("concerning", -15.0),
+)
+
+
 def tier_of_delta(delta: float) -> str:
-    for name, bound in TIER_BOUNDS:
+    return tier_within(delta, TIER_BOUNDS)
+
+
+def tier_within(delta: float, bounds: Bounds) -> str:
+    """The tier of a change under ``bounds`` (same names and order as TIER_BOUNDS)."""
+    for name, bound in bounds:
         if delta >= bound:
             return name
     return WORST
+
+
+def worse(*tiers: str) -> str:
+    """The worst of some tier names."""
+    return max(tiers, key=TIERS.index)
 
 
 def tier(bench_delta_pp: float | None, gen_delta_pct: float | None = None) -> str | None:
