@@ -13,7 +13,6 @@ from quantmatrix.analysis.outcomes import model_ladders
 from quantmatrix.analysis.stats.power import mde_binary_unpaired
 from quantmatrix.analysis.stats.section import build_statistics
 from quantmatrix.analysis.tables import variant_summaries, wilson
-from quantmatrix.config import Study
 from quantmatrix.runlog import RunLog, canonical_json
 
 ANALYSIS_VERSION = 1
@@ -21,7 +20,7 @@ ANALYSIS_VERSION = 1
 
 def build_analysis(log: RunLog) -> dict[str, Any]:
     """Summaries, statistics and divergence of every variant in ``log``; JSON-serializable."""
-    study = Study.model_validate(log.manifest["config"])
+    study = log.study
     summaries = variant_summaries(log)
     statistics = build_statistics(model_ladders(log))
     letters = letter_rows(log.samples, study.baseline_variants())
@@ -41,7 +40,7 @@ def build_analysis(log: RunLog) -> dict[str, Any]:
         "scoring_models": _scoring_models(log),
         "divergence": divergence,
         "divergence_cliffs": cliff_agreement(divergence, accuracy_deltas(summaries)),
-        "log_warnings": log.warnings,  # rows the reading ignored (runlog_check.read_warnings)
+        "log_warnings": log.warnings,  # rows the reading ignored (runlog.check.read_warnings)
     }
 
 
@@ -63,7 +62,8 @@ def _attach_divergence(summaries: list[dict[str, Any]], divergence: dict[str, An
 
 
 def _scoring_models(log: RunLog) -> dict[str, Any] | None:
-    found = {canonical_json(r["models"]): r["models"] for r in log.scores if r.get("models")}
+    models = [r.models.model_dump() for r in log.scores]
+    found = {canonical_json(m): m for m in models}
     return found[min(found)] if found else None
 
 
