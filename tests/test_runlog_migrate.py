@@ -82,7 +82,8 @@ def test_version_1_rows_migrate_and_the_report_is_byte_identical(run: Path) -> N
 def test_a_resumed_version_1_log_takes_version_2_rows(run: Path, tmp_path: Path) -> None:
     lines = (run / SAMPLES).read_text(encoding="utf-8").splitlines()
     (run / SAMPLES).write_text("\n".join(lines[:-2]) + "\n", encoding="utf-8")
-    outcome = run_study(fixture_study(), RunOptions(run, tmp_path / "cache"), factory)
+    options = RunOptions(run, tmp_path / "cache")
+    outcome = run_study(fixture_study(), options, factory, scorer=LexicalScorer())
     assert outcome.evaluated == 2 and outcome.skipped == 31 and outcome.scored == 0
     rows = read_rows(run / SAMPLES).rows
     assert [r["schema"] for r in rows].count(2) == 2 and "scores" not in rows[-1]
