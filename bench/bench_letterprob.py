@@ -29,6 +29,7 @@ import numpy as np
 from quantmatrix.backends.base import GenerationRequest
 from quantmatrix.backends.llamacpp import LlamaCppBackend, LlamaCppOptions
 from quantmatrix.data.benchmarks import MCItem, load_mmlu
+from quantmatrix.engine.load import open_for_eval
 from quantmatrix.models.ladder import build_level
 from quantmatrix.models.sources import default_cache, resolve_source
 from quantmatrix.scoring import divergence as dv
@@ -76,7 +77,7 @@ def _separate_pass(llm: Any, item: MCItem) -> tuple[float, str | None, int]:
 def speed(path: Path, items: list[MCItem], threads: int, skip: set[str]) -> dict[str, Any]:
     """Per-item wall time of each scoring mode, interleaved item by item on one loaded model."""
     backend = LlamaCppBackend(path, LlamaCppOptions(2048, threads, chat=True))
-    llm = lg.load_llama(path, 2048, threads, logits_all=False)
+    llm = open_for_eval(path, 2048, threads, logits_all=False)
     modes = [m for m in MODES if m not in skip]
 
     def run(mode: str, item: MCItem) -> tuple[float, str | None, int]:
@@ -133,8 +134,8 @@ def storage(
     base: Path, variant: Path, items: list[MCItem], threads: int, max_tokens: int, chunk: int,
     layouts: list[tuple[int, int]],
 ) -> dict[str, Any]:  # fmt: skip
-    b_llm = lg.load_llama(base, chunk, threads, logits_all=True)
-    v_llm = lg.load_llama(variant, chunk, threads, logits_all=True)
+    b_llm = open_for_eval(base, chunk, threads, logits_all=True)
+    v_llm = open_for_eval(variant, chunk, threads, logits_all=True)
     chunks = _corpus(b_llm, items, max_tokens, chunk)
     exact, approx, f16 = [], {km: [] for km in layouts}, []  # type: ignore[var-annotated]
     n_vocab = b_llm.n_vocab()

@@ -54,7 +54,7 @@ def _mc_requests() -> list[typing.Any]:
 
 def test_looking_up_imports_no_heavy_library() -> None:
     code = (
-        "import sys, quantmatrix.study\n"
+        "import sys, quantmatrix.pipeline\n"
         "from quantmatrix.backends import registry\n"
         "registry.names(); registry.factory('fake')\n"
         "print(sorted(m for m in ('llama_cpp', 'httpx') if m in sys.modules))\n"

@@ -220,7 +220,7 @@ def _fake_run(tmp: Path) -> Path:
     """A real run folder from the fake backend: F16 and Q8_0 always right, Q4_K_M wrong 1 in 3."""
     from quantmatrix.backends.fake import FakeBackend
     from quantmatrix.config import parse_study
-    from quantmatrix.study import RunOptions, run_study
+    from quantmatrix.pipeline import RunOptions, run_study
     from quantmatrix.tasks.plan import plan_samples
     from tests.conftest import fake_study_dict
 
@@ -238,7 +238,7 @@ def _fake_run(tmp: Path) -> Path:
 
         return FakeBackend(reply)
 
-    run_study(study, RunOptions(tmp / "run", tmp / "cache", show_progress=False), factory)
+    run_study(study, RunOptions(tmp / "run", tmp / "cache"), factory)
     return tmp / "run"
 
 

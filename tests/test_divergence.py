@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from quantmatrix.runlog import KldRow
 from quantmatrix.scoring import divergence as dv
 
 
@@ -141,11 +142,11 @@ def _letter(variant: str, item: str, dist: list[float], gold: str = "A") -> dict
             "entropy": float(dv.entropy_probs(dist))}  # fmt: skip
 
 
-def _kld(variant: str, kl: list[float], same: int, nll: float) -> dict[str, Any]:
-    return {"kind": "kld", "variant": variant, "model": "m", "level": variant[2:],
-            "baseline": "m@F16", "corpus_sha256": "c", "chunk": 0, "kl": kl, "kl_topk": kl,
-            "kl_method": "top32", "same_top": same, "n_targets": len(kl), "nll_sum": nll,
-            "base_nll_sum": 2.0 * len(kl)}  # fmt: skip
+def _kld(variant: str, kl: list[float], same: int, nll: float) -> KldRow:
+    return KldRow(variant=variant, model="m", level=variant[2:], baseline="m@F16",
+                  corpus_sha256="c", corpus_source="items", chunk=0, n_tokens=len(kl),
+                  kl=tuple(kl), kl_topk=tuple(kl), kl_method="top32", same_top=same,
+                  n_targets=len(kl), nll_sum=nll, base_nll_sum=2.0 * len(kl))  # fmt: skip
 
 
 LETTER_ROWS = [

@@ -12,11 +12,11 @@ from quantmatrix.backends.fake import FakeBackend
 from quantmatrix.config import ModelSpec, Study, parse_study
 from quantmatrix.data.generation import load_generation_items
 from quantmatrix.models.ladder import Variant
+from quantmatrix.pipeline import RunOptions, run_study
+from quantmatrix.pipeline.score import score_run
 from quantmatrix.report.render import write_report
 from quantmatrix.runlog import SCORES, read_rows
 from quantmatrix.scoring import text_metrics
-from quantmatrix.scoring.phase import score_run
-from quantmatrix.study import RunOptions, run_study
 from tests.conftest import fake_study_dict
 
 REFERENCES = {i.prompt: i.reference for i in load_generation_items(per_task=2)}
@@ -78,9 +78,7 @@ def test_generation_is_scored_and_drives_the_tier(
     tmp_path: Path, gen_study: Study, cache: Path
 ) -> None:
     scorer = LexicalScorer()
-    outcome = run_study(
-        gen_study, RunOptions(tmp_path, cache, show_progress=False), factory, scorer
-    )
+    outcome = run_study(gen_study, RunOptions(tmp_path, cache), factory, scorer)
     # 3 variants x 10 generation items vs reference, 2 variants x 10 vs the baseline's output
     assert outcome.scored == 30 + 20
     analysis = write_report(tmp_path)[1].json_dict()
@@ -96,21 +94,21 @@ def test_generation_is_scored_and_drives_the_tier(
     assert fidelity == 1.0
     report = (tmp_path / "report.md").read_text()
     assert "## Generation quality" in report and "lexical-stand-in" in report
-    assert score_run(tmp_path, show_progress=False, scorer=LexicalScorer()) == 0
+    assert score_run(tmp_path, scorer=LexicalScorer()) == 0
 
 
 def test_scoring_resumes_after_a_kill(tmp_path: Path, gen_study: Study, cache: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         run_study(
             gen_study,
-            RunOptions(tmp_path, cache, show_progress=False),
+            RunOptions(tmp_path, cache),
             factory,
             LexicalScorer(fail_after=3),
         )
     kept = read_rows(tmp_path / SCORES).rows
     assert len(kept) == 12  # three batches of 4 were durable before the kill
     rest = LexicalScorer()
-    assert score_run(tmp_path, show_progress=False, scorer=rest) == 50 - 12
+    assert score_run(tmp_path, scorer=rest) == 50 - 12
     rows = read_rows(tmp_path / SCORES).rows
     keys: set[Any] = {(r["variant"], r["task"], r["item"], r["against"]) for r in rows}
     assert len(rows) == len(keys) == 50
@@ -119,7 +117,7 @@ def test_scoring_resumes_after_a_kill(tmp_path: Path, gen_study: Study, cache: P
 def test_every_report_table_row_has_as_many_cells_as_its_header(
     tmp_path: Path, gen_study: Study, cache: Path
 ) -> None:
-    run_study(gen_study, RunOptions(tmp_path, cache, show_progress=False), factory, LexicalScorer())
+    run_study(gen_study, RunOptions(tmp_path, cache), factory, LexicalScorer())
     write_report(tmp_path)
     width = None
     for line in (tmp_path / "report.md").read_text().splitlines():

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from quantmatrix.analysis.build import analyze
 from quantmatrix.cli import app
 from quantmatrix.config import parse_study
-from quantmatrix.divergence_phase import _done_chunks
+from quantmatrix.pipeline import RunOptions, run_study
+from quantmatrix.pipeline.resume import logged_keys
 from quantmatrix.runlog import (
     KLD,
     MANIFEST,
@@ -29,6 +30,7 @@ from quantmatrix.runlog import (
     SCORES,
     VARIANTS,
     AppendLog,
+    KldRow,
     ReadResult,
     RunLog,
     canonical_json,
@@ -36,8 +38,7 @@ from quantmatrix.runlog import (
     row_digest,
     seal,
 )
-from quantmatrix.runlog_check import LogIntegrityError, check_file
-from quantmatrix.study import RunOptions, run_study
+from quantmatrix.runlog.check import LogIntegrityError, check_file
 from tests.conftest import fake_study_dict
 
 runner = CliRunner()
@@ -78,7 +79,7 @@ def but_warnings(analysis: dict[str, Any]) -> dict[str, Any]:
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Clean:
     base = tmp_path_factory.mktemp("clean")
     run, cache = base / "run", base / "cache"
-    run_study(parse_study(fake_study_dict()), RunOptions(run, cache, show_progress=False))
+    run_study(parse_study(fake_study_dict()), RunOptions(run, cache))
     return Clean(run, cache, analysis_of(run))
 
 
@@ -126,7 +127,7 @@ def error_line(output: str) -> str:
 
 
 def resume(clean: Clean, run: Path) -> int:
-    opts = RunOptions(run, clean.cache, show_progress=False)
+    opts = RunOptions(run, clean.cache)
     return run_study(parse_study(fake_study_dict()), opts).evaluated
 
 
@@ -278,7 +279,7 @@ def test_unknown_schema_version_is_reported_and_refused(run: Path) -> None:
     result = verify(run)
     assert result.exit_code == 1
     assert line_with(result.output, "samples.jsonl:3:") == (
-        "samples.jsonl:3: schema version 99 is unknown (this quantmatrix reads 1)"
+        "samples.jsonl:3: schema version 99 is unknown (this quantmatrix reads 1, 2)"
     )
     with pytest.raises(LogIntegrityError, match=r"^samples\.jsonl:3: schema version 99"):
         RunLog.load(run)
@@ -343,13 +344,21 @@ def test_keys_of_the_other_log_files(
     assert [(d.first, d.line, d.identical) for d in check.duplicates] == duplicates
 
 
+def kld_row(**change: Any) -> KldRow:
+    return KldRow(**{
+        **V, "model": "m", "level": "F16", "baseline": "m@F16", "corpus_sha256": "c",
+        "corpus_source": "items", "chunk": 0, "n_tokens": 1, "kl_method": "top32", "kl": [0.1],
+        "kl_topk": [0.1], "same_top": 1, "n_targets": 1, "nll_sum": 1.0, "base_nll_sum": 1.0,
+        **change,
+    })  # fmt: skip
+
+
 def test_kld_resume_keys_count_a_chunk_once_and_refuse_a_conflict(tmp_path: Path) -> None:
-    row = {**V, "corpus_sha256": "c", "chunk": 0, "kl": [0.1]}
     with AppendLog(tmp_path / KLD) as log:
-        log.append(row)
-        log.append(row)
-    assert _done_chunks(tmp_path, None) == {("m@F16", "c", 0)}
+        log.append(kld_row())
+        log.append(kld_row())
+    assert logged_keys(tmp_path, KldRow, None) == {("m@F16", "c", 0)}
     with AppendLog(tmp_path / KLD) as log:
-        log.append({**row, "kl": [0.2]})
+        log.append(kld_row(kl=[0.2]))
     with pytest.raises(LogIntegrityError, match=r"^kld\.jsonl: lines 1 and 3 are two different"):
-        _done_chunks(tmp_path, None)
+        logged_keys(tmp_path, KldRow, None)

@@ -7,6 +7,7 @@ import dataclasses
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -15,10 +16,11 @@ import pytest
 from quantmatrix.backends.base import GenerationRequest
 from quantmatrix.backends.llamacpp import LlamaCppBackend, LlamaCppOptions
 from quantmatrix.data.benchmarks import MCItem
-from quantmatrix.divergence_phase import KLD, DivergenceOptions, run_divergence
+from quantmatrix.engine.load import open_for_eval
 from quantmatrix.models.gguf_info import read_info
 from quantmatrix.models.ladder import Variant, quantize_file
-from quantmatrix.runlog import read_rows
+from quantmatrix.pipeline.divergence import KLD, DivergenceOptions, run_divergence
+from quantmatrix.runlog import KldRow, LetterStats, load_rows, read_rows
 from quantmatrix.scoring import divergence as dv
 from quantmatrix.scoring import logits as lg
 from quantmatrix.tasks.multiple_choice import letter_stats, render_prompt
@@ -52,7 +54,7 @@ def _variant(level: str, path: Path) -> Variant:
 
 
 def _llm(path: Path, logits_all: bool = False, n_ctx: int = 512) -> Any:
-    return lg.load_llama(path, n_ctx, THREADS, logits_all)
+    return open_for_eval(path, n_ctx, THREADS, logits_all)
 
 
 @pytest.fixture(scope="module")
@@ -216,13 +218,15 @@ def test_analysis_of_real_rows(phase_run: Path, captured: dict[str, list[Any]]) 
     from quantmatrix.report.divergence_md import render_divergence_md
 
     samples = [
-        {"variant": f"tiny@{level}", "model": "tiny", "level": level, "task": item.task,
-         "item": item.id, "letters": letter_stats(r.letter_probs, item.gold_letter)}
+        SimpleNamespace(variant=f"tiny@{level}", model="tiny", level=level, task=item.task,
+                        item=item.id, error=None,
+                        letters=LetterStats(**letter_stats(r.letter_probs, item.gold_letter)))
         for level, results in captured.items()
         for item, r in zip(ITEMS, results, strict=True)
     ]  # fmt: skip
-    letters = letter_rows(samples, {"tiny": "tiny@F16"})
-    div = summarize_divergence(letters, read_rows(phase_run / KLD).rows, n_boot=200)
+    letters = letter_rows(samples, {"tiny": "tiny@F16"})  # type: ignore[arg-type]
+    kld = load_rows(phase_run, KldRow, None).rows
+    div = summarize_divergence(letters, kld, n_boot=200)
     assert div.json_dict()["order"] == ["tiny@F16", "tiny@Q8_0", "tiny@Q2_K"]
     base = div.json_dict()["variants"]["tiny@F16"]
     assert base["letters"]["letter_kl_mean"] == 0.0 and base["tokens"]["ppl_ratio"] == 1.0

@@ -12,10 +12,10 @@ from quantmatrix.backends.base import Backend
 from quantmatrix.backends.fake import FakeBackend, hashed_letter_script
 from quantmatrix.config import ModelSpec, Study, parse_study
 from quantmatrix.models.ladder import Variant
+from quantmatrix.pipeline import RunOptions, default_backend, run_study
 from quantmatrix.report.render import write_report
-from quantmatrix.runlog import SAMPLES, read_rows
-from quantmatrix.study import RunOptions, default_backend, run_study
-from quantmatrix.tasks.multiple_choice import letter_stats, score
+from quantmatrix.runlog import SAMPLES, RunLog, SampleRow, read_rows
+from quantmatrix.tasks.multiple_choice import letter_stats, score, score_row
 from tests.conftest import fake_study_dict
 
 
@@ -39,17 +39,20 @@ class Recording:
         return [r for b in self.backends for r in b.calls if not r.key.startswith("warmup")]
 
 
-def _run(tmp_path: Path, mode: str) -> tuple[list[dict[str, Any]], dict[str, Any], Recording]:
+def _run(tmp_path: Path, mode: str) -> tuple[list[SampleRow], dict[str, Any], Recording]:
     factory = Recording()
-    run_study(_study(mode), RunOptions(tmp_path, tmp_path / "cache", show_progress=False), factory)
+    run_study(_study(mode), RunOptions(tmp_path, tmp_path / "cache"), factory)
     _, analysis = write_report(tmp_path)
-    return read_rows(tmp_path / SAMPLES).rows, analysis.json_dict(), factory
+    written = read_rows(tmp_path / SAMPLES).rows
+    assert {r["task_kind"] for r in written} == {"multiple_choice"}
+    assert not any("scores" in r for r in written)  # scored on read, from the reply
+    return RunLog.load(tmp_path).samples, analysis.json_dict(), factory
 
 
 def test_generation_mode_asks_for_no_letters(tmp_path: Path) -> None:
     rows, analysis, factory = _run(tmp_path, "generation")
     assert all(r.letter_count == 0 and r.max_tokens == 32 for r in factory.mc_requests())
-    assert all(r["letters"] is None for r in rows)
+    assert all(r.letters is None for r in rows)
     assert all(v["letters"] is None for v in analysis["divergence"]["variants"].values())
 
 
@@ -58,11 +61,12 @@ def test_both_mode_keeps_generation_accuracy_and_adds_letters(tmp_path: Path) ->
     requests = factory.mc_requests()
     assert requests and all(r.max_tokens == 32 and r.letter_count >= 3 for r in requests)
     for r in rows:
-        assert r["scores"]["method"] != "letter-prob"  # accuracy still comes from the reply
-        letters = r["letters"]
-        assert len(letters["dist"]) == len(r["input"]["choices"])
-        assert letters["letter_mass"] == pytest.approx(0.9)
-        assert letters["pred"] == r["scores"]["pred"]  # the fake's letters peak on its reply
+        scores = score_row(r)
+        assert scores["method"] != "letter-prob"  # accuracy still comes from the reply
+        letters = r.letters
+        assert letters is not None and len(letters.dist) == len(r.input["choices"])
+        assert letters.letter_mass == pytest.approx(0.9)
+        assert letters.pred == scores["pred"]  # the fake's letters peak on its reply
     div = analysis["divergence"]["variants"]
     assert div["m@F16"]["letters"]["letter_kl_mean"] == 0.0
     assert div["m@F16"]["letters"]["argmax_agreement"] == 1.0
@@ -77,20 +81,22 @@ def test_letters_mode_scores_the_argmax_letter_from_one_token(tmp_path: Path) ->
     requests = factory.mc_requests()
     assert all(r.max_tokens == 1 and not r.stop_at_line_end for r in requests)
     for r in rows:
-        assert r["scores"]["method"] == "letter-prob" and r["scores"]["parsed"]
-        assert r["scores"]["pred"] == r["letters"]["pred"]
-        assert r["scores"]["correct"] == (r["letters"]["pred"] == r["input"]["gold"])
+        scores = score_row(r)
+        assert r.letters is not None
+        assert scores["method"] == "letter-prob" and scores["parsed"]
+        assert scores["pred"] == r.letters.pred
+        assert scores["correct"] == (r.letters.pred == r.input["gold"])
     accuracy = {v["level"]: v["accuracy"] for v in analysis["variants"]}
     for level, acc in accuracy.items():
-        mine = [r for r in rows if r["level"] == level]
-        assert acc == pytest.approx(sum(r["letters"]["correct"] for r in mine) / len(mine))
+        mine = [r.letters for r in rows if r.level == level]
+        assert acc == pytest.approx(sum(m.correct for m in mine if m) / len(mine))
 
 
 def test_letters_mode_refuses_a_backend_without_letter_probabilities(tmp_path: Path) -> None:
     def factory(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
         return FakeBackend(hashed_letter_script(variant.id))  # no letter script
 
-    options = RunOptions(tmp_path, tmp_path / "cache", show_progress=False)
+    options = RunOptions(tmp_path, tmp_path / "cache")
     outcome = run_study(_study("letters"), options, factory)
     assert outcome.failed_variants == ["m@F16", "m@Q8_0", "m@Q4_K_M"]
     assert read_rows(tmp_path / SAMPLES).rows == []

@@ -12,9 +12,9 @@ from quantmatrix.backends.fake import FakeBackend
 from quantmatrix.config import ModelSpec, Study, parse_study
 from quantmatrix.manifest import RunDirError
 from quantmatrix.models.ladder import Variant
+from quantmatrix.pipeline import RunOptions, run_study
 from quantmatrix.report.render import write_report
 from quantmatrix.runlog import KLD, SAMPLES, VARIANTS, AppendLog, read_rows
-from quantmatrix.study import RunOptions, run_study
 from quantmatrix.verify import verify_run
 from tests.conftest import fake_study_dict
 
@@ -45,7 +45,7 @@ def gold_script(wrong_every: dict[str, int]) -> type:
 
 def test_run_writes_log_and_report(tmp_path: Path, fake_study: Study, cache: Path) -> None:
     factory = gold_script({"Q4_K_M": 3})()
-    outcome = run_study(fake_study, RunOptions(tmp_path, cache, show_progress=False), factory)
+    outcome = run_study(fake_study, RunOptions(tmp_path, cache), factory)
     assert outcome.evaluated == 3 * 18 and not outcome.failed_variants
     rows = read_rows(tmp_path / SAMPLES).rows
     assert len(rows) == 54 and len(read_rows(tmp_path / VARIANTS).rows) == 3
@@ -65,7 +65,7 @@ def test_run_writes_log_and_report(tmp_path: Path, fake_study: Study, cache: Pat
 def test_rerun_resumes_and_report_is_byte_identical(
     tmp_path: Path, fake_study: Study, cache: Path
 ) -> None:
-    opts = RunOptions(tmp_path, cache, show_progress=False)
+    opts = RunOptions(tmp_path, cache)
     run_study(fake_study, opts, gold_script({})())
     write_report(tmp_path)
     first = (tmp_path / "report.md").read_bytes(), (tmp_path / "analysis.json").read_bytes()
@@ -82,7 +82,7 @@ def test_crash_mid_variant_then_resume_gives_the_same_rows(
     tmp_path: Path, fake_study: Study, cache: Path
 ) -> None:
     whole = tmp_path / "whole"
-    run_study(fake_study, RunOptions(whole, cache, show_progress=False), gold_script({"Q8_0": 4})())
+    run_study(fake_study, RunOptions(whole, cache), gold_script({"Q8_0": 4})())
 
     class Crashing:
         def __init__(self) -> None:
@@ -97,10 +97,10 @@ def test_crash_mid_variant_then_resume_gives_the_same_rows(
 
     part = tmp_path / "part"
     with pytest.raises(RuntimeError, match="scripted failure"):
-        run_study(fake_study, RunOptions(part, cache, show_progress=False), Crashing())
+        run_study(fake_study, RunOptions(part, cache), Crashing())
     with (part / SAMPLES).open("ab") as fh:  # a torn line, as from a kill mid-write
         fh.write(b'{"variant": "m@Q8_0", "ta')
-    run_study(fake_study, RunOptions(part, cache, show_progress=False), gold_script({"Q8_0": 4})())
+    run_study(fake_study, RunOptions(part, cache), gold_script({"Q8_0": 4})())
 
     def content(run: Path) -> list[tuple[str, str, str, str]]:
         rows = read_rows(run / SAMPLES).rows
@@ -112,17 +112,15 @@ def test_crash_mid_variant_then_resume_gives_the_same_rows(
 
 def test_different_config_is_refused_unless_forced(tmp_path: Path, cache: Path) -> None:
     a = parse_study(fake_study_dict())
-    run_study(a, RunOptions(tmp_path, cache, show_progress=False), gold_script({})())
+    run_study(a, RunOptions(tmp_path, cache), gold_script({})())
     before = (tmp_path / SAMPLES).read_bytes()
     with AppendLog(tmp_path / KLD, "a" * 64) as kld:  # as a run with local files leaves it
         kld.append({"variant": "m@F16", "corpus_sha256": "c", "chunk": 0})
     b = parse_study(fake_study_dict(warmup_runs=0))
     with pytest.raises(RunDirError, match="different study config"):
-        run_study(b, RunOptions(tmp_path, cache, show_progress=False), gold_script({})())
+        run_study(b, RunOptions(tmp_path, cache), gold_script({})())
     assert (tmp_path / SAMPLES).read_bytes() == before
-    run_study(
-        b, RunOptions(tmp_path, cache, force_new=True, show_progress=False), gold_script({})()
-    )
+    run_study(b, RunOptions(tmp_path, cache, force_new=True), gold_script({})())
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("previous-")]
     assert len(aside) == 1 and (aside[0] / SAMPLES).read_bytes() == before
     assert (aside[0] / KLD).exists() and not (tmp_path / KLD).exists()
@@ -130,7 +128,7 @@ def test_different_config_is_refused_unless_forced(tmp_path: Path, cache: Path) 
 
 
 def test_tampered_row_is_named_by_verify(tmp_path: Path, fake_study: Study, cache: Path) -> None:
-    run_study(fake_study, RunOptions(tmp_path, cache, show_progress=False), gold_script({})())
+    run_study(fake_study, RunOptions(tmp_path, cache), gold_script({})())
     lines = (tmp_path / SAMPLES).read_text().splitlines()
     row = json.loads(lines[4])
     row["output"] = "Z"

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from quantmatrix.config import ConfigError, parse_study
-from quantmatrix.runlog import SAMPLES, VARIANTS, read_rows
-from quantmatrix.study import RunOptions, run_study
+from quantmatrix.pipeline import RunOptions, run_study
+from quantmatrix.runlog import SAMPLES, VARIANTS, RunLog, read_rows
+from quantmatrix.tasks.multiple_choice import score_row
 from tests.conftest import fake_study_dict
 from tests.ollama_standin import OllamaStandIn
 
@@ -38,12 +39,12 @@ def test_missing_tag_fails_its_variant_and_a_rerun_resumes(
 ) -> None:
     study = parse_study(ollama_study(standin.url))
     assert study.models[0].server_model("Q8_0") == "tiny:q8_0"
-    opts = RunOptions(tmp_path, cache, show_progress=False)
+    opts = RunOptions(tmp_path, cache)
     first = run_study(study, opts)
     assert first.failed_variants == ["tiny@Q8_0"]
     rows = read_rows(tmp_path / SAMPLES).rows
     assert {r["variant"] for r in rows} == {"tiny@Q4_K_M"} and len(rows) == 5
-    assert all(r["scores"]["pred"] == "B" for r in rows)
+    assert all(score_row(r)["pred"] == "B" for r in RunLog.load(tmp_path).samples)
     assert rows[0]["timing"]["decode_s"] is not None  # native timing from Ollama's counters
     memory = read_rows(tmp_path / VARIANTS).rows[0]["memory"]
     assert memory["peak_bytes"] == 300_000_000

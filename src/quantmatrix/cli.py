@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -18,8 +20,8 @@ from quantmatrix.manifest import RunDirError
 from quantmatrix.models.gguf_info import GGUFError
 from quantmatrix.models.ladder import QuantizeError
 from quantmatrix.models.sources import SourceError
-from quantmatrix.progress import console
-from quantmatrix.runlog_check import LogIntegrityError
+from quantmatrix.progress import SILENT, Reporter, RichReporter, console
+from quantmatrix.runlog import LogIntegrityError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -38,6 +40,16 @@ def fail(message: str, code: int = 2) -> None:
 def warn(lines: list[str]) -> None:
     for line in lines:
         console.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def reporter(quiet: bool) -> Iterator[Reporter]:
+    """Progress bars on stderr, or none with ``--quiet``."""
+    if quiet:
+        yield SILENT
+        return
+    with RichReporter() as bars:
+        yield bars
 
 
 def preset_study(name: str) -> Study:
@@ -62,8 +74,8 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
 ) -> None:
     """Build missing variants, evaluate them, write the run log, then the report."""
+    from quantmatrix.pipeline import RunOptions, run_study
     from quantmatrix.report.render import write_report
-    from quantmatrix.study import RunOptions, run_study
 
     try:
         if study_file is not None and (demo or preset):
@@ -71,10 +83,11 @@ def run(
         if study_file is None and not (demo or preset):
             fail("give a study file, or --demo for the built-in default study")
         study = load_study(study_file) if study_file else preset_study(preset or "demo")
-        options = RunOptions(out=out, force_new=force_new, show_progress=not quiet)
+        options = RunOptions(out=out, force_new=force_new)
         if cache is not None:
-            options = RunOptions(out=out, cache=cache, force_new=force_new, show_progress=not quiet)
-        outcome = run_study(study, options)
+            options = RunOptions(out=out, cache=cache, force_new=force_new)
+        with reporter(quiet) as progress:
+            outcome = run_study(study, options, progress=progress)
         report, analysis = write_report(out)
     except USER_ERRORS as exc:
         fail(str(exc))
@@ -94,11 +107,12 @@ def run(
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
     """Regenerate report.md and analysis.json from the run log (scoring only unscored rows)."""
+    from quantmatrix.pipeline.score import score_run
     from quantmatrix.report.render import write_report
-    from quantmatrix.scoring.phase import score_run
 
     try:
-        score_run(run_dir)
+        with reporter(quiet=False) as progress:
+            score_run(run_dir, progress)
         path, analysis = write_report(run_dir)
     except USER_ERRORS as exc:
         fail(str(exc))

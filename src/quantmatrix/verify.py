@@ -1,5 +1,5 @@
 """``quantmatrix verify``: every row's SHA-256, what must hold across the rows of each log file
-(``runlog_check.py``: one row per key, rows of this run only, known schema versions), and the
+(``runlog/check.py``: one row per key, rows of this run only, known schema versions), and the
 model files the manifest names. ``verify --repair`` removes duplicated rows and rows of another
 run (:func:`repair_run`).
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from quantmatrix.manifest import manifest_problems
 from quantmatrix.runlog import LOG_FILES, read_manifest, read_rows
-from quantmatrix.runlog_check import Repaired, check_file, repair_file, violations
+from quantmatrix.runlog.check import Repaired, check_file, repair_file, violations
 
 
 @dataclass(frozen=True)

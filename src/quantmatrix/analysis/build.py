@@ -24,13 +24,12 @@ from quantmatrix.analysis.stats.power import mde_binary_unpaired
 from quantmatrix.analysis.stats.section import build_statistics
 from quantmatrix.analysis.tables import variant_summaries, wilson
 from quantmatrix.analysis.variant_model import VariantSummary
-from quantmatrix.config import Study
 from quantmatrix.runlog import RunLog, canonical_json
 
 
 def analyze(run: RunLog) -> Analysis:
     """Summaries, statistics and divergence of every variant in the run log ``run``."""
-    study = Study.model_validate(run.manifest["config"])
+    study = run.study
     letters = letter_rows(run.samples, study.baseline_variants())
     divergence = summarize_divergence(letters, run.kld)
     summaries = variant_summaries(run, divergence)
@@ -53,7 +52,8 @@ def analyze(run: RunLog) -> Analysis:
 
 
 def _scoring_models(log: RunLog) -> ScoringModels | None:
-    found = {canonical_json(r["models"]): r["models"] for r in log.scores if r.get("models")}
+    models = [r.models.model_dump() for r in log.scores]
+    found = {canonical_json(m): m for m in models}
     return ScoringModels.model_validate(found[min(found)]) if found else None
 
 

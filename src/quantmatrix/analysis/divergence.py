@@ -26,6 +26,7 @@ from quantmatrix.analysis.divergence_model import (
     TokenStats,
 )
 from quantmatrix.levels import RANK
+from quantmatrix.runlog.rows import KldRow, SampleRow
 from quantmatrix.scoring.divergence import argmax_agreement, kl_probs
 
 Row = dict[str, Any]
@@ -60,15 +61,15 @@ def _by_variant_item(rows: Sequence[Row]) -> dict[str, dict[str, Row]]:
     return out
 
 
-def letter_rows(samples: Sequence[Row], baseline_by_model: Mapping[str, str]) -> list[Row]:
+def letter_rows(samples: Sequence[SampleRow], baseline_by_model: Mapping[str, str]) -> list[Row]:
     """The letter distributions that multiple-choice sample rows carry (``letters``), as rows
     of their own, each naming its model's baseline variant."""
     return [
-        {"kind": "letterprob", "variant": r["variant"], "model": r["model"],
-         "level": r["level"], "baseline": baseline_by_model.get(r["model"]),
-         "task": r["task"], "item": f"{r['task']}|{r['item']}", **r["letters"]}
+        {"kind": "letterprob", "variant": r.variant, "model": r.model,
+         "level": r.level, "baseline": baseline_by_model.get(r.model),
+         "task": r.task, "item": f"{r.task}|{r.item}", **r.letters.model_dump(mode="json")}
         for r in samples
-        if r.get("letters") and not r.get("error")
+        if r.letters and not r.error
     ]  # fmt: skip
 
 
@@ -108,40 +109,40 @@ def letter_summary(
     return out
 
 
-def _current_corpus(rows: Sequence[Row]) -> dict[str, str]:
+def _current_corpus(rows: Sequence[KldRow]) -> dict[str, str]:
     """Per baseline, the corpus digest of its most recent row (older corpora are ignored)."""
     latest: dict[str, str] = {}
     for r in rows:
-        if r["variant"] == r["baseline"]:
-            latest[r["baseline"]] = r["corpus_sha256"]
+        if r.variant == r.baseline:
+            latest[r.baseline] = r.corpus_sha256
     return latest
 
 
-def kld_summary(rows: Sequence[Row]) -> dict[str, TokenStats]:
+def kld_summary(rows: Sequence[KldRow]) -> dict[str, TokenStats]:
     """Per variant: token-level KL statistics over all corpus positions, same-top, PPL ratio."""
-    rows = [r for r in rows if r.get("kind") == "kld"]
     corpus = _current_corpus(rows)
-    chunks: dict[str, dict[int, Row]] = {}
+    chunks: dict[str, dict[int, KldRow]] = {}
     for r in rows:
-        if corpus.get(r["baseline"]) == r["corpus_sha256"]:
-            chunks.setdefault(r["variant"], {}).setdefault(r["chunk"], r)
+        if corpus.get(r.baseline) == r.corpus_sha256:
+            chunks.setdefault(r.variant, {}).setdefault(r.chunk, r)
     out: dict[str, TokenStats] = {}
     for variant, by_chunk in chunks.items():
         rs = [by_chunk[c] for c in sorted(by_chunk)]
-        kl = np.concatenate([np.asarray(r["kl"], dtype=float) for r in rs])
-        kl_top = np.concatenate([np.asarray(r["kl_topk"], dtype=float) for r in rs])
-        n_targets = sum(r["n_targets"] for r in rs)
-        nll, base_nll = (sum(r[k] for r in rs) / n_targets for k in ("nll_sum", "base_nll_sum"))
+        kl = np.concatenate([np.asarray(r.kl, dtype=float) for r in rs])
+        kl_top = np.concatenate([np.asarray(r.kl_topk, dtype=float) for r in rs])
+        n_targets = sum(r.n_targets for r in rs)
+        nll = sum(r.nll_sum for r in rs) / n_targets
+        base_nll = sum(r.base_nll_sum for r in rs) / n_targets
         out[variant] = TokenStats(
             n_chunks=len(rs),
             n_tokens=int(kl.size),
-            kl_method=rs[0]["kl_method"],
+            kl_method=rs[0].kl_method,
             kld_mean=float(kl.mean()),
             kld_median=_pct(kl, 50),
             kld_p99=_pct(kl, 99),
             kld_max=float(kl.max()),
             kld_topk_mean=float(kl_top.mean()),
-            same_top=sum(r["same_top"] for r in rs) / kl.size,
+            same_top=sum(r.same_top for r in rs) / kl.size,
             ppl=float(np.exp(nll)),
             ppl_base=float(np.exp(base_nll)),
             ppl_ratio=float(np.exp(nll - base_nll)),
@@ -154,17 +155,16 @@ def _order_key(variant: DivergenceVariant) -> tuple[str, int, str]:
 
 
 def summarize_divergence(
-    letter_rows: Sequence[Row], kld_rows: Sequence[Row], n_boot: int = 2000, seed: int = 0
+    letter_rows: Sequence[Row], kld_rows: Sequence[KldRow], n_boot: int = 2000, seed: int = 0
 ) -> Divergence:
     """Everything the report needs: each variant's letter and token divergence, in order."""
     letters = letter_summary(letter_rows, n_boot, seed)
     tokens = kld_summary(kld_rows)
     heads: dict[str, Row] = {}
-    for r in [*_usable(letter_rows), *(r for r in kld_rows if r.get("kind") == "kld")]:
-        heads.setdefault(
-            r["variant"],
-            {"model": r["model"], "level": r["level"], "baseline": r["baseline"]},
-        )
+    named = [(r["variant"], r["model"], r["level"], r["baseline"]) for r in _usable(letter_rows)]
+    named += [(r.variant, r.model, r.level, r.baseline) for r in kld_rows]
+    for vid, model, level, baseline in named:
+        heads.setdefault(vid, {"model": model, "level": level, "baseline": baseline})
     variants = {
         vid: DivergenceVariant(**head, letters=letters.get(vid), tokens=tokens.get(vid))
         for vid, head in heads.items()
@@ -174,12 +174,10 @@ def summarize_divergence(
 
 
 def load_divergence(run_dir: Path, n_boot: int = 2000, seed: int = 0) -> Divergence:
-    from quantmatrix.config import Study
     from quantmatrix.runlog import RunLog
 
     log = RunLog.load(run_dir)
-    study = Study.model_validate(log.manifest["config"])
-    letters = letter_rows(log.samples, study.baseline_variants())
+    letters = letter_rows(log.samples, log.study.baseline_variants())
     return summarize_divergence(letters, log.kld, n_boot, seed)
 
 

@@ -9,14 +9,12 @@ repetition collapses (falls well below the baseline's).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 from statsmodels.stats.weightstats import DescrStatsW
 
 from quantmatrix.analysis.variant_model import GenerationBlock, GenerationSummary, MetricCI
-from quantmatrix.config import Study
-from quantmatrix.runlog import RunLog
+from quantmatrix.runlog import RunLog, ScoreRow
 
 KEY_METRICS = ("bertscore_f1", "coherence", "rouge_l")
 METRICS = ("key_avg", *KEY_METRICS, "bleu", "exact_match", "length_ratio", "repetition")
@@ -36,19 +34,19 @@ def mean_ci(values: list[float]) -> MetricCI:
     return MetricCI(mean=mean, ci_low=float(low), ci_high=float(high))
 
 
-def _by_variant(log: RunLog, against: str) -> dict[str, list[dict[str, Any]]]:
-    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def _by_variant(log: RunLog, against: str) -> dict[str, list[ScoreRow]]:
+    rows: dict[str, list[ScoreRow]] = defaultdict(list)
     for r in log.scores:
-        if r["against"] == against:
-            rows[r["variant"]].append(r)
+        if r.against == against:
+            rows[r.variant].append(r)
     return rows
 
 
-def _block(rows: list[dict[str, Any]]) -> GenerationBlock:
-    ordered = sorted(rows, key=lambda r: (r["task"], r["item"]))
+def _block(rows: list[ScoreRow]) -> GenerationBlock:
+    ordered = sorted(rows, key=lambda r: (r.task, r.item))
     return GenerationBlock(
         n=len(ordered),
-        metrics={m: mean_ci([r["metrics"][m] for r in ordered]) for m in METRICS},
+        metrics={m: mean_ci([r.metrics[m] for r in ordered]) for m in METRICS},
     )
 
 
@@ -60,7 +58,7 @@ def _pct_change(value: float | None, base: float | None) -> float | None:
 
 def generation_summaries(log: RunLog) -> dict[str, GenerationSummary]:
     """variant id -> generation summary (empty when the run has no generation tasks)."""
-    study = Study.model_validate(log.manifest["config"])
+    study = log.study
     vs_ref, vs_base = _by_variant(log, "reference"), _by_variant(log, "baseline")
     out: dict[str, GenerationSummary] = {}
     for spec in study.models:
@@ -71,13 +69,13 @@ def generation_summaries(log: RunLog) -> dict[str, GenerationSummary]:
             if not vs_ref.get(vid):
                 continue
             block = _block(vs_ref[vid])
-            tasks = sorted({r["task"] for r in vs_ref[vid]})
+            tasks = sorted({r.task for r in vs_ref[vid]})
             mine, theirs = block.metrics, base.metrics if base else {}
             rep, base_rep = mine["repetition"].mean, _mean(theirs, "repetition")
             out[vid] = GenerationSummary(
                 n=block.n,
                 metrics=mine,
-                tasks={t: _block([r for r in vs_ref[vid] if r["task"] == t]) for t in tasks},
+                tasks={t: _block([r for r in vs_ref[vid] if r.task == t]) for t in tasks},
                 fidelity=_block(vs_base[vid]) if vs_base.get(vid) else None,
                 key_avg_delta_pct=_pct_change(mine["key_avg"].mean, _mean(theirs, "key_avg")),
                 repetition_collapse=bool(
@@ -96,7 +94,7 @@ def item_metrics(log: RunLog, variant: str) -> dict[str, dict[str, float]]:
     """metric -> item key -> value, against the reference (for the paired statistics)."""
     table: dict[str, dict[str, float]] = defaultdict(dict)
     for r in log.scores:
-        if r["variant"] == variant and r["against"] == "reference":
+        if r.variant == variant and r.against == "reference":
             for m in ("key_avg", *KEY_METRICS):
-                table[m][f"{r['task']}|{r['item']}"] = float(r["metrics"][m])
+                table[m][f"{r.task}|{r.item}"] = float(r.metrics[m])
     return dict(table)

@@ -3,40 +3,37 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 from quantmatrix.analysis.generation import item_metrics
 from quantmatrix.analysis.stats.inputs import ModelLadder, VariantOutcomes
-from quantmatrix.config import Study
-from quantmatrix.runlog import RunLog
+from quantmatrix.runlog import RunLog, SampleRow, SampleTiming
 from quantmatrix.tasks import multiple_choice
-from quantmatrix.tasks.generation import is_generation
 
 
-def _decode_tps(timing: dict[str, Any]) -> float | None:
-    tokens, seconds = timing.get("decode_tokens"), timing.get("decode_s")
+def _decode_tps(timing: SampleTiming) -> float | None:
+    tokens, seconds = timing.decode_tokens, timing.decode_s
     return tokens / seconds if tokens and seconds else None
 
 
 def _outcomes(
-    log: RunLog, variant: str, model: str, level: str, rows: list[dict[str, Any]]
+    log: RunLog, variant: str, model: str, level: str, rows: list[SampleRow]
 ) -> VariantOutcomes:
     correct = {
-        f"{r['task']}|{r['item']}": bool(multiple_choice.score_row(r)["correct"])
+        f"{r.task}|{r.item}": bool(multiple_choice.score_row(r)["correct"])
         for r in rows
-        if not is_generation(r)
+        if r.task_kind == "multiple_choice"
     }
-    ttft = [r["timing"]["ttft_s"] for r in rows if r["timing"].get("ttft_s") is not None]
-    tps = [v for v in (_decode_tps(r["timing"]) for r in rows) if v is not None]
+    ttft = [r.timing.ttft_s for r in rows if r.timing.ttft_s is not None]
+    tps = [v for v in (_decode_tps(r.timing) for r in rows) if v is not None]
     return VariantOutcomes(variant, model, level, correct, item_metrics(log, variant), ttft, tps)
 
 
 def model_ladders(log: RunLog) -> list[ModelLadder]:
     """One ladder per model, baseline first then down the levels; variants with no rows left out."""
-    study = Study.model_validate(log.manifest["config"])
-    by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    study = log.study
+    by_variant: dict[str, list[SampleRow]] = defaultdict(list)
     for row in log.samples:
-        by_variant[row["variant"]].append(row)
+        by_variant[row.variant].append(row)
     ladders = []
     for spec in study.models:
         base = spec.baseline_level

@@ -15,11 +15,9 @@ from quantmatrix.analysis.divergence_model import Divergence
 from quantmatrix.analysis.generation import generation_summaries
 from quantmatrix.analysis.stats.describe import wilson_ci
 from quantmatrix.analysis.variant_model import VariantSummary
-from quantmatrix.config import Study
 from quantmatrix.decide import tier
-from quantmatrix.runlog import RunLog
+from quantmatrix.runlog import RunLog, SampleRow, VariantRow
 from quantmatrix.tasks import multiple_choice
-from quantmatrix.tasks.generation import is_generation
 
 
 def wilson(k: int, n: int) -> tuple[float | None, float | None]:
@@ -31,7 +29,7 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
-def accuracy_block(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def accuracy_block(rows: list[SampleRow]) -> dict[str, Any]:
     """Raw and rescored accuracy with a Wilson CI, and the unparsed rate, for some rows."""
     scores = [multiple_choice.score_row(r) for r in rows]
     n = len(scores)
@@ -49,21 +47,21 @@ def accuracy_block(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _timing_block(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    ts = [r["timing"] for r in rows]
-    ttft = [t["ttft_s"] for t in ts if t["ttft_s"] is not None]
-    dec_tokens = sum(t["decode_tokens"] or 0 for t in ts)
-    dec_s = sum(t["decode_s"] or 0.0 for t in ts)
-    prompt_tokens = sum(t["prompt_tokens"] for t in ts)
-    prompt_s = sum(t["prompt_eval_s"] or 0.0 for t in ts)
-    wall = sum(t["wall_s"] for t in ts)
+def _timing_block(rows: Iterable[SampleRow]) -> dict[str, Any]:
+    ts = [r.timing for r in rows]
+    ttft = [t.ttft_s for t in ts if t.ttft_s is not None]
+    dec_tokens = sum(t.decode_tokens or 0 for t in ts)
+    dec_s = sum(t.decode_s or 0.0 for t in ts)
+    prompt_tokens = sum(t.prompt_tokens for t in ts)
+    prompt_s = sum(t.prompt_eval_s or 0.0 for t in ts)
+    wall = sum(t.wall_s for t in ts)
     return {
         "native_decode_tps": _ratio(dec_tokens, dec_s),
         "native_prompt_tps": _ratio(prompt_tokens, prompt_s),
-        "wall_tps": _ratio(sum(t["generated_tokens"] for t in ts), wall),
+        "wall_tps": _ratio(sum(t.generated_tokens for t in ts), wall),
         "ttft_mean_s": statistics.fmean(ttft) if ttft else None,
         "ttft_median_s": statistics.median(ttft) if ttft else None,
-        "mean_generated_tokens": _ratio(sum(t["generated_tokens"] for t in ts), len(ts)),
+        "mean_generated_tokens": _ratio(sum(t.generated_tokens for t in ts), len(ts)),
         "mean_prompt_tokens": _ratio(prompt_tokens, len(ts)),
         "wall_s": wall,
         "native_s": prompt_s + dec_s,
@@ -71,13 +69,14 @@ def _timing_block(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _last_variant_rows(log: RunLog) -> dict[str, dict[str, Any]]:
-    return {r["variant"]: r for r in log.variants}
+    keep = ("file", "memory", "reconstructed", "source_type")
+    return {r.variant: {k: getattr(r, k) for k in keep} for r in log.variants}
 
 
 def _session_overhead(log: RunLog, variant: str) -> dict[str, float | None]:
-    rows = [r for r in log.variants if r["variant"] == variant]
-    wall = sum(r["session_eval_wall_s"] for r in rows)
-    native = sum(r["session_native_s"] for r in rows)
+    rows: list[VariantRow] = [r for r in log.variants if r.variant == variant]
+    wall = sum(r.session_eval_wall_s for r in rows)
+    native = sum(r.session_native_s for r in rows)
     return {"eval_wall_s": wall, "native_s": native, "harness_overhead": _ratio(wall, native)}
 
 
@@ -104,21 +103,21 @@ def _divergence_fields(divergence: Divergence, variant: str) -> dict[str, float 
 
 
 def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
-    study = Study.model_validate(log.manifest["config"])
-    by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    study = log.study
+    by_variant: dict[str, list[SampleRow]] = defaultdict(list)
     for row in log.samples:
-        by_variant[row["variant"]].append(row)
+        by_variant[row.variant].append(row)
     meta = _last_variant_rows(log)
     generation = generation_summaries(log)
     out: list[dict[str, Any]] = []
     for spec in study.models:
         for level in spec.ordered_levels:
             vid = f"{spec.name}@{level}"
-            rows = sorted(by_variant.get(vid, []), key=lambda r: (r["task"], r["item"]))
+            rows = sorted(by_variant.get(vid, []), key=lambda r: (r.task, r.item))
             if not rows:
                 continue
-            mc = [r for r in rows if not is_generation(r)]
-            tasks = sorted({r["task"] for r in mc})
+            mc = [r for r in rows if r.task_kind == "multiple_choice"]
+            tasks = sorted({r.task for r in mc})
             gen = generation.get(vid)
             summary: dict[str, Any] = {
                 "variant": vid,
@@ -126,7 +125,7 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
                 "level": level,
                 "is_baseline": level == spec.baseline_level,
                 **accuracy_block(mc),
-                "tasks": {t: accuracy_block([r for r in mc if r["task"] == t]) for t in tasks},
+                "tasks": {t: accuracy_block([r for r in mc if r.task == t]) for t in tasks},
                 "generation": gen,
                 "gen_delta_pct": gen.key_avg_delta_pct if gen else None,
                 "timing": _timing_block(rows),

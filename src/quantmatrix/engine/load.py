@@ -1,12 +1,14 @@
 """Loading a model into llama.cpp with this machine's engine settings.
 
 Every ``llama_cpp.Llama`` the project creates (the embedded backend, the KL phase) goes through
-:func:`open_llama`, so GPU offload and the extra CPU buffer types are set in one place.
+:func:`open_llama`, so GPU offload and the extra CPU buffer types are set in one place;
+:func:`open_for_eval` opens one for direct evaluation (``scoring/logits.py`` works on it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,3 +76,21 @@ def open_llama(path: Path, settings: EngineSettings, **kwargs: Any) -> Any:
         return llama_cpp.Llama(
             model_path=str(path), n_gpu_layers=settings.gpu_layers, verbose=False, **kwargs
         )
+
+
+def open_for_eval(
+    path: Path,
+    n_ctx: int,
+    threads: int | None,
+    logits_all: bool,
+    n_batch: int | None = None,
+    engine: EngineSettings | None = None,
+) -> Any:
+    """A quiet ``llama_cpp.Llama`` for direct evaluation (``threads`` None: all cores;
+    ``n_batch`` None: the context, at most 512; ``engine`` None: this machine's settings)."""
+    from quantmatrix.engine.settings import machine_settings
+
+    n = threads or os.cpu_count() or 1
+    batch = n_batch or min(n_ctx, 512)
+    return open_llama(path, engine or machine_settings(), n_ctx=n_ctx, n_batch=batch,
+                      n_threads=n, n_threads_batch=n, logits_all=logits_all)  # fmt: skip

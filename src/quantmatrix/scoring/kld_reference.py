@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from quantmatrix.engine.load import open_for_eval
 from quantmatrix.scoring import divergence as dv
 from quantmatrix.scoring import logits as lg
 
@@ -125,8 +126,8 @@ def pipeline_on_reference_chunks(
     rows = slice(ctx // 2, ctx - 1)
     compact, exact, same = [], [], []
     with (
-        closing(lg.load_llama(base, ctx, threads, logits_all=True, n_batch=ctx)) as b,
-        closing(lg.load_llama(variant, ctx, threads, logits_all=True, n_batch=ctx)) as v,
+        closing(open_for_eval(base, ctx, threads, logits_all=True, n_batch=ctx)) as b,
+        closing(open_for_eval(variant, ctx, threads, logits_all=True, n_batch=ctx)) as v,
     ):
         chunks = reference_chunks(b, text, ctx)
         for i, chunk in enumerate(chunks):

@@ -1,4 +1,5 @@
-"""Next-token distributions from a loaded ``llama_cpp.Llama``: option-letter probabilities for
+"""Next-token distributions from a loaded ``llama_cpp.Llama`` (opened by the caller, e.g. with
+``engine.load.open_for_eval``): option-letter probabilities for
 multiple choice, and full-vocabulary rows for the token-level KL on a text corpus.
 
 Prompt logprobs through ``create_completion(echo=True)`` are wrong in llama-cpp-python 0.3.36,
@@ -21,7 +22,6 @@ option letters) says how much of the next-token mass the letters hold.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,28 +31,9 @@ import numpy.typing as npt
 from scipy import special
 
 from quantmatrix.data.benchmarks import MCItem
-from quantmatrix.engine.load import EngineSettings, open_llama
 from quantmatrix.scoring.divergence import log_softmax
 
 LETTER_FORMS = ("{}", " {}")
-
-
-def load_llama(
-    path: Path,
-    n_ctx: int,
-    threads: int | None,
-    logits_all: bool,
-    n_batch: int | None = None,
-    engine: EngineSettings | None = None,
-) -> Any:
-    """A quiet ``llama_cpp.Llama`` for direct evaluation (``threads`` None: all cores;
-    ``n_batch`` None: the context, at most 512; ``engine`` None: this machine's settings)."""
-    from quantmatrix.engine.settings import machine_settings
-
-    n = threads or os.cpu_count() or 1
-    batch = n_batch or min(n_ctx, 512)
-    return open_llama(path, engine or machine_settings(), n_ctx=n_ctx, n_batch=batch,
-                      n_threads=n, n_threads_batch=n, logits_all=logits_all)  # fmt: skip
 
 
 def bos_tokens(llm: Any) -> list[int]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+# what kind of task a sample is of, carried into its log row (``runlog.rows.SampleRow``)
+TaskKind = Literal["multiple_choice", "generation"]
 
 
 @dataclass(frozen=True)
@@ -12,6 +15,7 @@ class Sample:
 
     task: str
     item: str
+    kind: TaskKind
     prompt: str
     max_tokens: int
     stop_at_line_end: bool

@@ -3,8 +3,6 @@ with the reference (and with the baseline variant's own answer)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from quantmatrix.data.generation import GenerationItem
 from quantmatrix.tasks.base import Sample
 
@@ -15,6 +13,7 @@ def to_sample(item: GenerationItem, max_tokens: int) -> Sample:
     return Sample(
         task=item.task,
         item=item.id,
+        kind="generation",
         prompt=item.prompt,
         max_tokens=max_tokens,
         stop_at_line_end=False,
@@ -24,8 +23,3 @@ def to_sample(item: GenerationItem, max_tokens: int) -> Sample:
             "prompt_version": PROMPT_VERSION,
         },
     )
-
-
-def is_generation(row: dict[str, Any]) -> bool:
-    """A log row of a generation task (multiple-choice rows carry choices instead)."""
-    return "reference" in row["input"]

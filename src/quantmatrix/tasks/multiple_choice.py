@@ -16,6 +16,7 @@ import numpy as np
 
 from quantmatrix.config import MCScoring
 from quantmatrix.data.benchmarks import MCItem
+from quantmatrix.runlog.rows import SampleRow
 from quantmatrix.scoring.divergence import entropy_probs
 from quantmatrix.scoring.letters import extract_letter, raw_exact_match
 from quantmatrix.tasks.base import Sample
@@ -45,6 +46,7 @@ def to_sample(
     return Sample(
         task=item.task,
         item=item.id,
+        kind="multiple_choice",
         prompt=render_prompt(item),
         max_tokens=1 if letters_only else max_tokens,
         stop_at_line_end=False if letters_only else stop_at_line_end,
@@ -104,7 +106,7 @@ def score(
     }
 
 
-def score_row(row: dict[str, Any]) -> dict[str, Any]:
+def score_row(row: SampleRow) -> dict[str, Any]:
     """:func:`score` of a logged sample row (its reply, inputs and letter probabilities)."""
-    letters = row.get("letters")
-    return score(row["output"], row["input"], None if letters is None else letters["probs"])
+    letters = row.letters
+    return score(row.output, row.input, None if letters is None else letters.probs)

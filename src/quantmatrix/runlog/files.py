@@ -1,11 +1,10 @@
-"""The run log: append-only JSONL files with a SHA-256 per row, plus ``manifest.json``.
+"""The run log's files: append-only JSONL with a SHA-256 per row, plus ``manifest.json``.
 
-``samples.jsonl`` holds one row per (variant, task, item); ``variants.jsonl`` one row per built
-or measured variant. Each row is flushed and fsynced as it is written. A torn last line (a crash
-mid-write) is detected, ignored on read, and cut off before the next append. Rows written
-from now on also carry ``config``, the study's config hash (see :class:`AppendLog`). What must
-hold across the rows of a file (one row per key, rows of this run only, known schema) is checked
-in ``runlog_check.py``; :meth:`RunLog.load` reads every file through it.
+Each row is flushed and fsynced as it is written. A torn last line (a crash mid-write) is
+detected, ignored on read, and cut off before the next append. The SHA-256 is over the canonical
+JSON of the row as written (before any migration on read). Rows carry ``config``, the study's
+config hash (see :class:`AppendLog`). What the rows are is in ``rows.py``; what must hold across
+the rows of a file in ``check.py``.
 """
 
 from __future__ import annotations
@@ -13,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-SCHEMA_VERSION = 1
+PLAIN_SCHEMA = 1  # the version ``seal`` gives a plain mapping that names none (file tests)
 SAMPLES = "samples.jsonl"
 VARIANTS = "variants.jsonl"
 SCORES = "scores.jsonl"
@@ -36,12 +35,23 @@ def row_digest(row: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
-def seal(row: dict[str, Any]) -> dict[str, Any]:
-    """Return the row with its schema version and SHA-256 set."""
+def seal(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the row with its SHA-256 set (and ``schema`` :data:`PLAIN_SCHEMA` if it has none:
+    a typed row always names its own)."""
     body = {k: v for k, v in row.items() if k != "sha256"}
-    body["schema"] = SCHEMA_VERSION
+    body.setdefault("schema", PLAIN_SCHEMA)
     body["sha256"] = row_digest(body)
     return body
+
+
+class LogIntegrityError(ValueError):
+    """A run log that cannot be read as it is; one line that names the lines and the fix."""
+
+
+class Writable(Protocol):
+    """A typed row (``rows.py``): what it writes is :meth:`as_written`."""
+
+    def as_written(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,10 @@ class AppendLog:
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    def append(self, row: dict[str, Any]) -> dict[str, Any]:
-        sealed = seal(row if self.config is None else {**row, "config": self.config})
+    def append(self, row: Writable | Mapping[str, Any]) -> dict[str, Any]:
+        """Write one row (a typed row; a plain mapping in the file format's own tests)."""
+        body = dict(row) if isinstance(row, Mapping) else row.as_written()
+        sealed = seal(body if self.config is None else {**body, "config": self.config})
         self._fh.write((canonical_json(sealed) + "\n").encode("utf-8"))
         self._fh.flush()
         os.fsync(self._fh.fileno())
@@ -144,40 +156,3 @@ def read_manifest(run_dir: Path) -> dict[str, Any] | None:
         return None
     loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return loaded
-
-
-@dataclass(frozen=True)
-class RunLog:
-    """Everything a run wrote, as read back from its folder."""
-
-    samples: list[dict[str, Any]]
-    variants: list[dict[str, Any]]
-    manifest: dict[str, Any]
-    scores: list[dict[str, Any]] = field(default_factory=list)
-    kld: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # rows ignored on read, one line a file
-
-    @classmethod
-    def load(cls, run_dir: Path) -> RunLog:
-        """Every file through ``runlog_check.load_rows``: each key once, rows of this run only.
-
-        Raises ``runlog_check.LogIntegrityError`` (one line) for a conflicting duplicate or a
-        row of an unknown schema version.
-        """
-        from quantmatrix.runlog_check import load_rows  # it imports this module
-
-        manifest = read_manifest(run_dir)
-        if manifest is None:
-            raise FileNotFoundError(f"{run_dir} holds no run ({MANIFEST} missing)")
-        files = {name: load_rows(run_dir, name, manifest) for name in LOG_FILES}
-        return cls(
-            samples=files[SAMPLES].rows,
-            variants=files[VARIANTS].rows,
-            manifest=manifest,
-            scores=files[SCORES].rows,
-            kld=files[KLD].rows,
-            warnings=[w for name in LOG_FILES for w in files[name].warnings],
-        )
-
-    def iter_samples(self, variant: str) -> Iterator[dict[str, Any]]:
-        return (r for r in self.samples if r["variant"] == variant)

@@ -13,13 +13,14 @@ Each file holds one row per key:
 Every row belongs to the run of its folder: its ``variant`` is one of ``manifest.json``'s
 variants, and its ``config`` (the study's config hash, which rows carry since it was added;
 older rows have none and are accepted) is the manifest's ``config_hash``. Every row's ``schema``
-is a version this code reads (:data:`KNOWN_SCHEMAS`; version 1 needs no migration).
+is a version this code reads (``migrate.known_schemas``).
 
-:func:`load_rows` is how every reader (analysis and resume) gets a file's rows: the first row of
-each key is kept; an identical later copy (a double append, a botched merge) is ignored with one
-warning for the file; a conflicting one (same key, other content) stops with
-:class:`LogIntegrityError`, as does a row of an unknown schema version; rows of another run are
-ignored with a warning. ``quantmatrix verify`` reports each of these by line number, and
+:func:`load_rows` is how every reader (analysis and resume) gets a file's rows, typed
+(``rows.py``, older versions migrated): the first row of each key is kept; an identical later
+copy (a double append, a botched merge) is ignored with one warning for the file; a
+conflicting one (same key, other content) stops with :class:`LogIntegrityError`, as does a row
+of an unknown schema version or one that is not of its file's row type; rows of another run
+are ignored with a warning. ``quantmatrix verify`` reports each of these by line number, and
 :func:`repair_file` (``verify --repair``) rewrites a file without the duplicates and the rows of
 another run, keeping the old file beside it.
 """
@@ -28,45 +29,33 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from quantmatrix.runlog import (
-    KLD,
+from quantmatrix.runlog.files import (
     MANIFEST,
-    SAMPLES,
-    SCHEMA_VERSION,
-    SCORES,
     VARIANTS,
     LineProblem,
+    LogIntegrityError,
     ReadResult,
     read_rows,
 )
-
-KNOWN_SCHEMAS = frozenset({SCHEMA_VERSION})
+from quantmatrix.runlog.migrate import known_schemas, parse
+from quantmatrix.runlog.rows import ROW_TYPES, Key, LogRow
 
 Row = dict[str, Any]
-Key = tuple[Any, ...]
+R = TypeVar("R", bound=LogRow)
+
+__all__ = ["LogIntegrityError", "check_file", "load_rows", "repair_file", "violations"]
 
 
-class LogIntegrityError(ValueError):
-    """A run log that cannot be read as it is; one line that names the lines and the fix."""
-
-
-def _variants_key(row: Row) -> Key:
-    if "session" in row:
-        return (row.get("variant"), row["session"])
-    return (row.get("variant"), row.get("sha256"))
-
-
-KEYS: dict[str, Callable[[Row], Key]] = {
-    SAMPLES: lambda r: (r.get("variant"), r.get("task"), r.get("item")),
-    VARIANTS: _variants_key,
-    SCORES: lambda r: (r.get("variant"), r.get("task"), r.get("item"), r.get("against")),
-    KLD: lambda r: (r.get("variant"), r.get("corpus_sha256"), r.get("chunk")),
-}
+def row_key(name: str, row: Row) -> Key:
+    """A stored row's key: its row type's key fields (``rows.py``). A variants row written
+    before sessions were recorded has no ``session``; its SHA-256 stands in."""
+    if name == VARIANTS and "session" not in row:
+        return (row.get("variant"), row.get("sha256"))
+    return tuple(row.get(part) for part in ROW_TYPES[name].KEY)
 
 
 def key_text(key: Key) -> str:
@@ -118,12 +107,12 @@ def foreign_problem(row: Row, manifest: dict[str, Any] | None) -> str | None:
 def check_file(name: str, read: ReadResult, manifest: dict[str, Any] | None) -> FileCheck:
     """Sort the rows read from one file (``read.lines`` gives their line numbers)."""
     check = FileCheck(name)
-    key_of = KEYS[name]
+    readable = known_schemas(name)
     seen: dict[Key, tuple[int, str]] = {}
     for line, row in zip(read.lines, read.rows, strict=True):
         schema = row.get("schema")
-        if schema not in KNOWN_SCHEMAS:
-            known = ", ".join(str(v) for v in sorted(KNOWN_SCHEMAS))
+        if schema not in readable:
+            known = ", ".join(str(v) for v in sorted(readable))
             why = f"schema version {schema!r} is unknown (this quantmatrix reads {known})"
             check.unknown_schema.append(LineProblem(line, why))
             continue
@@ -131,7 +120,7 @@ def check_file(name: str, read: ReadResult, manifest: dict[str, Any] | None) -> 
         if why_foreign is not None:
             check.foreign.append(LineProblem(line, why_foreign))
             continue
-        key = key_of(row)
+        key = row_key(name, row)
         if key in seen:
             first, digest = seen[key]
             check.duplicates.append(Duplicate(key, first, line, digest == row["sha256"]))
@@ -183,21 +172,25 @@ def read_warnings(check: FileCheck) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Loaded:
-    rows: list[Row]
+class Loaded(Generic[R]):
+    rows: list[R]
     warnings: list[str]
 
 
-def load_rows(run_dir: Path, name: str, manifest: dict[str, Any] | None) -> Loaded:
-    """A file's rows for analysis or resume: each key once, rows of this run only.
+def load_rows(run_dir: Path, row_type: type[R], manifest: dict[str, Any] | None) -> Loaded[R]:
+    """A file's typed rows for analysis or resume: each key once, rows of this run only, older
+    versions migrated.
 
-    Raises :class:`LogIntegrityError` for a conflicting duplicate or an unknown schema version.
+    Raises :class:`LogIntegrityError` for a conflicting duplicate, an unknown schema version or
+    a row that is not of its type.
     """
+    name = row_type.FILE
     check = check_file(name, read_rows(run_dir / name), manifest)
     stop = refusal(check, run_dir)
     if stop is not None:
         raise LogIntegrityError(stop)
-    return Loaded(check.rows, read_warnings(check))
+    typed = [parse(row_type, line, row) for line, row in zip(check.lines, check.rows, strict=True)]
+    return Loaded(typed, read_warnings(check))
 
 
 def violations(check: FileCheck) -> list[LineProblem]:

@@ -1,5 +1,6 @@
-"""The divergence phase, run after generation: how far each variant's next-token distributions
-move from its model's baseline, beyond what accuracy shows.
+"""The divergence phase (token KL vs the baseline -> :class:`KldRow`), run after evaluation:
+how far each variant's next-token distributions move from its model's baseline, beyond what
+accuracy shows.
 
 (Option-letter probabilities need no phase of their own: the backend returns them with each
 multiple-choice answer, from the same forward pass, into ``samples.jsonl``.)
@@ -10,7 +11,7 @@ are computed once and stored compactly in ``baseline_logits/<model>.npz`` (top-k
 remainder mass + sampled tail tokens, about 0.5 MB per 1,000 tokens; float16 full rows on
 request, 2 bytes x vocabulary per token); every variant (the baseline too, as a self-check:
 exactly 0) is compared chunk by chunk -> ``kld.jsonl``, append-only and resumable: a (variant,
-corpus, chunk) row already present is never computed again.
+corpus, chunk) row already present is never computed again (``resume.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +27,17 @@ from typing import Any
 
 import numpy as np
 
+from quantmatrix.config import Study
 from quantmatrix.data.benchmarks import MCItem
+from quantmatrix.engine.load import open_for_eval
 from quantmatrix.models.ladder import Variant
-from quantmatrix.runlog import KLD, AppendLog, read_manifest
-from quantmatrix.runlog_check import load_rows
+from quantmatrix.pipeline.resume import logged_keys, pending
+from quantmatrix.progress import SILENT, Reporter
+from quantmatrix.runlog import KLD, AppendLog, KldRow, read_manifest
+from quantmatrix.runlog.rows import Key
 from quantmatrix.scoring import divergence as dv
 from quantmatrix.scoring import logits as lg
+from quantmatrix.tasks.plan import mc_items
 
 BASELINE_DIR = "baseline_logits"
 STORE_VERSION = 1
@@ -56,16 +62,13 @@ class DivergenceOutcome:
     skipped_variants: list[str] = field(default_factory=list)  # no local file (fake, servers)
 
 
-Event = Callable[[str], None]
-
-
 @contextmanager
 def _load(v: Variant, options: DivergenceOptions, logits_all: bool, n_ctx: int) -> Iterator[Any]:
     from quantmatrix.engine.settings import machine_settings
 
     assert v.path is not None
     engine = machine_settings(options.gpu_layers.get(v.model))
-    llm = lg.load_llama(v.path, n_ctx, options.threads, logits_all, engine=engine)
+    llm = open_for_eval(v.path, n_ctx, options.threads, logits_all, engine=engine)
     try:
         yield llm
     finally:
@@ -134,33 +137,24 @@ def kl_method(base: dv.BaselineChunk) -> str:
 def kld_row(
     variant: Variant, baseline: str, meta: dict[str, Any], index: int,
     base: dv.BaselineChunk, cmp: dv.ChunkComparison,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "kind": "kld",
-        "variant": variant.id,
-        "model": variant.model,
-        "level": variant.level,
-        "baseline": baseline,
-        "corpus_sha256": meta["corpus_sha256"],
-        "corpus_source": meta["corpus_source"],
-        "chunk": index,
-        "n_tokens": len(cmp.kl),
-        "kl_method": kl_method(base),
-        "kl": [float(x) for x in cmp.kl],
-        "kl_topk": [float(x) for x in cmp.kl_topk],
-        "same_top": int(np.sum(cmp.top1 == base.top.top1)),
-        "n_targets": len(cmp.target_logprobs),
-        "nll_sum": float(-np.sum(cmp.target_logprobs)),
-        "base_nll_sum": float(-np.sum(base.target_logprobs)),
-    }
-
-
-Done = set[tuple[str, str, int]]  # (variant, corpus digest, chunk) already in kld.jsonl
-
-
-def _done_chunks(run_dir: Path, manifest: dict[str, Any] | None) -> Done:
-    rows = load_rows(run_dir, KLD, manifest).rows  # as the analysis reads them
-    return {(r["variant"], r["corpus_sha256"], r["chunk"]) for r in rows}
+) -> KldRow:  # fmt: skip
+    return KldRow(
+        variant=variant.id,
+        model=variant.model,
+        level=variant.level,
+        baseline=baseline,
+        corpus_sha256=meta["corpus_sha256"],
+        corpus_source=meta["corpus_source"],
+        chunk=index,
+        n_tokens=len(cmp.kl),
+        kl_method=kl_method(base),
+        kl=tuple(float(x) for x in cmp.kl),
+        kl_topk=tuple(float(x) for x in cmp.kl_topk),
+        same_top=int(np.sum(cmp.top1 == base.top.top1)),
+        n_targets=len(cmp.target_logprobs),
+        nll_sum=float(-np.sum(cmp.target_logprobs)),
+        base_nll_sum=float(-np.sum(base.target_logprobs)),
+    )
 
 
 def _store_meta(
@@ -202,11 +196,15 @@ def _baseline_store(
 
 
 def _kld_pass(
-    variant: Variant, store: BaselineStore, done: Done, log: AppendLog, options: DivergenceOptions
+    variant: Variant,
+    store: BaselineStore,
+    done: frozenset[Key],
+    log: AppendLog,
+    options: DivergenceOptions,
 ) -> int:
     assert variant.path is not None
     digest = store.meta["corpus_sha256"]
-    todo = [i for i in range(len(store.chunks)) if (variant.id, digest, i) not in done]
+    todo = pending(range(len(store.chunks)), lambda i: (variant.id, digest, i), done)
     if not todo:
         return 0
     with _load(variant, options, True, options.chunk_tokens) as llm:
@@ -245,11 +243,10 @@ def run_divergence(
     items: Sequence[MCItem],
     baseline_id_by_model: Mapping[str, str],
     options: DivergenceOptions | None = None,
-    on_event: Event | None = None,
+    progress: Reporter = SILENT,
 ) -> DivergenceOutcome:
     """Token-level KL of every variant with a local file vs its model's baseline; resumable."""
     options = options or DivergenceOptions()
-    say = on_event or (lambda _msg: None)
     outcome = DivergenceOutcome()
     groups = _groups(variants, baseline_id_by_model, outcome)
     text = lg.corpus_text(items, options.corpus_path)
@@ -258,12 +255,33 @@ def run_divergence(
     manifest = read_manifest(run_dir)  # None when called outside a run (tests, benches)
     config = None if manifest is None else manifest.get("config_hash")
     with AppendLog(run_dir / KLD, config) as kld:
-        done = _done_chunks(run_dir, manifest)  # after AppendLog has cut a torn last line
+        done = logged_keys(run_dir, KldRow, manifest)  # after AppendLog cut a torn last line
         for members in groups.values():
             base = members[0]
-            say(f"baseline logits {base.id}")
+            progress.say(f"baseline logits {base.id}")
             store = _baseline_store(run_dir, base, text, options)
             for variant in members:
-                say(f"token KL {variant.id}")
+                progress.say(f"token KL {variant.id}")
                 outcome.kld_rows += _kld_pass(variant, store, done, kld, options)
     return outcome
+
+
+def run_divergence_phase(
+    study: Study, out: Path, variants: Sequence[Variant], progress: Reporter = SILENT
+) -> None:
+    """Token-level KL vs each model's baseline file (variants held as local GGUF files)."""
+    spec = study.divergence
+    local = [v for v in variants if v.path is not None]
+    if not local or not spec.kld:
+        return
+    options = DivergenceOptions(
+        threads=study.threads,
+        corpus_tokens=spec.corpus_tokens,
+        chunk_tokens=spec.chunk_tokens,
+        top_k=spec.top_k,
+        tail_samples=spec.tail_samples,
+        corpus_path=spec.corpus_path,
+        kld=spec.kld,
+        gpu_layers={m.name: study.gpu_layers_for(m) for m in study.models},
+    )
+    run_divergence(out, local, mc_items(study), study.baseline_variants(), options, progress)

@@ -1,0 +1,93 @@
+"""Run a study, phase after phase: ladder, evaluate, divergence, score; resumable from the log.
+
+The run log is the single source of truth: a unit of work whose row is already in the log is
+never done again (``resume.py``), so re-running the same command resumes where a crash or kill
+stopped it. The study and its run folder come in; rows go out; nothing here reads an analysis.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quantmatrix.backends import registry
+from quantmatrix.backends.base import Backend
+from quantmatrix.config import ModelSpec, Study
+from quantmatrix.manifest import prepare_run_dir, record_environment, record_sources
+from quantmatrix.models.ladder import Variant
+from quantmatrix.models.sources import default_cache, sha256_file
+from quantmatrix.pipeline.divergence import run_divergence_phase
+from quantmatrix.pipeline.evaluate import BackendFactory, EvalLogs, evaluate_all
+from quantmatrix.pipeline.ladder import build_variants
+from quantmatrix.pipeline.resume import logged_keys
+from quantmatrix.pipeline.score import Scorer, score_run
+from quantmatrix.progress import SILENT, Reporter
+from quantmatrix.runlog import SAMPLES, VARIANTS, AppendLog, SampleRow, VariantRow, load_rows
+from quantmatrix.tasks.plan import plan_samples
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out: Path
+    cache: Path = field(default_factory=default_cache)
+    force_new: bool = False
+
+
+@dataclass
+class RunOutcome:
+    out: Path
+    evaluated: int = 0
+    skipped: int = 0
+    scored: int = 0
+    failed_variants: list[str] = field(default_factory=list)
+
+
+def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
+    """The backend registered under the model's ``backend`` name (see backends/registry.py)."""
+    return registry.create(spec.backend, variant, spec, study)
+
+
+def _uses_engine(study: Study) -> bool:
+    return any(m.backend == "llamacpp" for m in study.models)
+
+
+def new_session() -> str:
+    """An id for one ``run_study`` call, written into its variants rows (their key, with the
+    variant: a variant resumed in a later session gets a row of its own)."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def run_study(
+    study: Study,
+    options: RunOptions,
+    backend_factory: BackendFactory = default_backend,
+    scorer: Scorer | None = None,
+    progress: Reporter = SILENT,
+) -> RunOutcome:
+    """Build, evaluate, log and score the whole study; resume from what the log already holds.
+
+    ``scorer`` replaces the generation scorer (tests pass a fast one); by default the models
+    named in the study's ``scoring`` section are loaded, and only if there is anything to score.
+    """
+    out = options.out
+    manifest = prepare_run_dir(study, out, options.force_new)
+    record_environment(out, manifest, options.cache, _uses_engine(study))
+    samples = plan_samples(study)
+    sources, variants = build_variants(study, options.cache, progress)
+    digests = [(v, sha256_file(v.path, options.cache) if v.path else None) for _, v in variants]
+    record_sources(out, manifest, sources, digests)
+    done = logged_keys(out, SampleRow, manifest)
+    measured = {r.variant for r in load_rows(out, VariantRow, manifest).rows}
+    config = manifest["config_hash"]
+    with AppendLog(out / SAMPLES, config) as log, AppendLog(out / VARIANTS, config) as vlog:
+        logs = EvalLogs(log, vlog, new_session())
+        evaluated = evaluate_all(
+            study, variants, samples, done, measured, logs, backend_factory, progress
+        )
+    run_divergence_phase(study, out, [v for _, v in variants], progress)
+    scored = score_run(out, progress, scorer)
+    return RunOutcome(
+        out, evaluated.evaluated, evaluated.skipped, scored, evaluated.failed_variants
+    )

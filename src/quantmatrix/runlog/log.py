@@ -1,0 +1,57 @@
+"""A run as read back from its folder: typed rows of every log file, the manifest, the study."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from quantmatrix.config import Study
+from quantmatrix.runlog.check import load_rows
+from quantmatrix.runlog.files import MANIFEST, read_manifest
+from quantmatrix.runlog.rows import KldRow, SampleRow, ScoreRow, VariantRow
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """Everything a run wrote, as read back from its folder."""
+
+    samples: list[SampleRow]
+    variants: list[VariantRow]
+    manifest: dict[str, Any]
+    scores: list[ScoreRow] = field(default_factory=list)
+    kld: list[KldRow] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # rows ignored on read, one line a file
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunLog:
+        """Every file through ``check.load_rows``: each key once, rows of this run only, typed.
+
+        Raises ``LogIntegrityError`` (one line) for a conflicting duplicate, a row of an unknown
+        schema version or a row that is not of its file's type.
+        """
+        manifest = read_manifest(run_dir)
+        if manifest is None:
+            raise FileNotFoundError(f"{run_dir} holds no run ({MANIFEST} missing)")
+        samples = load_rows(run_dir, SampleRow, manifest)
+        variants = load_rows(run_dir, VariantRow, manifest)
+        scores = load_rows(run_dir, ScoreRow, manifest)
+        kld = load_rows(run_dir, KldRow, manifest)
+        return cls(
+            samples=samples.rows,
+            variants=variants.rows,
+            manifest=manifest,
+            scores=scores.rows,
+            kld=kld.rows,
+            warnings=[*samples.warnings, *variants.warnings, *scores.warnings, *kld.warnings],
+        )
+
+    @cached_property
+    def study(self) -> Study:
+        """The run's study, parsed once from ``manifest.json``."""
+        return Study.model_validate(self.manifest["config"])
+
+    def iter_samples(self, variant: str) -> Iterator[SampleRow]:
+        return (r for r in self.samples if r.variant == variant)

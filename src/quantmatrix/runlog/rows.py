@@ -1,0 +1,183 @@
+"""The run log's rows, defined once: one frozen pydantic model per file, each naming its schema.
+
+A writer builds the typed row and ``AppendLog.append`` writes :meth:`LogRow.as_written` (sealed
+with its SHA-256 over that canonical JSON); a reader gets typed rows back from
+``check.load_rows``, after ``migrate.py`` has brought older versions up to the current one.
+
+=================  ==========  ===============================  =========================
+file               row         key (one row per key)            schema (current, reads)
+=================  ==========  ===============================  =========================
+samples.jsonl      SampleRow   (variant, task, item)            2 (1: migrated on read)
+variants.jsonl     VariantRow  (variant, session)               1
+scores.jsonl       ScoreRow    (variant, task, item, against)   1
+kld.jsonl          KldRow      (variant, corpus_sha256, chunk)  1
+=================  ==========  ===============================  =========================
+
+Sample rows of version 2 name their ``task_kind`` (version 1 left it to be guessed from the
+inputs' keys) and no longer carry the write-time multiple-choice ``scores``, which no reader
+used: the analysis rescores every reply from ``output``, ``input`` and ``letters``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from quantmatrix.runlog.files import KLD, SAMPLES, SCORES, VARIANTS
+from quantmatrix.tasks.base import TaskKind
+
+Key = tuple[Any, ...]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LogRow(_Frozen):
+    """What every row has: its file, its key fields, the config hash its run wrote."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    FILE: ClassVar[str]
+    KEY: ClassVar[tuple[str, ...]]
+    SCHEMA: ClassVar[int]
+
+    variant: str
+    # the study's config hash, set by AppendLog when the row is written (older rows have none)
+    config: str | None = None
+
+    @property
+    def key(self) -> Key:
+        """The fields that make a row unique in its file (``check.py`` enforces it)."""
+        return tuple(getattr(self, name) for name in self.KEY)
+
+    def as_written(self) -> dict[str, Any]:
+        """The row's JSON body, as ``AppendLog`` seals it (``config`` is the log's to add)."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"config"})
+
+
+class LetterStats(_Frozen):
+    """The option letters' probabilities at the reply's first step (``letter_stats``)."""
+
+    letters: str
+    probs: tuple[float, ...]
+    letter_mass: float
+    dist: tuple[float, ...]
+    pred: str
+    gold: str
+    p_gold: float
+    correct: bool
+    entropy: float
+
+
+class SampleTiming(_Frozen):
+    prompt_tokens: int
+    generated_tokens: int
+    prompt_eval_s: float | None
+    decode_s: float | None
+    decode_tokens: int | None
+    ttft_s: float | None
+    wall_s: float
+
+
+class SampleRow(LogRow):
+    """One answer of one variant to one item (``samples.jsonl``)."""
+
+    FILE: ClassVar[str] = SAMPLES
+    KEY: ClassVar[tuple[str, ...]] = ("variant", "task", "item")
+    SCHEMA: ClassVar[int] = 2
+
+    kind: Literal["sample"] = "sample"
+    schema_version: Literal[2] = Field(default=2, alias="schema")
+    model: str
+    level: str
+    task: str
+    item: str
+    task_kind: TaskKind
+    input: dict[str, Any]  # the task's inputs (gold, choices / reference, ...), prompt, budget
+    output: str
+    finish_reason: str
+    letters: LetterStats | None
+    timing: SampleTiming
+    error: str | None
+
+    @property
+    def item_key(self) -> str:
+        return f"{self.task}|{self.item}"
+
+
+class VariantRow(LogRow):
+    """One variant in one session of ``quantmatrix run`` (``variants.jsonl``)."""
+
+    FILE: ClassVar[str] = VARIANTS
+    KEY: ClassVar[tuple[str, ...]] = ("variant", "session")
+    SCHEMA: ClassVar[int] = 1
+
+    kind: Literal["variant"] = "variant"
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    model: str
+    level: str
+    file: dict[str, Any] | None  # GGUFInfo.as_dict(); None without a local file
+    source_sha256: str | None
+    source_type: str | None
+    reconstructed: bool
+    backend: dict[str, Any]  # Backend.info()
+    memory: dict[str, Any] | None  # peak_bytes, source and the reading's extras
+    warmup_runs: int
+    warmup_s: float
+    session_samples: int
+    session_eval_wall_s: float
+    session_native_s: float
+    session: str | None = None  # rows written before sessions were recorded have none
+
+
+class ScoringModels(_Frozen):
+    embedding_model: str
+    bertscore_model: str
+    bertscore_layer: int
+    bertscore_backend: str
+
+
+class ScoreRow(LogRow):
+    """One generation output scored against the reference or the baseline's output."""
+
+    FILE: ClassVar[str] = SCORES
+    KEY: ClassVar[tuple[str, ...]] = ("variant", "task", "item", "against")
+    SCHEMA: ClassVar[int] = 1
+
+    kind: Literal["score"] = "score"
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    task: str
+    item: str
+    against: Literal["reference", "baseline"]
+    metrics: dict[str, float]
+    models: ScoringModels
+
+
+class KldRow(LogRow):
+    """Token-level KL of one variant vs its model's baseline on one corpus chunk."""
+
+    FILE: ClassVar[str] = KLD
+    KEY: ClassVar[tuple[str, ...]] = ("variant", "corpus_sha256", "chunk")
+    SCHEMA: ClassVar[int] = 1
+
+    kind: Literal["kld"] = "kld"
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    model: str
+    level: str
+    baseline: str
+    corpus_sha256: str
+    corpus_source: str
+    chunk: int
+    n_tokens: int
+    kl_method: str
+    kl: tuple[float, ...]
+    kl_topk: tuple[float, ...]
+    same_top: int
+    n_targets: int
+    nll_sum: float
+    base_nll_sum: float
+
+
+ROW_TYPES: dict[str, type[LogRow]] = {t.FILE: t for t in (SampleRow, VariantRow, ScoreRow, KldRow)}
