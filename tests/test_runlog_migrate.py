@@ -88,7 +88,7 @@ def test_a_resumed_version_1_log_takes_version_2_rows(run: Path, tmp_path: Path)
     rows = read_rows(run / SAMPLES).rows
     assert [r["schema"] for r in rows].count(2) == 2 and "scores" not in rows[-1]
     assert verify_run(run)[0] == []
-    _, analysis = write_report(run)
+    analysis = write_report(run)[1].json_dict()
     before = json.loads((FIXTURE / "analysis.json").read_text())
 
     def accuracy(a: dict[str, Any]) -> list[tuple[Any, ...]]:
