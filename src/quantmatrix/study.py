@@ -20,7 +20,7 @@ from quantmatrix.backends import registry
 from quantmatrix.backends.base import Backend, BackendError, GenerationRequest
 from quantmatrix.config import ModelSpec, Study
 from quantmatrix.manifest import prepare_run_dir, record_environment, record_sources
-from quantmatrix.models.ladder import Variant, build_level
+from quantmatrix.models.ladder import Variant, build_level, imatrix_plan
 from quantmatrix.models.sources import ResolvedSource, default_cache, resolve_source, sha256_file
 from quantmatrix.progress import console, make_progress
 from quantmatrix.runlog import SAMPLES, VARIANTS, AppendLog
@@ -79,9 +79,11 @@ def build_variants(
             task = progress.add_task(f"ladder {spec.name}", total=len(spec.levels))
             source = resolve_source(spec.name, spec.source, cache)
             sources.append(source)
+            plan = imatrix_plan(spec, study, _threads(study))
             for level in spec.ordered_levels:
                 progress.update(task, description=f"ladder {spec.name} {level}")
-                variants.append((spec, build_level(source, level, cache, _threads(study))))
+                built = build_level(source, level, cache, _threads(study), imatrix=plan)
+                variants.append((spec, built))
                 progress.advance(task)
     return sources, variants
 
@@ -178,6 +180,7 @@ def evaluate_variant(
         "source_sha256": variant.source_sha256,
         "source_type": variant.source_type,
         "reconstructed": variant.reconstructed,
+        **variant.log_fields(),
         "backend": backend.info(),
         "memory": None
         if memory is None
