@@ -76,7 +76,14 @@ $(LLAMA_STAMP): $(WHEELS)/.built | $(BIN)/python
 	cp $(WHEELS)/cmake-args.txt $(VENV)/llama-cmake-args.txt
 	touch $@
 
-$(STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
+# the sdist's vendor/llama.cpp holds convert_hf_to_gguf.py and gguf-py, the converter of the
+# very llama.cpp the engine is built from (models/converter.py); kept once per machine
+SDIST := $(CACHE)/sdist/llama_cpp_python-$(lastword $(subst ==, ,$(LLAMA_CPP))).tar.gz
+$(SDIST): | $(BIN)/python
+	mkdir -p $(dir $@)
+	$(PIP) download -q --no-deps --no-binary :all: -d $(dir $@) $(LLAMA_CPP)
+
+$(STAMP): pyproject.toml $(LLAMA_STAMP) $(SDIST) | $(BIN)/python
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -e ".[dev]" $(TORCH)
 	$(PIP) install -q --no-deps $(ASSETS)

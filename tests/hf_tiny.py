@@ -2,7 +2,7 @@
 
 Hidden 256, feed-forward 512, 2 layers (every row a multiple of 256, so k-quants apply without
 fallbacks), F16 safetensors, and a 512-piece SentencePiece tokenizer trained on the packaged
-calibration text (byte fallback on, so any text tokenizes). Seeded: the same call writes the
+calibration text (byte fallback on, so any text tokenizes; option letters are pieces). Seeded: the same call writes the
 same weights and tokenizer.
 """
 
@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 VOCAB = 512
+LETTERS = "ABCDEFGHIJ"
 
 
 def _train_tokenizer(folder: Path) -> None:
@@ -30,6 +31,8 @@ def _train_tokenizer(folder: Path) -> None:
         character_coverage=1.0,
         num_threads=1,
         minloglevel=2,
+        # option letters as single tokens, as the multiple-choice letter scoring needs them
+        user_defined_symbols=[f"\u2581{c}" for c in LETTERS] + list(LETTERS),
     )
     (folder / "tokenizer.model").write_bytes(model.getvalue())
     config = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",

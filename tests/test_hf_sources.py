@@ -29,11 +29,11 @@ def hub(tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         {
             "org/gguf-only": Repo(
                 {"tiny-Q8_0.gguf": tiny_gguf, "tiny-F16.gguf": tiny_gguf, "README.md": readme}
-            ),  # fmt: skip
+            ),
             "org/card-only": Repo({"README.md": readme}),
             "org/gated": Repo(
                 {"config.json": config, "model.safetensors": tiny_gguf}, gated_token="hf_secret"
-            ),  # fmt: skip
+            ),
         }
     ).start()
     monkeypatch.setenv("HF_ENDPOINT", standin.url)

@@ -108,10 +108,18 @@ def variant_summaries(log: RunLog) -> list[dict[str, Any]]:
                 "memory": (meta.get(vid) or {}).get("memory"),
                 "reconstructed": (meta.get(vid) or {}).get("reconstructed"),
                 "source_type": (meta.get(vid) or {}).get("source_type"),
+                **_origin_fields(meta.get(vid) or {}),
             }
             out.append(summary)
         _add_deltas([s for s in out if s["model"] == spec.name], spec.baseline_level)
     return out
+
+
+def _origin_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """Where the weights came from (variants rows since issue 16; older rows have none)."""
+    if "origin" not in row:
+        return {}
+    return {"origin": row["origin"], "source": row.get("source"), "imatrix": row.get("imatrix")}
 
 
 def _add_deltas(summaries: list[dict[str, Any]], baseline: str) -> None:

@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from quantmatrix.models.hashing import default_cache
 from quantmatrix.models.safetensors_folder import SafetensorsFolder
 
 DIST = "llama-cpp-python"
@@ -51,7 +52,13 @@ def engine_version() -> str:
 
 
 def sdist_path(cache: Path, version: str) -> Path:
-    return cache / "sdist" / f"llama_cpp_python-{version}.tar.gz"
+    """Where the sdist is: ``$QUANTMATRIX_LLAMA_SDIST``, this cache's ``sdist/``, or the user
+    cache's (where ``make install`` puts it); else where it will be downloaded to."""
+    name = f"llama_cpp_python-{version}.tar.gz"
+    named = os.environ.get("QUANTMATRIX_LLAMA_SDIST")
+    places = [Path(named)] if named else []
+    places += [cache / "sdist" / name, default_cache() / "sdist" / name]
+    return next((p for p in places if p.is_file()), places[-2])
 
 
 def _fetch_sdist(target: Path, version: str) -> None:
@@ -113,16 +120,21 @@ def ensure_converter(cache: Path) -> Converter:
     return Converter(folder, _version_of(folder, version))
 
 
-def conversion_key(model: SafetensorsFolder, converter: Converter, outtype: str) -> str:
-    payload = {"files": model.file_sha256, "converter": converter.version, "outtype": outtype}
+def conversion_key(model: SafetensorsFolder, converter: Converter, outtype: str, name: str) -> str:
+    payload = {"files": model.file_sha256, "converter": converter.version, "outtype": outtype,
+               "name": name}  # fmt: skip
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def convert(model: SafetensorsFolder, cache: Path) -> tuple[Path, dict[str, Any]]:
-    """The model's GGUF at its own float precision (F16, or BF16 for BF16 weights), cached."""
+def convert(
+    model: SafetensorsFolder, cache: Path, name: str | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """The model's GGUF at its own float precision (F16, or BF16 for BF16 weights), cached;
+    ``name`` is its general.name (default: the folder's name)."""
     converter = ensure_converter(cache)
     outtype = model.outtype
-    key = conversion_key(model, converter, outtype)
+    name = name or model.folder.name
+    key = conversion_key(model, converter, outtype, name)
     target = cache / "converted" / key[:16] / f"{outtype.upper()}.gguf"
     record = {"converter": converter.version, "outtype": outtype.upper(), "key": key}
     if target.exists():
@@ -130,7 +142,7 @@ def convert(model: SafetensorsFolder, cache: Path) -> tuple[Path, dict[str, Any]
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".partial")
     cmd = [sys.executable, str(converter.script), str(model.folder), "--outtype", outtype,
-           "--outfile", str(tmp)]  # fmt: skip
+           "--outfile", str(tmp), "--model-name", name]  # fmt: skip
     log = target.with_suffix(".convert.log")
     with log.open("w") as fh:
         done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)

@@ -193,7 +193,8 @@ def _from_folder(
     name: str, folder: Path, cache: Path, kind: str, record: Mapping[str, Any]
 ) -> ResolvedSource:
     model = read_folder(folder, cache)
-    path, conversion = convert(model, cache)
+    title = str(record["repo"]).split("/")[-1] if "repo" in record else folder.name
+    path, conversion = convert(model, cache, title)
     files = {"files": model.file_sha256, "weights_dtype": model.dtype, **conversion}
     if model.quantized:
         files["quantized_from"] = model.quantized
@@ -203,8 +204,12 @@ def _from_folder(
 def _from_hub(name: str, source: str, cache: Path) -> ResolvedSource:
     spec = parse_hub(source)
     got = fetch(spec)
-    record: dict[str, Any] = {"spelling": spec.spelling, "repo": spec.repo, "revision": spec.revision,
-              "commit": got.commit}  # fmt: skip
+    record: dict[str, Any] = {
+        "spelling": spec.spelling,
+        "repo": spec.repo,
+        "revision": spec.revision,
+        "commit": got.commit,
+    }
     if got.gguf is None:
         return _from_folder(name, got.folder, cache, "hf-safetensors", record)
     digest = sha256_file(got.gguf.resolve(), cache)
