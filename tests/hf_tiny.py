@@ -2,8 +2,8 @@
 
 Hidden 256, feed-forward 512, 2 layers (every row a multiple of 256, so k-quants apply without
 fallbacks), F16 safetensors, and a 512-piece SentencePiece tokenizer trained on the packaged
-calibration text (byte fallback on, so any text tokenizes; option letters are pieces). Seeded: the same call writes the
-same weights and tokenizer.
+calibration text (byte fallback on, so any text tokenizes; option letters are pieces).
+Seeded: the same call writes the same weights and tokenizer.
 """
 
 from __future__ import annotations
