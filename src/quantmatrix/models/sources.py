@@ -156,8 +156,8 @@ def _resolve(name: str, source: str, cache: Path) -> ResolvedSource:
         if not path.exists():
             short = ", ".join(PACKAGED)
             raise SourceError(
-                f"model {name!r}: source {source!r} is neither a file, a model folder, {HF_FORMS}, "
-                f"nor a demo model ({short})"
+                f"model {name!r}: source {source!r} is neither a file nor a demo model ({short}); "
+                f"a safetensors folder or {HF_FORMS} also work"
             )
         return _gguf(name, path, sha256_file(path, cache), cache, "gguf", {})
     except (SpellingError, HubError, FolderError, ConvertError) as exc:
