@@ -10,7 +10,7 @@ import pytest
 from quantmatrix.config import ConfigError, parse_study
 from quantmatrix.levels import RANK, check_level
 from quantmatrix.models.imatrix import DEFAULT_TEXT, ImatrixError, calibration, tool
-from quantmatrix.models.ladder import imatrix_plan, uses_imatrix
+from quantmatrix.models.ladder import QuantizeError, imatrix_plan, quantize_file, uses_imatrix
 from quantmatrix.report.origin_md import origin_notes
 from tests.conftest import fake_study_dict
 
@@ -115,3 +115,8 @@ def test_levels_built_with_a_matrix_are_listed_with_their_text() -> None:
     assert len(lines) == 2
     assert "m IQ2_XS-imat" in lines[1] and "Q4_K_M" not in lines[1]
     assert DEFAULT_TEXT in lines[1] and "abababababab" in lines[1]
+
+
+def test_without_a_matrix_the_quantizer_says_how_to_ask(tmp_path: Path) -> None:
+    with pytest.raises(QuantizeError, match="IQ2_XS-imat"):
+        quantize_file(tmp_path / "in.gguf", tmp_path / "out.gguf", "IQ2_XS", 1)

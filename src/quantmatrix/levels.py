@@ -2,8 +2,8 @@
 
 Every level that can use an importance matrix also exists with the marker ``-imat``
 (``Q4_K_M-imat``): the same file type, built with the model's importance matrix
-(models/imatrix.py). Q2_K_S, IQ2_* and IQ1_* exist only so, or under a model's
-``imatrix: true``.
+(models/imatrix.py). Q2_K_S, IQ3_XXS, IQ2_* and IQ1_* (llama.cpp refuses them without one)
+exist only so, or under a model's ``imatrix: true``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ _TABLE: list[tuple[str, str, float, bool]] = [
     ("IQ3_M", "IQ3_M", 3.44, False),
     ("IQ3_S", "IQ3_S", 3.44, False),
     ("IQ3_XS", "IQ3_XS", 3.3, False),
-    ("IQ3_XXS", "IQ3_XXS", 3.06, False),
+    ("IQ3_XXS", "IQ3_XXS", 3.06, True),
     ("Q2_K", "Q2_K", 2.625, False),
     ("Q2_K_S", "Q2_K_S", 2.5, True),
     ("IQ2_M", "IQ2_M", 2.7, True),

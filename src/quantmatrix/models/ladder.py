@@ -102,6 +102,12 @@ def quantize_file(src: Path, dst: Path, level: str, threads: int) -> None:
         )
     if rc != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
+        log = dst.with_suffix(".quantize.log").read_text(errors="replace")
+        if "requires an imatrix" in log or "requires an importance matrix" in log:
+            raise QuantizeError(
+                f"llama.cpp needs an importance matrix for {level} on {src.name}: list it as "
+                f"{level}-imat, or set imatrix: true for the model"
+            )
         raise QuantizeError(f"llama.cpp could not quantize {src.name} to {level} (code {rc})")
     os.replace(tmp, dst)
 
