@@ -135,6 +135,8 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")  # so that stop() is felt at once
+        self.close_connection = True
         self.end_headers()
         if body:
             self.wfile.write(data)

@@ -117,3 +117,13 @@ def test_no_network_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     message = _one_line_error("hf:org/model", tmp_path / "cache")
     assert "cannot reach" in message and "no network" in message
+
+
+def test_offline_the_cached_revision_is_used(hub: HubStandIn, tmp_path: Path) -> None:
+    first = resolve_source("m", "hf:org/gguf-only:Q8_0", tmp_path / "cache")
+    hub.stop()  # the Hub is gone: the cache answers
+    again = resolve_source("m", "hf:org/gguf-only:Q8_0", tmp_path / "cache")
+    assert again.path.resolve() == first.path.resolve()
+    assert again.provenance["commit"] == first.provenance["commit"]
+    message = _one_line_error("hf:org/gguf-only:F16", tmp_path / "cache")
+    assert "offline" in message and "F16" in message

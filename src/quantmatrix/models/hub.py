@@ -1,8 +1,9 @@
 """Files of a Hugging Face model repo, fetched with ``huggingface_hub`` (its cache, its tokens).
 
-The repo's revision is resolved to a commit once (``model_info``), then each file the source
-needs is fetched at that commit with ``hf_hub_download``, which writes into the Hub cache under a
-temporary name and renames it when whole. ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_CACHE`` and
+The repo's revision is resolved to a commit and its file list (``model_info``), then each file
+the source needs is fetched with ``hf_hub_download`` (which writes into the Hub cache under a
+temporary name, renames it when whole, and records the revision's commit for offline runs);
+every file must come from that one commit. ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_CACHE`` and
 ``HF_HUB_OFFLINE`` are read at call time. Without a network, files already in the cache are used.
 """
 
@@ -49,12 +50,14 @@ def fetch(source: HubSource) -> HubFiles:
         if not _is_network(exc):
             raise _hub_error(exc, source) from None
         return _from_cache(source)
-    wanted = [_pick_gguf(source, names)] if source.wants_gguf else _safetensors_files(source, names)
-    try:
-        paths = [_download(source, commit, name) for name in wanted]
+    wanted = _wanted(source, names)
+    try:  # by the revision's own name, so the cache records it for offline runs
+        paths = [_download(source, source.revision or "main", name) for name in wanted]
     except Exception as exc:
         raise _hub_error(exc, source) from None
     folder = paths[0].parent
+    if any(p.parent.name != commit for p in paths):
+        raise HubError(f"{source.spelling} moved to a new commit while downloading; run again")
     gguf = paths[0] if source.wants_gguf else None
     return HubFiles(source, commit, folder, tuple(wanted), gguf)
 
@@ -69,10 +72,10 @@ def _listing(source: HubSource) -> tuple[str, list[str]]:
     return info.sha, names
 
 
-def _download(source: HubSource, commit: str, name: str) -> Path:
+def _download(source: HubSource, revision: str, name: str) -> Path:
     from huggingface_hub import hf_hub_download
 
-    return Path(hf_hub_download(source.repo, name, revision=commit, endpoint=_endpoint()))
+    return Path(hf_hub_download(source.repo, name, revision=revision, endpoint=_endpoint()))
 
 
 def _from_cache(source: HubSource) -> HubFiles:
@@ -90,12 +93,18 @@ def _from_cache(source: HubSource) -> HubFiles:
             "the Hugging Face cache; connect once, or use a local .gguf or safetensors folder"
         ) from None
     names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    wanted = [_pick_gguf(source, names)] if source.wants_gguf else _safetensors_files(source, names)
-    missing = [n for n in wanted if not (folder / n).exists()]
-    if missing:
-        raise HubError(f"{source.spelling}: offline, and the cache lacks {missing[0]}; connect")
+    try:  # only files already fetched are listed, and all of them exist
+        wanted = _wanted(source, names)
+    except HubError as exc:
+        raise HubError(
+            f"offline (the Hub cannot be reached), and the Hugging Face cache lacks it: {exc}"
+        ) from None
     gguf = folder / wanted[0] if source.wants_gguf else None
     return HubFiles(source, folder.name, folder, tuple(wanted), gguf)
+
+
+def _wanted(source: HubSource, names: list[str]) -> list[str]:
+    return [_pick_gguf(source, names)] if source.wants_gguf else _safetensors_files(source, names)
 
 
 def _safetensors_files(source: HubSource, names: Iterable[str]) -> list[str]:
