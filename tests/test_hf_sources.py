@@ -127,3 +127,34 @@ def test_offline_the_cached_revision_is_used(hub: HubStandIn, tmp_path: Path) ->
     assert again.provenance["commit"] == first.provenance["commit"]
     message = _one_line_error("hf:org/gguf-only:F16", tmp_path / "cache")
     assert "offline" in message and "F16" in message
+
+
+def _folder(path: Path, dtype: str, config: dict[str, object]) -> Path:
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    path.mkdir()
+    kind = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32}[dtype]
+    save_file({"w": torch.zeros(256, 256, dtype=kind)}, str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def test_a_folder_is_read_from_its_files(tmp_path: Path) -> None:
+    from quantmatrix.models.safetensors_folder import FolderError, read_folder
+
+    arch = {"architectures": ["LlamaForCausalLM"]}
+    bf16 = read_folder(_folder(tmp_path / "bf16", "BF16", arch), None)
+    assert bf16.dtype == "BF16" and bf16.outtype == "bf16" and bf16.quantized is None
+    assert set(bf16.file_sha256) == {"config.json", "model.safetensors"}
+    f32 = read_folder(_folder(tmp_path / "f32", "F32", arch), None)
+    assert f32.outtype == "f16"
+    gptq = {**arch, "quantization_config": {"quant_method": "gptq", "bits": 4}}
+    assert read_folder(_folder(tmp_path / "gptq", "F16", gptq), None).quantized == "gptq"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FolderError, match=r"no config\.json"):
+        read_folder(tmp_path / "empty", None)
+    message = _one_line_error(str(tmp_path / "empty"), tmp_path / "cache")
+    assert "no config.json" in message
