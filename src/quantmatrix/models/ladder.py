@@ -154,7 +154,8 @@ def _imatrix_level(
     parent = _float_parent(source, cache, plan.threads, on_build)
     matrix = ensure_imatrix(parent, source.sha256, plan, cache)
     record = {"file": matrix.name, "context": plan.context, **plan.calibration.as_dict()}
-    path = ladder_dir(cache, source) / f"{base}-imat-{plan.calibration.sha256[:12]}.gguf"
+    tag = f"{plan.calibration.sha256[:12]}-c{plan.context}"  # the matrix's own key
+    path = ladder_dir(cache, source) / f"{base}-imat-{tag}.gguf"
     if not path.exists():
         if on_build:
             on_build(level)
