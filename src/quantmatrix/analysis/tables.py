@@ -69,7 +69,7 @@ def _timing_block(rows: Iterable[SampleRow]) -> dict[str, Any]:
 
 
 def _last_variant_rows(log: RunLog) -> dict[str, dict[str, Any]]:
-    keep = ("file", "memory", "reconstructed", "source_type")
+    keep = ("file", "memory", "reconstructed", "source_type", "origin", "source", "imatrix")
     return {r.variant: {k: getattr(r, k) for k in keep} for r in log.variants}
 
 
@@ -134,10 +134,19 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
                 "memory": (meta.get(vid) or {}).get("memory"),
                 "reconstructed": (meta.get(vid) or {}).get("reconstructed"),
                 "source_type": (meta.get(vid) or {}).get("source_type"),
+                **_origin_fields(meta.get(vid) or {}),
             }
             out.append(summary)
         _add_deltas([s for s in out if s["model"] == spec.name], spec.baseline_level)
     return out
+
+
+def _origin_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """Where the weights came from (variants rows of schema 2; older rows say nothing, and
+    their summaries keep the old shape)."""
+    if row.get("origin") is None:
+        return {}
+    return {"origin": row["origin"], "source": row.get("source"), "imatrix": row.get("imatrix")}
 
 
 def _add_deltas(summaries: list[dict[str, Any]], baseline: str) -> None:

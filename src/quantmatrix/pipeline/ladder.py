@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from quantmatrix.config import ModelSpec, Study
-from quantmatrix.models.ladder import Variant, build_level
+from quantmatrix.models.ladder import Variant, build_level, imatrix_plan
 from quantmatrix.models.sources import ResolvedSource, resolve_source
 from quantmatrix.progress import Reporter
 
@@ -38,7 +38,9 @@ def build_variants(
         progress.phase(f"ladder {spec.name}", len(spec.levels))
         source = resolve_source(spec.name, spec.source, cache)
         sources.append(source)
+        plan = imatrix_plan(spec, study, threads(study))
         for level in spec.ordered_levels:
-            variants.append((spec, build_level(source, level, cache, threads(study))))
+            built = build_level(source, level, cache, threads(study), imatrix=plan)
+            variants.append((spec, built))
             progress.advance()
     return sources, variants

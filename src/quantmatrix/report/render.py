@@ -14,20 +14,14 @@ from quantmatrix.report.decision_files import write_decision_outputs
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
 from quantmatrix.report.fmt import MISSING, gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
+from quantmatrix.report.origin_md import origin_notes
 from quantmatrix.report.stats_md import render_statistics_md
 from quantmatrix.runlog import RunLog
 
 
 def _notes(analysis: Analysis) -> list[str]:
     notes = [f"**Run log:** {w}." for w in analysis.log_warnings]
-    for s in analysis.variants:
-        if s.is_baseline and s.reconstructed:
-            notes.append(
-                f"**The {s.level} baseline of {s.model} is a reconstruction of its shipped "
-                f"{s.source_type} file**, not the original full-precision weights: every level "
-                "is built from that file, so no level can be better than the source, and the "
-                "deltas measure re-quantization loss on top of it."
-            )
+    notes += origin_notes(analysis.variants)
     dec = analysis.decoding
     notes.append(
         f"Multiple-choice answers are generated greedily (temperature {dec.temperature}, "

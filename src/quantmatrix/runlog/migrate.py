@@ -30,9 +30,14 @@ def _sample_1_to_2(row: Row) -> Row:
     return body
 
 
+def _variant_1_to_2(row: Row) -> Row:
+    """Version 1 variant rows did not say where the weights came from: origin unknown."""
+    return {**row, "origin": None, "source": None, "imatrix": None, "schema": 2}
+
+
 STEPS: dict[str, dict[int, Step]] = {
     SAMPLES: {1: _sample_1_to_2},
-    VARIANTS: {},
+    VARIANTS: {1: _variant_1_to_2},
     SCORES: {},
     KLD: {},
 }

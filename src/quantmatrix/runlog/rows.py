@@ -8,14 +8,16 @@ with its SHA-256 over that canonical JSON); a reader gets typed rows back from
 file               row         key (one row per key)            schema (current, reads)
 =================  ==========  ===============================  =========================
 samples.jsonl      SampleRow   (variant, task, item)            2 (1: migrated on read)
-variants.jsonl     VariantRow  (variant, session)               1
+variants.jsonl     VariantRow  (variant, session)               2 (1: migrated on read)
 scores.jsonl       ScoreRow    (variant, task, item, against)   1
 kld.jsonl          KldRow      (variant, corpus_sha256, chunk)  1
 =================  ==========  ===============================  =========================
 
 Sample rows of version 2 name their ``task_kind`` (version 1 left it to be guessed from the
 inputs' keys) and no longer carry the write-time multiple-choice ``scores``, which no reader
-used: the analysis rescores every reply from ``output``, ``input`` and ``letters``.
+used: the analysis rescores every reply from ``output``, ``input`` and ``letters``. Variant
+rows of version 2 say where the weights came from (``origin``, ``source``, ``imatrix``:
+``models.ladder.Variant.log_fields``); version 1 rows read as origin unknown.
 """
 
 from __future__ import annotations
@@ -112,16 +114,21 @@ class VariantRow(LogRow):
 
     FILE: ClassVar[str] = VARIANTS
     KEY: ClassVar[tuple[str, ...]] = ("variant", "session")
-    SCHEMA: ClassVar[int] = 1
+    SCHEMA: ClassVar[int] = 2
 
     kind: Literal["variant"] = "variant"
-    schema_version: Literal[1] = Field(default=1, alias="schema")
+    schema_version: Literal[2] = Field(default=2, alias="schema")
     model: str
     level: str
     file: dict[str, Any] | None  # GGUFInfo.as_dict(); None without a local file
     source_sha256: str | None
     source_type: str | None
     reconstructed: bool
+    # where the weights came from (models/origin.py's kinds), the source's label, and the
+    # importance matrix a level was built with; None in rows migrated from version 1
+    origin: str | None
+    source: str | None
+    imatrix: dict[str, Any] | None
     backend: dict[str, Any]  # Backend.info()
     memory: dict[str, Any] | None  # peak_bytes, source and the reading's extras
     warmup_runs: int
