@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 
+from quantmatrix.analysis.variant_model import VariantSummary
 from quantmatrix.config import ConfigError, parse_study
 from quantmatrix.levels import RANK, check_level
 from quantmatrix.models.imatrix import DEFAULT_TEXT, ImatrixError, calibration, tool
 from quantmatrix.models.ladder import QuantizeError, imatrix_plan, quantize_file, uses_imatrix
 from quantmatrix.report.origin_md import origin_notes
 from tests.conftest import fake_study_dict
+from tests.helpers import variant
 
 
 def _study(models: list[dict[str, Any]], **over: Any) -> Any:
@@ -83,10 +85,10 @@ def test_a_missing_tool_names_make_tools(monkeypatch: pytest.MonkeyPatch, tmp_pa
         tool("llama-imatrix")
 
 
-def _summary(level: str, origin: str | None, **over: Any) -> dict[str, Any]:
-    return {"model": "m", "level": level, "is_baseline": True, "origin": origin,
-            "source": "hf:org/m", "source_type": "BF16", "reconstructed": False,
-            "imatrix": None, **over}  # fmt: skip
+def _summary(level: str, origin: str | None, **over: Any) -> VariantSummary:
+    fields = {"is_baseline": True, "origin": origin, "source": "hf:org/m",
+              "source_type": "BF16", "reconstructed": False, "imatrix": None, **over}  # fmt: skip
+    return variant("m", level, 0.5).model_copy(update=fields)
 
 
 def test_the_first_lines_name_the_baseline_kind() -> None:
@@ -100,8 +102,10 @@ def test_the_first_lines_name_the_baseline_kind() -> None:
     assert "server's tag `qwen2.5:1.5b-q8_0`" in line
     (line,) = origin_notes([_summary("F16", "reconstruction", source_type="Q4_1")])
     assert "reconstruction of its shipped Q4_1 file" in line
-    old = _summary("F16", None, source_type="Q4_1", reconstructed=True)
-    del old["origin"]  # a log written before origins existed
+    # a log written before origins existed
+    old = variant("m", "F16", 0.5).model_copy(
+        update={"is_baseline": True, "source_type": "Q4_1", "reconstructed": True}
+    )
     assert "reconstruction of its shipped Q4_1" in origin_notes([old])[0]
     assert origin_notes([_summary("F16", "scripted")]) == []
 
