@@ -19,7 +19,9 @@ MCScoring = Literal["generation", "letters", "both"]  # see tasks/multiple_choic
 GpuLayers = Annotated[int, Field(ge=0)] | Literal["all"]
 
 
-ADDED_FIELDS = ("gpu_layers",)  # see Study.config_hash
+# fields added after runs already existed, each with the value that means "as before it
+# existed": counted in the hash only when set to something else (see Study.config_hash)
+ADDED_FIELDS: dict[str, Any] = {"gpu_layers": None, "batch_size": 1}
 
 
 class ConfigError(ValueError):
@@ -194,6 +196,13 @@ class Study(_Strict):
         "all when the llama.cpp build has a GPU backend, else 0",
     )
     selection_seed: int = 42
+    batch_size: int = Field(
+        default=4,
+        ge=1,
+        description="embedded engine: requests decoded together as sequences of one context "
+        "(groups fixed by the plan, so every level and every rerun sees the same batches); "
+        "1: one at a time, as before; measured best on 2 CPU cores: 4; a GPU takes 16-64",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Study:
@@ -220,13 +229,14 @@ class Study(_Strict):
     def config_hash(self) -> str:
         """SHA-256 of the canonical JSON of everything that changes what is measured.
 
-        Fields added after runs already existed (``ADDED_FIELDS``) count only when set, so a run
-        started before they existed keeps its hash and resumes.
+        Fields added after runs already existed (``ADDED_FIELDS``) count only when set to
+        something other than their "as before" value, so a run started before they existed
+        keeps its hash and resumes with that value (``batch_size: 1``).
         """
         data = self.model_dump(mode="json")
         for holder in (data, *data["models"]):
-            for name in ADDED_FIELDS:
-                if holder.get(name, 0) is None:
+            for name, before in ADDED_FIELDS.items():
+                if name in holder and holder[name] == before:
                     del holder[name]
         payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()

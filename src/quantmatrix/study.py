@@ -18,6 +18,7 @@ from rich.progress import TaskID
 
 from quantmatrix.backends import registry
 from quantmatrix.backends.base import Backend, BackendError, GenerationRequest
+from quantmatrix.backends.batching import batch_size_for, group_of, pending_groups
 from quantmatrix.config import ModelSpec, Study
 from quantmatrix.manifest import prepare_run_dir, record_environment, record_sources
 from quantmatrix.models.ladder import Variant, build_level
@@ -91,7 +92,7 @@ def _fileless_variant(spec: ModelSpec, level: str) -> Variant:
     return Variant(spec.name, level, None, None, where, spec.backend, False)
 
 
-def _request(sample: Sample, study: Study) -> GenerationRequest:
+def _request(sample: Sample, study: Study, index: int) -> GenerationRequest:
     return GenerationRequest(
         key=f"{sample.task}|{sample.item}",
         prompt=sample.prompt,
@@ -100,6 +101,7 @@ def _request(sample: Sample, study: Study) -> GenerationRequest:
         temperature=study.decoding.temperature,
         seed=study.decoding.seed,
         letter_count=sample.letter_count,
+        batch_group=group_of(index, study.batch_size),
     )
 
 
@@ -148,12 +150,15 @@ def _warm_up(backend: Backend, study: Study) -> float:
 def evaluate_variant(
     variant: Variant,
     backend: Backend,
-    todo: Sequence[Sample],
+    todo: Sequence[tuple[int, Sample]],
     study: Study,
     samples_log: AppendLog,
     on_sample: Callable[[], None] = lambda: None,
+    logged: Callable[[Sample], bool] = lambda s: False,
 ) -> dict[str, Any]:
-    """Ask every sample in ``todo``; each row is durable the moment it is written."""
+    """Ask every (plan index, sample) in ``todo``; each row is durable the moment it is
+    written. A ``logged`` sample is asked again only to keep its batch group whole: its result
+    is not written twice (backends/batching.py)."""
     if study.decoding.mc_scoring == "letters" and not backend.capabilities.letter_probs:
         raise BackendError(
             f"backend {backend.name!r} gives no option-letter probabilities; set "
@@ -162,10 +167,14 @@ def evaluate_variant(
     warmup_s = _warm_up(backend, study)
     native = 0.0
     started = time.perf_counter()
-    by_key = {f"{s.task}|{s.item}": s for s in todo}
-    for result in backend.generate([_request(s, study) for s in todo]):
-        samples_log.append(_sample_row(variant, by_key[result.key], result))
+    by_key = {f"{s.task}|{s.item}": s for _, s in todo}
+    written = 0
+    for result in backend.generate([_request(s, study, i) for i, s in todo]):
         native += result.timing.native_s or 0.0
+        if logged(by_key[result.key]):
+            continue
+        samples_log.append(_sample_row(variant, by_key[result.key], result))
+        written += 1
         on_sample()
     eval_wall = time.perf_counter() - started
     memory = backend.memory()
@@ -184,7 +193,7 @@ def evaluate_variant(
         else {"peak_bytes": memory.peak_bytes, "source": memory.source, **memory.extra},
         "warmup_runs": study.warmup_runs,
         "warmup_s": warmup_s,
-        "session_samples": len(todo),
+        "session_samples": written,
         "session_eval_wall_s": eval_wall,
         "session_native_s": native,
     }
@@ -231,7 +240,12 @@ def run_study(
         make_progress(options.show_progress) as progress,
     ):
         for spec, variant in variants:
-            todo = [s for s in samples if (variant.id, s.task, s.item) not in done]
+
+            def logged(s: Sample, v: str = variant.id) -> bool:
+                return (v, s.task, s.item) in done
+
+            asked = pending_groups(samples, logged, batch_size_for(spec, study))
+            todo = [s for _, s in asked if not logged(s)]
             outcome.skipped += len(samples) - len(todo)
             if not todo and variant.id in measured:
                 continue
@@ -247,7 +261,7 @@ def run_study(
                 progress.advance(t)
 
             try:
-                row = evaluate_variant(variant, backend, todo, study, log, advance)
+                row = evaluate_variant(variant, backend, asked, study, log, advance, logged)
             except BackendError as exc:  # rows already written stay; a rerun resumes
                 console.print(f"[red]{variant.id}: {exc}[/red]", highlight=False)
                 outcome.failed_variants.append(variant.id)
