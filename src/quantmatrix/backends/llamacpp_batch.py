@@ -79,7 +79,8 @@ class BatchDecoder:
         assert 0 < len(seqs) <= self.n_seq
         started = time.perf_counter()
         self._lib.llama_memory_clear(self.memory, True)
-        prefix = common_prefix([s.prompt for s in seqs])
+        # one sequence alone is evaluated as the single-stream path does: its whole prompt
+        prefix = common_prefix([s.prompt for s in seqs]) if len(seqs) > 1 else []
         prefix_s = self._prefix(tuple(prefix))
         for i, seq in enumerate(seqs):
             seq.prompt_s += prefix_s / len(seqs)
