@@ -57,7 +57,12 @@ class BatchDecoder:
         params.n_seq_max = n_seq + 1
         params.kv_unified = True
         params.n_ctx = n_seq * (context_length + SLACK_TOKENS)
-        self.ctx = llama_cpp.llama_init_from_model(llm._model.model, params)
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        # quiet as ``Llama(verbose=False)``: llama.cpp warns that the unified cache (all
+        # sequences together) is larger than the context the model was trained for
+        with suppress_stdout_stderr(disable=False):
+            self.ctx = llama_cpp.llama_init_from_model(llm._model.model, params)
         if not self.ctx:
             raise BackendError(
                 f"llama.cpp could not create a context of {n_seq} sequences of {context_length} "
