@@ -150,6 +150,8 @@ def main() -> None:
     backend = backend_for(size)
     parts = (("multiple choice", mc, None), ("generation", gen, args.gen_tokens))
     for name, items, budget in parts:
+        if not items:
+            continue
         reqs = _requests(items, size, budget)
         run = _paired(backend, reqs, size)
         old, new = run["walls"]["old"], run["walls"]["new"]
