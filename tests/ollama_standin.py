@@ -16,7 +16,8 @@ first token is measurably shorter than its wall time.
 Faults are scripted per generation request (``faults`` is consumed one entry per request to
 ``/api/generate`` or ``/api/chat``): ``"500"`` (HTTP 500), ``"malformed"`` (a body that is not
 JSON), ``"drop"`` (close the connection without an answer), ``"hang"`` (answer after
-``hang_s``), ``"cut"`` (a stream broken off after its first object); ``"ok"`` answers normally. :meth:`OllamaStandIn.stop` kills the server for good.
+``hang_s``), ``"cut"`` (a stream broken off after its first object); ``"ok"`` answers
+normally. :meth:`OllamaStandIn.stop` kills the server for good.
 """
 
 from __future__ import annotations

@@ -116,15 +116,18 @@ def test_agreement_with_the_single_stream_path_is_reported(models: dict[str, Pat
     print(f"batched == single-stream: {same}/{len(reqs)} texts")
     for x, y in zip(batched, single, strict=True):
         if x.letter_probs is not None and y.letter_probs is not None:
-            assert max(abs(p - q) for p, q in zip(x.letter_probs, y.letter_probs, strict=True)) < 0.05
+            pairs = zip(x.letter_probs, y.letter_probs, strict=True)
+            assert max(abs(p - q) for p, q in pairs) < 0.05
 
 
 def study_file(folder: Path, source: Path) -> Path:
     data = {
         "name": "batch-engine",
         "models": [{"name": "tiny", "source": str(source), "levels": ["F16", "Q8_0"]}],
-        "tasks": [{"kind": "mmlu", "per_subject": None, "n": 6},
-                  {"kind": "arc_challenge", "n": 5}],  # fmt: skip
+        "tasks": [
+            {"kind": "mmlu", "per_subject": None, "n": 6},
+            {"kind": "arc_challenge", "n": 5},
+        ],
         "decoding": {"mc_max_new_tokens": 6},
         "divergence": {"kld": False},
         "warmup_runs": 1,

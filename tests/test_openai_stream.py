@@ -41,7 +41,7 @@ def test_streamed_chat_has_text_usage_and_a_sane_ttft(standin: OllamaStandIn) ->
     assert result.text == "B. Paris\nBecause it is the capital." and result.finish_reason == "stop"
     t = result.timing
     assert t.prompt_tokens == 6 and t.generated_tokens == 7 and t.server_s is None
-    assert t.ttft_s is not None and 0 < t.ttft_s and t.wall_s - t.ttft_s >= 7 * 0.03 * 0.9
+    assert t.ttft_s is not None and t.ttft_s > 0 and t.wall_s - t.ttft_s >= 7 * 0.03 * 0.9
 
 
 def test_streamed_completion_and_line_end(standin: OllamaStandIn) -> None:

@@ -108,6 +108,13 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError) as exc:
             self._sampler.stop()
             raise BackendError(f"llama.cpp could not load {model_path}: {exc}") from None
+        if options.batch_size > 1:  # its KV cache is part of the load and of the memory read
+            try:
+                self._decoder = BatchDecoder(self.llm, options.batch_size, options.context_length)
+            except BackendError:
+                self._sampler.stop()
+                self.llm.close()
+                raise
         self.load_s = time.perf_counter() - started
         self.path = model_path
         self._track_gpu()
@@ -223,9 +230,7 @@ class LlamaCppBackend:
         return SeqState(request, tokens, tuple(s.encode() for s in stops), budget)
 
     def _batched(self, seqs: list[SeqState]) -> Iterator[GenerationResult]:
-        if self._decoder is None:
-            self._decoder = BatchDecoder(self.llm, self.options.batch_size,
-                                         self.options.context_length)  # fmt: skip
+        assert self._decoder is not None  # made at load when batch_size > 1
         wall = self._decoder.run(seqs)
         engine = sum(s.prompt_s + s.decode_s for s in seqs)
         overhead = max(wall - engine, 0.0) / len(seqs)
