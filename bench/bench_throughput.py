@@ -10,7 +10,8 @@ prompt tokens, and the agreement of the outputs (texts, the letter read from the
 most probable letter, the largest letter-probability difference).
 
 ``--sizes 1,2,4,8`` adds a sweep of aggregate decode throughput over batch sizes on the
-generation items (the figure behind the default ``batch_size``).
+generation items (the figure behind the default ``batch_size``), sizes interleaved rep by rep;
+``--reps N`` repeats everything N times and reports medians (a shared machine's load moves).
 
 Run: ``python bench/bench_throughput.py`` (all demo items: 60 multiple choice, 10 generation)
      ``python bench/bench_throughput.py --mc 16 --gen 4 --gen-tokens 64 --sizes 1,2,4,8``
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,17 +113,24 @@ def _agreement(old: list[GenerationResult], new: list[GenerationResult],
     return line
 
 
-def _sweep(backend_for: Any, reqs: list[Any], sizes: list[int]) -> None:
-    print("\nbatch size | generation wall s | decode tok/s (aggregate) | tokens")
+def _sweep(backend: LlamaCppBackend, reqs: list[Any], sizes: list[int], reps: int) -> None:
+    """Aggregate decode throughput per batch size on one backend (its batch size the largest),
+    the sizes interleaved rep by rep, the order reversed every other rep; medians."""
+    walls: dict[int, list[float]] = {size: [] for size in sizes}
+    speeds: dict[int, list[float]] = {size: [] for size in sizes}
+    for rep in range(reps):
+        for size in sizes if rep % 2 == 0 else sizes[::-1]:
+            grouped = [dataclasses.replace(r, batch_group=i // size if size > 1 else None)
+                       for i, r in enumerate(reqs)]  # fmt: skip
+            wall, results = _timed(backend, grouped)
+            tokens = sum(r.timing.decode_tokens or 0 for r in results)
+            decode = sum(r.timing.decode_s or 0.0 for r in results)
+            walls[size].append(wall)
+            speeds[size].append(tokens / decode)
+    print(f"\nbatch size | generation wall s (median of {reps}) | decode tok/s, aggregate")
     for size in sizes:
-        backend = backend_for(size)
-        grouped = [dataclasses.replace(r, batch_group=i // size if size > 1 else None)
-                   for i, r in enumerate(reqs)]  # fmt: skip
-        wall, results = _timed(backend, grouped)
-        tokens = sum(r.timing.decode_tokens or 0 for r in results)
-        decode = sum(r.timing.decode_s or 0.0 for r in results)
-        print(f"{size:10d} | {wall:17.2f} | {tokens / decode:24.1f} | {tokens}")
-        backend.close()
+        print(f"{size:10d} | {statistics.median(walls[size]):30.2f} | "
+              f"{statistics.median(speeds[size]):.1f}")  # fmt: skip
 
 
 def main() -> None:
@@ -132,6 +141,7 @@ def main() -> None:
     parser.add_argument("--gen-tokens", type=int, default=None, help="override their budget")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--sizes", default="", help="e.g. 1,2,4,8: a batch-size sweep")
+    parser.add_argument("--reps", type=int, default=1, help="repetitions (medians)")
     args = parser.parse_args()
     study = load_study(Path(PRESET))
     source = resolve_source(study.models[0].name, study.models[0].source, default_cache())
@@ -153,19 +163,25 @@ def main() -> None:
         if not items:
             continue
         reqs = _requests(items, size, budget)
-        run = _paired(backend, reqs, size)
-        old, new = run["walls"]["old"], run["walls"]["new"]
+        runs = [_paired(backend, reqs, size) for _ in range(args.reps)]
+        run = runs[0]
+        old = statistics.median(r["walls"]["old"] for r in runs)
+        new = statistics.median(r["walls"]["new"] for r in runs)
+        ratios = ", ".join(f"{r['walls']['old'] / r['walls']['new']:.2f}" for r in runs)
         total, shared, distinct = _prefix_share(backend, reqs, size)
         evaluated = total - shared + distinct
-        print(f"\n{name}: old {old:.2f} s, new {new:.2f} s, ratio {old / new:.2f}x")
+        print(f"\n{name}: old {old:.2f} s, new {new:.2f} s (medians of {args.reps}), "
+              f"ratio {old / new:.2f}x (per rep: {ratios})")  # fmt: skip
         print(f"  prompt tokens {total}; in a shared prefix {shared} "
               f"({100 * shared / total:.1f} %); evaluated by the new path {evaluated} "
               f"({100 * evaluated / total:.1f} %)")  # fmt: skip
         print("  agreement: " + _agreement(run["results"]["old"], run["results"]["new"], by_key))
     backend.close()
     if args.sizes:
-        gen_reqs = _requests(gen, 1, args.gen_tokens)
-        _sweep(backend_for, gen_reqs, [int(x) for x in args.sizes.split(",")])
+        sizes = [int(x) for x in args.sizes.split(",")]
+        sweeper = backend_for(max(sizes))
+        _sweep(sweeper, _requests(gen, 1, args.gen_tokens), sizes, args.reps)
+        sweeper.close()
 
 
 if __name__ == "__main__":
