@@ -201,8 +201,8 @@ class Study(_Strict):
         ge=1,
         description="embedded engine: requests decoded together as sequences of one context "
         "(groups fixed by the plan, so every level and every rerun sees the same batches); "
-        "1: one at a time, as before; 4 measured on 2 CPU cores (bench/bench_throughput.py); "
-        "on a GPU try 16-64 (not measured here)",
+        "1: one at a time, as before; 4 on 2 CPU cores (measure with bench/bench_throughput.py "
+        "--sizes 1,2,4,8); on a GPU try 16-64 (not measured)",
     )
 
     @model_validator(mode="after")
