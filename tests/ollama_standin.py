@@ -1,15 +1,23 @@
 """A STAND-IN for an Ollama server, for tests. It is not Ollama and runs no model.
 
 It speaks the part of Ollama's documented HTTP API (docs/api.md of Ollama 0.12.x; ``logprobs``
-as added in 0.12.11) that quantmatrix uses: ``/api/generate`` and ``/api/chat`` (non-streamed
-and streamed NDJSON, options ``num_predict`` and ``stop``, ``raw``, durations in nanoseconds),
+as added in 0.12.11) that quantmatrix uses: ``/api/generate`` and ``/api/chat`` (non-streamed,
+and streamed as NDJSON: one object per token with that token's logprobs, then the final object
+with the metrics; options ``num_predict`` and ``stop``, ``raw``, durations in nanoseconds),
 ``/api/pull`` (streamed status lines), ``/api/ps``, ``/api/tags``, ``/api/version``, and error
 bodies ``{"error": "..."}`` (404 for an unknown model). Replies are scripted, not generated.
+
+It also answers the OpenAI-compatible ``/v1/chat/completions`` and ``/v1/completions`` for the
+same models, non-streamed or streamed as server-sent events (``data: {chunk}`` lines, a usage
+chunk when ``stream_options.include_usage``, then ``data: [DONE]``), as llama-server does.
+``token_delay_s`` is slept before each streamed token after the first, so a client's time to
+first token is measurably shorter than its wall time.
 
 Faults are scripted per generation request (``faults`` is consumed one entry per request to
 ``/api/generate`` or ``/api/chat``): ``"500"`` (HTTP 500), ``"malformed"`` (a body that is not
 JSON), ``"drop"`` (close the connection without an answer), ``"hang"`` (answer after
-``hang_s``); ``"ok"`` answers normally. :meth:`OllamaStandIn.stop` kills the server for good.
+``hang_s``), ``"cut"`` (a stream broken off after its first object); ``"ok"`` answers
+normally. :meth:`OllamaStandIn.stop` kills the server for good.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ class OllamaStandIn:
         self.delay_s = delay_s
         self.faults: deque[str] = deque()
         self.hang_s = 0.5
+        self.token_delay_s = 0.0
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.loaded: set[str] = set()
         self.active = 0
@@ -121,7 +130,7 @@ class OllamaStandIn:
             "eval_duration": len(tokens) * EVAL_NS_PER_TOKEN,
         }
         final["total_duration"] += final["eval_duration"]
-        if body.get("logprobs"):
+        if body.get("logprobs") is True:
             final["logprobs"] = [
                 {"token": t, "logprob": -0.1 * (i + 1), "bytes": list(t.encode())}
                 for i, t in enumerate(tokens)
@@ -157,6 +166,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     standin: OllamaStandIn
+    cut = False
     protocol_version = "HTTP/1.0"  # one request per connection: stop() really cuts clients off
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -172,12 +182,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _stream(self, objects: list[dict[str, Any]]) -> None:
+    def _stream(self, objects: list[dict[str, Any]], sse: bool = False) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "application/x-ndjson")
+        kind = "text/event-stream" if sse else "application/x-ndjson"
+        self.send_header("Content-Type", kind)
         self.end_headers()
-        for obj in objects:
-            self.wfile.write(json.dumps(obj).encode() + b"\n")
+        for i, obj in enumerate(objects):
+            if i > 0 and self.cut:
+                return  # the connection closes: a stream without its end
+            if i > 0 and self.standin.token_delay_s:
+                time.sleep(self.standin.token_delay_s)
+            line = json.dumps(obj).encode()
+            self.wfile.write(b"data: " + line + b"\n\n" if sse else line + b"\n")
+            self.wfile.flush()
+        if sse:
+            self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
 
     def _body(self) -> dict[str, Any]:
@@ -208,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self._body()
         self.standin.requests.append((self.path, body))
-        if self.path in ("/api/generate", "/api/chat"):
+        if self.path in ("/api/generate", "/api/chat", "/v1/chat/completions", "/v1/completions"):
             self._generation(body)
         elif self.path == "/api/pull":
             self._pull(str(body.get("model", "")))
@@ -218,6 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _generation(self, body: dict[str, Any]) -> None:
         s = self.standin
         fault = s.faults.popleft() if s.faults else "ok"
+        self.cut = fault == "cut"
         if fault == "drop":
             return  # no answer at all: the client sees the connection close
         if fault == "hang":
@@ -234,7 +254,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if s.delay_s is not None:
                 time.sleep(s.delay_s(body))
-            self._answer(body)
+            if self.path.startswith("/v1/"):
+                self._answer_openai(body)
+            else:
+                self._answer(body)
         finally:
             with s.lock:
                 s.active -= 1
@@ -251,8 +274,37 @@ class _Handler(BaseHTTPRequestHandler):
 
         if body.get("stream", True) is False:
             return self._send(200, {**head, **piece("".join(tokens)), **final})
+        logprobs = final.pop("logprobs", None) or [None] * len(tokens)
         chunks = [{**head, **piece(t), "done": False} for t in tokens]
+        for chunk, entry in zip(chunks, logprobs, strict=True):
+            if entry is not None:  # Ollama streams each token's logprobs with it
+                chunk["logprobs"] = [entry]
         self._stream([*chunks, {**head, **piece(""), **final}])
+
+    def _answer_openai(self, body: dict[str, Any]) -> None:
+        tokens, final = self.standin.generation(body)
+        chat = self.path == "/v1/chat/completions"
+        finish = final["done_reason"]
+        usage = {"prompt_tokens": final["prompt_eval_count"],
+                 "completion_tokens": final["eval_count"]}  # fmt: skip
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        head = {"id": "cmpl-standin", "model": body["model"], "created": 1735689600}
+
+        def choice(text: str, reason: str | None, delta: bool) -> dict[str, Any]:
+            if not chat:
+                return {"index": 0, "text": text, "finish_reason": reason}
+            key = "delta" if delta else "message"
+            return {"index": 0, key: {"role": "assistant", "content": text},
+                    "finish_reason": reason}  # fmt: skip
+
+        if not body.get("stream"):
+            reply = {**head, "choices": [choice("".join(tokens), finish, False)], "usage": usage}
+            return self._send(200, reply)
+        chunks = [{**head, "choices": [choice(t, None, True)]} for t in tokens]
+        chunks.append({**head, "choices": [choice("", finish, True)]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            chunks.append({**head, "choices": [], "usage": usage})
+        self._stream(chunks, sse=True)
 
     def _pull(self, name: str) -> None:
         s = self.standin

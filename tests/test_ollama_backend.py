@@ -57,7 +57,7 @@ def test_chat_request_fields_and_native_timing(standin: OllamaStandIn) -> None:
     b = backend(standin, keep_alive="10m")
     (result,) = b.generate([req("k1", system="Answer briefly.")])
     body = standin.bodies("/api/chat")[0]
-    assert body["model"] == TAG and body["stream"] is False and body["keep_alive"] == "10m"
+    assert body["model"] == TAG and body["stream"] is True and body["keep_alive"] == "10m"
     assert body["messages"][0] == {"role": "system", "content": "Answer briefly."}
     assert body["options"] == {
         "temperature": 0.0,
@@ -74,9 +74,24 @@ def test_chat_request_fields_and_native_timing(standin: OllamaStandIn) -> None:
     assert t.prompt_tokens == n_prompt and t.generated_tokens == 7
     assert t.prompt_eval_s == pytest.approx(n_prompt * PROMPT_NS_PER_TOKEN / 1e9)
     assert t.decode_s == pytest.approx(7 * EVAL_NS_PER_TOKEN / 1e9)
-    assert t.load_s == pytest.approx(0.05) and t.wall_s > 0 and t.ttft_s is None
-    assert result.logprobs is not None  # typed, in the result itself
-    assert [e.logprob for e in result.logprobs][:2] == pytest.approx([-0.1, -0.2])
+    assert t.load_s == pytest.approx(0.05) and t.ttft_s is not None and 0 < t.ttft_s <= t.wall_s
+    assert result.logprobs is not None  # typed, in the result itself, from every streamed chunk
+    assert [e.logprob for e in result.logprobs] == pytest.approx([-0.1 * i for i in range(1, 8)])
+
+
+def test_streamed_ttft_comes_before_the_last_token(standin: OllamaStandIn) -> None:
+    standin.token_delay_s = 0.03  # before each of the 6 later tokens and the final object
+    (result,) = backend(standin).generate([req("k")])
+    t = result.timing
+    assert t.ttft_s is not None and t.wall_s - t.ttft_s >= 6 * 0.03 * 0.9
+    assert t.prompt_eval_s == pytest.approx(6 * PROMPT_NS_PER_TOKEN / 1e9)  # the engine's own
+    assert result.text == "B. Paris\nBecause it is the capital."
+
+
+def test_a_stream_broken_off_is_asked_again(standin: OllamaStandIn) -> None:
+    standin.faults.append("cut")
+    (result,) = backend(standin).generate([req("a")])
+    assert result.text.startswith("B. Paris") and len(standin.bodies("/api/chat")) == 2
 
 
 def test_letter_probabilities_from_the_first_tokens_top_logprobs(standin: OllamaStandIn) -> None:

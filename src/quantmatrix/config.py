@@ -19,7 +19,14 @@ MCScoring = Literal["generation", "letters", "both"]  # see tasks/multiple_choic
 GpuLayers = Annotated[int, Field(ge=0)] | Literal["all"]
 
 
-ADDED_FIELDS = ("gpu_layers", "imatrix", "calibration")  # see Study.config_hash
+# fields added after runs already existed, each with the value that means "as before it
+# existed": counted in the hash only when set to something else (see Study.config_hash)
+ADDED_FIELDS: dict[str, Any] = {
+    "gpu_layers": None,
+    "imatrix": None,
+    "calibration": None,
+    "batch_size": 1,
+}
 
 
 class ConfigError(ValueError):
@@ -242,6 +249,14 @@ class Study(_Strict):
     calibration: CalibrationSpec | None = Field(
         default=None, description="importance matrices' text; default: the packaged one"
     )
+    batch_size: int = Field(
+        default=4,
+        ge=1,
+        description="embedded engine: requests decoded together as sequences of one context "
+        "(groups fixed by the plan, so every level and every rerun sees the same batches); "
+        "1: one at a time, as before; 4 on 2 CPU cores (measure with bench/bench_throughput.py "
+        "--sizes 1,2,4,8); on a GPU try 16-64 (not measured)",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Study:
@@ -268,13 +283,14 @@ class Study(_Strict):
     def config_hash(self) -> str:
         """SHA-256 of the canonical JSON of everything that changes what is measured.
 
-        Fields added after runs already existed (``ADDED_FIELDS``) count only when set, so a run
-        started before they existed keeps its hash and resumes.
+        Fields added after runs already existed (``ADDED_FIELDS``) count only when set to
+        something other than their "as before" value, so a run started before they existed
+        keeps its hash and resumes with that value (``batch_size: 1``).
         """
         data = self.model_dump(mode="json")
         for holder in (data, *data["models"]):
-            for name in ADDED_FIELDS:
-                if holder.get(name, 0) is None:
+            for name, before in ADDED_FIELDS.items():
+                if name in holder and holder[name] == before:
                     del holder[name]
         payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()

@@ -30,6 +30,9 @@ class GenerationRequest:
     temperature: float = 0.0
     seed: int = 42
     letter_count: int = 0  # > 0: also return the next-token probability of letters A.. (n)
+    # requests next to each other with the same group may be decoded together (one batch);
+    # the caller numbers groups from positions in the full plan (see backends/batching.py)
+    batch_group: int | None = None
 
 
 @dataclass(frozen=True)

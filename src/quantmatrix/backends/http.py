@@ -6,6 +6,9 @@
   faults a local server shows (connection refused, timeouts, dropped connections, HTTP 5xx,
   malformed JSON). After the last try it raises :class:`BackendError` with one clear line;
   a 4xx answer is not retried and raises :class:`ServerReplyError` at once.
+* :meth:`JsonClient.stream`: a streamed answer (NDJSON as Ollama sends it, or server-sent
+  events as OpenAI-compatible servers do), read whole with the same retries, each object with
+  its arrival time: the client-side time to first token comes from it (:class:`Streamed`).
 * :func:`ordered_map`: keeps up to ``in_flight`` calls running in a thread pool and yields the
   results in input order (``in_flight=1`` is strictly sequential, for timing runs).
 * Line-end helpers: both servers stop at ``"\\n"`` on their own side; the backends reproduce the
@@ -16,7 +19,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import deque
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from quantmatrix.backends.base import BackendError, GenerationRequest, TokenLogprob
+from quantmatrix.backends.http_stream import Streamed, json_object, stream_complete, stream_object
 
 if TYPE_CHECKING:
     from quantmatrix.config import ModelSpec, Study
@@ -47,6 +50,8 @@ class ServerOptions:
     (0-based) is ``backoff_s * 2**i``. ``in_flight`` requests are kept running at once
     (1 = strictly sequential). ``keep_alive`` is Ollama's (a duration such as ``"5m"``).
     ``logprobs`` asks the server for per-token log-probabilities (kept when it sends them).
+    ``stream``: the OpenAI-compatible backend streams its replies (a client-side TTFT); Ollama's
+    always does.
     """
 
     chat: bool = True
@@ -58,6 +63,7 @@ class ServerOptions:
     in_flight: int = 1
     keep_alive: str = "5m"
     logprobs: bool = True
+    stream: bool = True
 
 
 def server_options(spec: ModelSpec, study: Study, logprobs: bool) -> ServerOptions:
@@ -139,13 +145,8 @@ class JsonClient:
             raise _Transient(f"did not answer within {self.options.timeout_s:g} s") from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
             raise _Transient("dropped the connection") from None
-        status = response.status_code
-        if status >= 400:
-            detail = error_detail(response)
-            if status < 500 or (fatal is not None and fatal(status, detail)):
-                line = f"{self.label} at {self.base_url} answered HTTP {status}: {detail}"
-                raise ServerReplyError(status, detail, line)
-            raise _Transient(f"failed with HTTP {status}: {detail}")
+        if response.status_code >= 400:
+            self._refuse(response.status_code, error_detail(response), fatal)
         try:
             return response.json(), response.headers
         except ValueError:
@@ -159,6 +160,56 @@ class JsonClient:
         for attempt in range(attempts):
             try:
                 return self._once(method, path, body, fatal)
+            except _Transient as exc:
+                if attempt + 1 >= attempts:
+                    tries = f" ({attempts} tries)" if attempts > 1 else ""
+                    raise BackendError(self._line(exc.reason + tries)) from None
+                time.sleep(self.options.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _stream_once(self, path: str, body: Any, sse: bool, fatal: FatalCheck | None) -> Streamed:
+        objects: list[dict[str, Any]] = []
+        arrivals: list[float] = []
+        started = time.perf_counter()
+        try:
+            with self._http.stream("POST", path, json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._refuse(response.status_code, error_detail(response), fatal)
+                for raw in response.iter_lines():
+                    obj = stream_object(raw, sse)
+                    if obj is not None:
+                        objects.append(obj)
+                        arrivals.append(time.perf_counter() - started)
+                headers = response.headers
+        except httpx.ConnectError as exc:
+            raise _Transient(_connect_reason(exc)) from None
+        except httpx.TimeoutException:
+            raise _Transient(f"sent nothing for {self.options.timeout_s:g} s") from None
+        except httpx.TransportError:
+            raise _Transient("dropped the connection") from None
+        except ValueError:
+            raise _Transient("sent malformed JSON in a stream") from None
+        if not stream_complete(objects, sse):
+            raise _Transient("broke off a stream before its end")
+        return Streamed(objects, arrivals, headers, time.perf_counter() - started)
+
+    def _refuse(self, status: int, detail: str, fatal: FatalCheck | None) -> None:
+        if status < 500 or (fatal is not None and fatal(status, detail)):
+            line = f"{self.label} at {self.base_url} answered HTTP {status}: {detail}"
+            raise ServerReplyError(status, detail, line)
+        raise _Transient(f"failed with HTTP {status}: {detail}")
+
+    def stream(
+        self, path: str, body: Any, sse: bool = False, fatal: FatalCheck | None = None
+    ) -> Streamed:
+        """POST and read a streamed answer whole (NDJSON, or SSE with ``sse``), retrying
+        transient faults as :meth:`request` does; a broken stream is asked again from the
+        start. The client timeout applies to each wait for the next line."""
+        attempts = self.options.retries + 1
+        for attempt in range(attempts):
+            try:
+                return self._stream_once(path, body, sse, fatal)
             except _Transient as exc:
                 if attempt + 1 >= attempts:
                     tries = f" ({attempts} tries)" if attempts > 1 else ""
@@ -187,7 +238,7 @@ class JsonClient:
                     raise ServerReplyError(response.status_code, detail, line)
                 for raw in response.iter_lines():
                     if raw.strip():
-                        yield _json_line(raw)
+                        yield json_object(raw)
         except httpx.ConnectError as exc:
             raise BackendError(self._line(_connect_reason(exc))) from None
         except httpx.TimeoutException:
@@ -200,13 +251,6 @@ class JsonClient:
 
     def close(self) -> None:
         self._http.close()
-
-
-def _json_line(raw: str) -> dict[str, Any]:
-    value = json.loads(raw)
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a JSON object, got {one_line(raw, 80)}")
-    return value
 
 
 def ordered_map(fn: Callable[[T], R], items: Sequence[T], in_flight: int) -> Iterator[R]:

@@ -5,6 +5,12 @@ template, base models the raw prompt. Every sample starts from an empty KV cache
 does not depend on which sample ran before it (and a resumed run matches an uninterrupted one).
 Native prompt-eval and decode times come from llama.cpp's own performance counters.
 
+Requests that share a ``batch_group`` (consecutive, at most ``batch_size`` of them) are decoded
+together as sequences of one context, their shared prompt prefix evaluated once
+(:mod:`quantmatrix.backends.llamacpp_batch`); a request without a group, a group of one,
+``batch_size`` 1, or a group that asks for sampling (temperature > 0) takes the single-stream
+path below, exactly as before batching existed.
+
 Letter probabilities (``GenerationRequest.letter_count``) are read from the same generation: a
 logits processor that changes nothing copies the first sampled position's raw logits (the
 next-token distribution after the prompt, exactly what a separate forward pass over the prompt
@@ -28,6 +34,9 @@ from quantmatrix.backends.base import (
     MemoryReading,
     Timing,
 )
+from quantmatrix.backends.batching import runs
+from quantmatrix.backends.llamacpp_batch import BatchDecoder
+from quantmatrix.backends.llamacpp_seq import SeqState
 from quantmatrix.backends.memory import RSSSampler
 from quantmatrix.engine.gpu import GpuMemory, NvmlReader, gpu_bytes
 from quantmatrix.engine.load import EngineSettings, open_llama
@@ -44,6 +53,7 @@ class LlamaCppOptions:
     chat: bool = True
     seed: int = 42
     engine: EngineSettings | None = None  # None: this machine's (engine.settings)
+    batch_size: int = 1  # sequences decoded together (Study.batch_size); 1: one at a time
 
 
 def _chunk_text(chunk: Any, chat: bool) -> str:
@@ -77,6 +87,7 @@ class LlamaCppBackend:
             logprobs=True, letter_probs=True, max_in_flight=1, native_timing=True
         )
         self._letter_ids: dict[int, list[tuple[int, ...]]] = {}
+        self._decoder: BatchDecoder | None = None
         self.engine = options.engine or _machine_settings()
         self._nvml = NvmlReader() if self.engine.offloaded else None
         self._gpu_before = self._nvml.read() if self._nvml else None
@@ -97,6 +108,13 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError) as exc:
             self._sampler.stop()
             raise BackendError(f"llama.cpp could not load {model_path}: {exc}") from None
+        if options.batch_size > 1:  # its KV cache is part of the load and of the memory read
+            try:
+                self._decoder = BatchDecoder(self.llm, options.batch_size, options.context_length)
+            except BackendError:
+                self._sampler.stop()
+                self.llm.close()
+                raise
         self.load_s = time.perf_counter() - started
         self.path = model_path
         self._track_gpu()
@@ -156,22 +174,72 @@ class LlamaCppBackend:
             decode_tokens=int(perf.n_eval),
             ttft_s=ttft,
         )
-        letters = None if capture is None else self._letters(capture, request.letter_count)
+        letters = None if capture is None else self._letters(capture.row, request.letter_count)
         return GenerationResult(request.key, text, finish, timing, letter_probs=letters)
 
-    def _letters(self, capture: _FirstLogits, n: int) -> tuple[float, ...] | None:
+    def _letters(self, row: Any, n: int) -> tuple[float, ...] | None:
         from quantmatrix.scoring import logits as lg
 
-        if capture.row is None:  # nothing was sampled (an empty prompt or max_tokens 0)
+        if row is None:  # nothing was sampled (an empty prompt or max_tokens 0)
             return None
         ids = self._letter_ids.get(n)
         if ids is None:
             ids = self._letter_ids[n] = lg.letter_token_ids(self.llm, n)
-        return tuple(float(p) for p in lg.letter_probs_from_logits(capture.row, ids))
+        return tuple(float(p) for p in lg.letter_probs_from_logits(row, ids))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
-        for request in requests:
-            yield self._one(request)
+        size = self.options.batch_size
+        for run in runs(requests):
+            for k in range(0, len(run), size):
+                group = run[k : k + size]
+                seqs = self._sequences(group) if len(group) > 1 else None
+                if seqs is None:
+                    yield from (self._one(request) for request in group)
+                else:
+                    yield from self._batched(seqs)
+
+    # -- batched decoding (backends/llamacpp_batch.py) ----------------------------------------
+
+    def _sequences(self, group: Sequence[GenerationRequest]) -> list[SeqState] | None:
+        """The group as sequences, or None where it must take the single-stream path."""
+        if any(r.temperature != 0 or not r.prompt for r in group):
+            return None
+        seqs = [self._sequence(r) for r in group]
+        return None if any(s is None for s in seqs) else [s for s in seqs if s is not None]
+
+    def _sequence(self, request: GenerationRequest) -> SeqState | None:
+        from quantmatrix.scoring import logits as lg
+
+        stops = list(request.stop)
+        if self.options.chat:
+            messages = [{"role": "user", "content": request.prompt}]
+            if request.system:
+                messages.insert(0, {"role": "system", "content": request.system})
+            try:
+                tokens, template_stops = lg.chat_prompt(self.llm, messages)
+            except ValueError:  # a chat format whose prompt tokens are not reproducible
+                return None
+            stops += template_stops
+        else:
+            tokens = lg.prompt_tokens(self.llm, request.prompt, chat=False)
+        n_ctx = self.options.context_length
+        if len(tokens) >= n_ctx:  # the single-stream path raises llama-cpp-python's error
+            return None
+        # llama-cpp-python's cap: the prompt and the reply fit in the context
+        budget = min(request.max_tokens, n_ctx - len(tokens))
+        return SeqState(request, tokens, tuple(s.encode() for s in stops), budget)
+
+    def _batched(self, seqs: list[SeqState]) -> Iterator[GenerationResult]:
+        assert self._decoder is not None  # made at load when batch_size > 1
+        wall = self._decoder.run(seqs)
+        engine = sum(s.prompt_s + s.decode_s for s in seqs)
+        overhead = max(wall - engine, 0.0) / len(seqs)
+        for s in seqs:
+            n = s.request.letter_count
+            letters = self._letters(s.first_logits, n) if n > 0 else None
+            finish = s.finish or "length"
+            yield GenerationResult(s.request.key, s.output(), finish, s.timing(overhead),
+                                   letter_probs=letters)  # fmt: skip
 
     def info(self) -> dict[str, Any]:
         lib = self._lib
@@ -184,6 +252,7 @@ class LlamaCppBackend:
             "chat_template": self.options.chat,
             "load_s": self.load_s,
             "engine_settings": self.engine.as_dict(),
+            "batch_size": self.options.batch_size,
         }
 
     def _track_gpu(self) -> None:
@@ -211,6 +280,8 @@ class LlamaCppBackend:
 
     def close(self) -> None:
         self._sampler.stop()
+        if self._decoder is not None:
+            self._decoder.close()
         self.llm.close()
 
 
@@ -230,7 +301,6 @@ def create(variant: Variant, spec: ModelSpec, study: Study) -> LlamaCppBackend:
     assert variant.path is not None and variant.info is not None
     chat = spec.chat if spec.chat is not None else variant.info.has_chat_template
     engine = _machine_settings(study.gpu_layers_for(spec))
-    options = LlamaCppOptions(
-        study.context_length, study.threads, chat, study.decoding.seed, engine=engine
-    )
+    options = LlamaCppOptions(study.context_length, study.threads, chat, study.decoding.seed,
+                              engine=engine, batch_size=study.batch_size)  # fmt: skip
     return LlamaCppBackend(variant.path, options)

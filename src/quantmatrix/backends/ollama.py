@@ -3,15 +3,17 @@
 Generation goes through ``/api/chat`` (``chat=True``: Ollama applies the model's template) or
 ``/api/generate`` with ``raw=true`` (``chat=False``: the prompt as is). Decoding is greedy:
 temperature 0, ``top_k`` 1, repeat penalty 1.0, the request's seed; ``num_predict`` and
-``num_ctx`` are set on every request. Requests are not streamed (``stream=false``): Ollama's
-usage metrics come only with the final object, and the client wall time is measured around the
-whole request, so there is no client TTFT (``ttft_s`` stays None).
+``num_ctx`` are set on every request. Replies are streamed (NDJSON, ``stream=true``): the
+client-side time to first token (``ttft_s``) is the arrival of the first object with content,
+the wall time runs to the final object, which carries Ollama's usage metrics.
 
-Native timing comes from Ollama's own counters (nanoseconds): ``prompt_eval_duration``,
-``eval_duration``, ``load_duration``, ``prompt_eval_count``, ``eval_count``.
+Native timing comes from Ollama's own counters (nanoseconds): ``prompt_eval_duration`` (the
+engine's prompt-eval time, kept beside the client TTFT), ``eval_duration``, ``load_duration``,
+``prompt_eval_count``, ``eval_count``.
 
 Log-probabilities (Ollama >= 0.12.11) are requested when ``options.logprobs`` and returned in
-``GenerationResult.logprobs`` (one :class:`TokenLogprob` per generated token).
+``GenerationResult.logprobs`` (one :class:`TokenLogprob` per generated token, gathered from
+every streamed object that carries some).
 For a request with ``letter_count`` the 20 top alternatives of the first generated token are
 asked for too (``top_logprobs``), and the option letters' probabilities are read from them
 (:func:`http.letters_from_top_logprobs`; a letter outside the top 20 counts 0). Ollama computes
@@ -21,7 +23,7 @@ greedy ``top_k`` 1 does not truncate them.
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +47,7 @@ from quantmatrix.backends.http import (
     ordered_map,
     server_options,
 )
+from quantmatrix.backends.http_stream import Streamed
 
 if TYPE_CHECKING:
     from quantmatrix.config import ModelSpec, Study
@@ -114,7 +117,7 @@ class OllamaBackend:
             options["top_k"] = 1
         if stops:
             options["stop"] = stops
-        body: dict[str, Any] = {"model": self.tag, "stream": False, "options": options}
+        body: dict[str, Any] = {"model": self.tag, "stream": True, "options": options}
         body["keep_alive"] = self.options.keep_alive
         if self.options.logprobs:
             body["logprobs"] = True
@@ -127,16 +130,31 @@ class OllamaBackend:
             messages.insert(0, {"role": "system", "content": request.system})
         return "/api/chat", {**body, "messages": messages}
 
-    def _call(self, request: GenerationRequest, stops: list[str]) -> tuple[dict[str, Any], float]:
+    def _call(self, request: GenerationRequest, stops: list[str]) -> tuple[dict[str, Any], Timing]:
+        """One streamed request: the reply merged into the shape of a non-streamed one (text,
+        all logprobs, the final object's metrics) and its timing, with the client TTFT."""
         path, body = self._body(request, stops)
-        started = time.perf_counter()
         try:
-            reply = self.client.post(path, body)
+            streamed = self.client.stream(path, body)
         except ServerReplyError as exc:
             raise self._reply_error(exc) from None
-        if not isinstance(reply, dict):
-            raise BackendError(f"ollama at {self.endpoint} sent a non-object reply to {path}")
-        return reply, time.perf_counter() - started
+        reply = self._merge(streamed)
+        ttft = streamed.first_arrival(lambda obj: bool(self._text(obj)))
+        timing = dataclasses.replace(ollama_timing(reply, streamed.wall_s), ttft_s=ttft)
+        return reply, timing
+
+    def _merge(self, streamed: Streamed) -> dict[str, Any]:
+        failed = next((o for o in streamed.objects if "error" in o), None)
+        if failed is not None:
+            raise BackendError(f"ollama at {self.endpoint} failed: {one_line(failed['error'])}")
+        text = "".join(self._text(obj) for obj in streamed.objects)
+        logprobs: list[Any] = []
+        for obj in streamed.objects:
+            logprobs += obj.get("logprobs") or []
+        reply = {**streamed.objects[-1], "logprobs": logprobs or None}
+        if self.options.chat:
+            return {**reply, "message": {"role": "assistant", "content": text}}
+        return {**reply, "response": text}
 
     def _reply_error(self, exc: ServerReplyError) -> BackendError:
         if exc.status == 404 or "not found" in exc.detail.lower():
@@ -152,16 +170,15 @@ class OllamaBackend:
         return str(reply.get("response") or "")
 
     def _one(self, request: GenerationRequest) -> GenerationResult:
-        def ask(stops: list[str]) -> tuple[str, str, tuple[dict[str, Any], float]]:
-            reply, wall = self._call(request, stops)
-            return self._text(reply), str(reply.get("done_reason") or "stop"), (reply, wall)
+        def ask(stops: list[str]) -> tuple[str, str, tuple[dict[str, Any], Timing]]:
+            reply, timing = self._call(request, stops)
+            return self._text(reply), str(reply.get("done_reason") or "stop"), (reply, timing)
 
-        text, finish, (reply, wall) = answer_first_line(request, ask)
+        text, finish, (reply, timing) = answer_first_line(request, ask)
         letters = None
         top = _first_top(reply) if request.letter_count > 0 else None
         if top is not None:
             letters = letters_from_top_logprobs(top, request.letter_count)
-        timing = ollama_timing(reply, wall)
         logprobs = entry_logprobs(reply.get("logprobs"))
         return GenerationResult(
             request.key, text, finish, timing, letter_probs=letters, logprobs=logprobs

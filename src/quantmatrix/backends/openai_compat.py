@@ -3,13 +3,17 @@
 Generation goes through ``/v1/chat/completions`` (``chat=True``: the server applies the model's
 chat template) or ``/v1/completions`` (``chat=False``: the raw prompt). Every request is greedy:
 temperature 0, ``top_k`` 1, ``repeat_penalty`` 1.0 (llama-cpp-python's server defaults to 1.1)
-and the request's seed. Requests are not streamed, so ``ttft_s`` stays None.
+and the request's seed. Replies are streamed (server-sent events, ``options.stream``), with
+``stream_options.include_usage``: the client-side time to first token (``ttft_s``) is the
+arrival of the first chunk with text (see :mod:`quantmatrix.backends.openai_stream` for what
+is read from the chunks); ``stream=False`` asks for one JSON reply and has no TTFT.
 
 Timing: token counts from ``usage``; native prompt-eval and decode times from llama-server's
 ``timings`` object (``prompt_ms``, ``predicted_ms``, ``prompt_n``, ``predicted_n``) when the
 server sends one, else the native times are None (llama-cpp-python's server sends none).
 llama-cpp-python's server does send an ``openai-processing-ms`` header (its own handling time
-of the request, in whole ms); it becomes ``Timing.server_s``.
+of the request, in whole ms); it becomes ``Timing.server_s`` for a non-streamed request (for a
+streamed one it is only the time until the stream began, so it is not kept).
 
 Log-probabilities are requested when ``options.logprobs``; a server that refuses them (an error
 mentioning logprobs) is asked again without, and not asked for them again. They are returned in
@@ -44,6 +48,7 @@ from quantmatrix.backends.http import (
     server_options,
     token_logprobs,
 )
+from quantmatrix.backends.openai_stream import chunk_text, merge_chunks
 
 if TYPE_CHECKING:
     from quantmatrix.config import ModelSpec, Study
@@ -115,8 +120,10 @@ class OpenAIBackend:
             "temperature": request.temperature,
             "seed": request.seed,
             "repeat_penalty": 1.0,
-            "stream": False,
+            "stream": self.options.stream,
         }
+        if self.options.stream:
+            body["stream_options"] = {"include_usage": True}
         if request.temperature == 0:
             body["top_k"] = 1
         if stops:
@@ -155,13 +162,36 @@ class OpenAIBackend:
             )
         return exc
 
-    def _call(self, request: GenerationRequest, stops: list[str]) -> tuple[dict[str, Any], Timing]:
+    def _stream(self, request: GenerationRequest, stops: list[str]) -> tuple[Any, Timing]:
+        path, body = self._body(request, stops)
+        try:
+            streamed = self.client.stream(path, body, sse=True, fatal=self._refuses_logprobs)
+        except ServerReplyError as exc:
+            if self._refuses_logprobs(exc.status, exc.detail):
+                self._ask_logprobs = False
+                self.capabilities = dataclasses.replace(self.capabilities, logprobs=False)
+                return self._stream(request, stops)
+            raise self._reply_error(exc) from None
+        chunks = [c for c in streamed.objects if "choices" in c or "usage" in c]
+        reply = merge_chunks(chunks, self.options.chat)
+        ttft = streamed.first_arrival(lambda c: bool(chunk_text(c, self.options.chat)))
+        timing = dataclasses.replace(openai_timing(reply, streamed.wall_s), ttft_s=ttft)
+        return reply, timing
+
+    def _plain(self, request: GenerationRequest, stops: list[str]) -> tuple[Any, Timing]:
         started = time.perf_counter()
         reply, headers = self._post(request, stops)
         wall = time.perf_counter() - started
+        if not isinstance(reply, dict):
+            return reply, Timing(0, 0, wall)
+        return reply, openai_timing(reply, wall, _server_s(headers))
+
+    def _call(self, request: GenerationRequest, stops: list[str]) -> tuple[dict[str, Any], Timing]:
+        ask = self._stream if self.options.stream else self._plain
+        reply, timing = ask(request, stops)
         if not isinstance(reply, dict) or not reply.get("choices"):
             raise BackendError(f"OpenAI-compatible server at {self.base_url} sent no choices")
-        return reply, openai_timing(reply, wall, _server_s(headers))
+        return reply, timing
 
     def _text(self, choice: dict[str, Any]) -> str:
         if self.options.chat:

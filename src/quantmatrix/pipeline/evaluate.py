@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from quantmatrix.backends.base import Backend, BackendError, GenerationRequest, GenerationResult
+from quantmatrix.backends.batching import batch_size_for, group_of
 from quantmatrix.config import ModelSpec, Study
 from quantmatrix.models.ladder import Variant
-from quantmatrix.pipeline.resume import pending
+from quantmatrix.pipeline.resume import pending_groups
 from quantmatrix.progress import Reporter, console
 from quantmatrix.runlog import AppendLog, LetterStats, SampleRow, SampleTiming, VariantRow
 from quantmatrix.runlog.rows import Key
@@ -32,7 +33,8 @@ class Evaluated:
     failed_variants: list[str] = field(default_factory=list)
 
 
-def request(sample: Sample, study: Study) -> GenerationRequest:
+def request(sample: Sample, study: Study, index: int) -> GenerationRequest:
+    """The request for the plan's ``index``-th sample (its batch group follows from the index)."""
     return GenerationRequest(
         key=f"{sample.task}|{sample.item}",
         prompt=sample.prompt,
@@ -41,6 +43,7 @@ def request(sample: Sample, study: Study) -> GenerationRequest:
         temperature=study.decoding.temperature,
         seed=study.decoding.seed,
         letter_count=sample.letter_count,
+        batch_group=group_of(index, study.batch_size),
     )
 
 
@@ -88,13 +91,16 @@ def _warm_up(backend: Backend, study: Study) -> float:
 def evaluate_variant(
     variant: Variant,
     backend: Backend,
-    todo: Sequence[Sample],
+    asked: Sequence[tuple[int, Sample]],
     study: Study,
     samples_log: AppendLog,
     progress: Reporter,
     session: str,
+    logged: Callable[[Sample], bool] = lambda s: False,
 ) -> VariantRow:
-    """Ask every sample in ``todo``; each row is durable the moment it is written."""
+    """Ask every (plan index, sample) in ``asked``; each row is durable the moment it is
+    written. A ``logged`` sample is asked again only to keep its batch group whole: its result
+    is not written twice (``resume.pending_groups``)."""
     if study.decoding.mc_scoring == "letters" and not backend.capabilities.letter_probs:
         raise BackendError(
             f"backend {backend.name!r} gives no option-letter probabilities; set "
@@ -103,10 +109,14 @@ def evaluate_variant(
     warmup_s = _warm_up(backend, study)
     native = 0.0
     started = time.perf_counter()
-    by_key = {f"{s.task}|{s.item}": s for s in todo}
-    for result in backend.generate([request(s, study) for s in todo]):
-        samples_log.append(sample_row(variant, by_key[result.key], result))
+    by_key = {f"{s.task}|{s.item}": s for _, s in asked}
+    written = 0
+    for result in backend.generate([request(s, study, i) for i, s in asked]):
         native += result.timing.native_s or 0.0
+        if logged(by_key[result.key]):
+            continue
+        samples_log.append(sample_row(variant, by_key[result.key], result))
+        written += 1
         progress.advance()
     eval_wall = time.perf_counter() - started
     memory = backend.memory()
@@ -125,7 +135,7 @@ def evaluate_variant(
         else {"peak_bytes": memory.peak_bytes, "source": memory.source, **memory.extra},
         warmup_runs=study.warmup_runs,
         warmup_s=warmup_s,
-        session_samples=len(todo),
+        session_samples=written,
         session_eval_wall_s=eval_wall,
         session_native_s=native,
         session=session,
@@ -135,6 +145,10 @@ def evaluate_variant(
 def _sample_key(variant_id: str) -> Callable[[Sample], Key]:
     """A sample's key in ``samples.jsonl`` for this variant (``SampleRow.KEY``)."""
     return lambda s: (variant_id, s.task, s.item)
+
+
+def _logged(key: Callable[[Sample], Key], done: frozenset[Key]) -> Callable[[Sample], bool]:
+    return lambda s: key(s) in done
 
 
 @dataclass(frozen=True)
@@ -157,7 +171,9 @@ def evaluate_all(
     """Every variant answers its pending samples; a variant that fails is named, not fatal."""
     outcome = Evaluated()
     for spec, variant in variants:
-        todo = pending(samples, _sample_key(variant.id), done)
+        key = _sample_key(variant.id)
+        asked = pending_groups(samples, key, done, batch_size_for(spec, study))
+        todo = [s for _, s in asked if key(s) not in done]
         outcome.skipped += len(samples) - len(todo)
         if not todo and variant.id in measured:
             continue
@@ -170,7 +186,8 @@ def evaluate_all(
             continue
         try:
             row = evaluate_variant(
-                variant, backend, todo, study, logs.samples, progress, logs.session
+                variant, backend, asked, study, logs.samples, progress, logs.session,
+                _logged(key, done),
             )
         except BackendError as exc:  # rows already written stay; a rerun resumes
             console.print(f"[red]{variant.id}: {exc}[/red]", highlight=False)

@@ -9,7 +9,7 @@ another run does not count as done.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,3 +33,16 @@ def done_in(rows: Iterable[LogRow]) -> frozenset[Key]:
 def pending(units: Iterable[T], key: Callable[[T], Key], done: frozenset[Key]) -> list[T]:
     """The units whose key has no row yet, in their order."""
     return [unit for unit in units if key(unit) not in done]
+
+
+def pending_groups(
+    units: Sequence[T], key: Callable[[T], Key], done: frozenset[Key], size: int
+) -> list[tuple[int, T]]:
+    """(plan index, unit) of every unit in a batch group (``index // size``) that still has a
+    pending unit, in plan order: a partly logged group is asked again whole, so its batch
+    shapes are those of the first time (``backends/batching.py``); the caller drops the
+    results already logged. With ``size`` 1 these are exactly :func:`pending`'s units."""
+    size = max(1, size)
+    left = {unit_id for unit_id, unit in enumerate(units) if key(unit) not in done}
+    open_groups = {i // size for i in left}
+    return [(i, unit) for i, unit in enumerate(units) if i // size in open_groups]

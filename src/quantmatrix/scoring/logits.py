@@ -90,15 +90,19 @@ def _chat_formatter(llm: Any) -> Any:
     return builtin[name]
 
 
+def chat_prompt(llm: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
+    """The tokens and the stop strings ``create_chat_completion`` uses for ``messages``."""
+    result = _chat_formatter(llm)(messages=messages)
+    tokens = llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special,
+                          special=True)  # fmt: skip
+    stop = result.stop if isinstance(result.stop, list) else [result.stop]
+    return list(tokens), [s for s in stop if isinstance(s, str)]
+
+
 def prompt_tokens(llm: Any, prompt: str, chat: bool) -> list[int]:
     """The tokens ``create_chat_completion`` (chat) or ``create_completion`` would evaluate."""
     if chat:
-        result = _chat_formatter(llm)(messages=[{"role": "user", "content": prompt}])
-        return list(
-            llm.tokenize(
-                result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-            )
-        )
+        return chat_prompt(llm, [{"role": "user", "content": prompt}])[0]
     body = list(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
     eos = [llm.token_eos()] if llm._model.add_eos_token() else []
     return bos_tokens(llm) + body + eos
