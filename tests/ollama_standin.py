@@ -180,7 +180,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        self._release()  # the client may send its next request as soon as it has this
         self.wfile.write(data)
+
+    def _release(self) -> None:
+        """This request stops counting as active (once), before its last bytes are written, so
+        a client that sends the next request on reading them never sees two at once."""
+        if getattr(self, "held", False):
+            self.held = False
+            with self.standin.lock:
+                self.standin.active -= 1
 
     def _stream(self, objects: list[dict[str, Any]], sse: bool = False) -> None:
         self.send_response(200)
@@ -193,9 +202,12 @@ class _Handler(BaseHTTPRequestHandler):
             if i > 0 and self.standin.token_delay_s:
                 time.sleep(self.standin.token_delay_s)
             line = json.dumps(obj).encode()
+            if i == len(objects) - 1 and not sse:
+                self._release()
             self.wfile.write(b"data: " + line + b"\n\n" if sse else line + b"\n")
             self.wfile.flush()
         if sse:
+            self._release()
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
 
@@ -251,6 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
         with s.lock:
             s.active += 1
             s.max_active = max(s.max_active, s.active)
+        self.held = True
         try:
             if s.delay_s is not None:
                 time.sleep(s.delay_s(body))
@@ -259,8 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._answer(body)
         finally:
-            with s.lock:
-                s.active -= 1
+            self._release()
 
     def _answer(self, body: dict[str, Any]) -> None:
         tokens, final = self.standin.generation(body)

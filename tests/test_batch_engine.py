@@ -19,8 +19,8 @@ from quantmatrix.backends.llamacpp import LlamaCppBackend, LlamaCppOptions
 from quantmatrix.config import ModelSpec, Study, load_study
 from quantmatrix.engine.load import EngineSettings
 from quantmatrix.models.ladder import Variant, quantize_file
-from quantmatrix.runlog import SAMPLES, read_rows
 from quantmatrix.pipeline import RunOptions, default_backend, run_study
+from quantmatrix.runlog import SAMPLES, read_rows
 from tests.tiny_model import write_tiny_llama
 
 pytestmark = [pytest.mark.engine]

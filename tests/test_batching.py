@@ -16,9 +16,9 @@ from quantmatrix.backends.fake import FakeBackend, hashed_letter_probs, hashed_l
 from quantmatrix.backends.llamacpp_seq import SeqState, common_prefix
 from quantmatrix.config import ModelSpec, Study, parse_study
 from quantmatrix.models.ladder import Variant
-from quantmatrix.runlog import SAMPLES, read_rows
 from quantmatrix.pipeline import RunOptions, run_study
 from quantmatrix.pipeline.resume import pending_groups
+from quantmatrix.runlog import SAMPLES, read_rows
 from tests.conftest import fake_study_dict
 
 

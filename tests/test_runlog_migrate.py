@@ -35,7 +35,9 @@ def fixture_study() -> Study:
         {"kind": "arc_challenge", "n": 3},
         {"kind": "generation", "per_task": 1, "max_new_tokens": 64},
     ]
-    return parse_study(fake_study_dict(tasks=tasks, scoring={"batch_size": 4}))
+    # batch_size 1: the study as it was before batching existed (the same config hash)
+    study = fake_study_dict(tasks=tasks, scoring={"batch_size": 4}, batch_size=1)
+    return parse_study(study)
 
 
 def factory(variant: Variant, spec: ModelSpec, study: Study) -> Backend:

@@ -186,7 +186,13 @@ def evaluate_all(
             continue
         try:
             row = evaluate_variant(
-                variant, backend, asked, study, logs.samples, progress, logs.session,
+                variant,
+                backend,
+                asked,
+                study,
+                logs.samples,
+                progress,
+                logs.session,
                 _logged(key, done),
             )
         except BackendError as exc:  # rows already written stay; a rerun resumes
