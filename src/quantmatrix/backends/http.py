@@ -156,10 +156,15 @@ class JsonClient:
         self, method: str, path: str, body: Any = None, fatal: FatalCheck | None = None
     ) -> tuple[Any, httpx.Headers]:
         """Send one request, retrying transient faults; return (decoded JSON, headers)."""
+        return self._retrying(lambda: self._once(method, path, body, fatal))
+
+    def _retrying(self, attempt_once: Callable[[], T]) -> T:
+        """``attempt_once()``, asked again after a transient fault with exponential backoff;
+        the last fault, with the number of tries, is one BackendError line."""
         attempts = self.options.retries + 1
         for attempt in range(attempts):
             try:
-                return self._once(method, path, body, fatal)
+                return attempt_once()
             except _Transient as exc:
                 if attempt + 1 >= attempts:
                     tries = f" ({attempts} tries)" if attempts > 1 else ""
@@ -206,16 +211,7 @@ class JsonClient:
         """POST and read a streamed answer whole (NDJSON, or SSE with ``sse``), retrying
         transient faults as :meth:`request` does; a broken stream is asked again from the
         start. The client timeout applies to each wait for the next line."""
-        attempts = self.options.retries + 1
-        for attempt in range(attempts):
-            try:
-                return self._stream_once(path, body, sse, fatal)
-            except _Transient as exc:
-                if attempt + 1 >= attempts:
-                    tries = f" ({attempts} tries)" if attempts > 1 else ""
-                    raise BackendError(self._line(exc.reason + tries)) from None
-                time.sleep(self.options.backoff_s * 2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._retrying(lambda: self._stream_once(path, body, sse, fatal))
 
     def get(self, path: str) -> Any:
         return self.request("GET", path)[0]
