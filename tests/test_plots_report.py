@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from quantmatrix.analysis.variant_model import VariantSummary
 from quantmatrix.decision.build import decide
 from quantmatrix.decision.model import Policy
 from quantmatrix.report.decision_files import write_decision_outputs
@@ -140,3 +141,24 @@ def test_html_opens_in_headless_chromium(
     assert pixels.std() > 0.05  # not a blank page
     green = np.abs(pixels - np.array([0x2E, 0x7D, 0x32]) / 255).max(axis=-1) < 0.03
     assert green.sum() > 50  # the tier colours of the plots were painted
+
+
+def test_batched_speed_figures_are_said_to_be_batched_and_kept_in_the_summary() -> None:
+    from quantmatrix.report.render import batch_note
+    from tests import helpers
+
+    def with_batch(v: VariantSummary, n: int | None) -> VariantSummary:
+        return v if n is None else v.model_copy(update={"batch_size": n})
+
+    def report(sizes: tuple[int | None, int | None]) -> str:
+        base = with_batch(helpers.variant("m", "F16", 0.6, baseline=True), sizes[0])
+        low = with_batch(helpers.variant("m", "Q4_K_M", 0.58), sizes[1])
+        return "\n".join(batch_note(helpers.analysis([base, low])))
+
+    assert "Speed figures are batched" not in report((None, None))  # servers, older logs
+    assert "Speed figures are batched" not in report((1, 1))  # single-stream
+    text = report((4, 4))
+    assert "decoded 4 requests together" in text and "`batch_size: 1`" in text
+    dumped = with_batch(helpers.variant("m", "F16", 0.6), 4).json_dict()
+    assert dumped["batch_size"] == 4
+    assert "batch_size" not in helpers.variant("m", "F16", 0.6).json_dict()

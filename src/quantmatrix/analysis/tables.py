@@ -70,7 +70,10 @@ def _timing_block(rows: Iterable[SampleRow]) -> dict[str, Any]:
 
 def _last_variant_rows(log: RunLog) -> dict[str, dict[str, Any]]:
     keep = ("file", "memory", "reconstructed", "source_type", "origin", "source", "imatrix")
-    return {r.variant: {k: getattr(r, k) for k in keep} for r in log.variants}
+    return {
+        r.variant: {**{k: getattr(r, k) for k in keep}, "batch_size": r.backend.get("batch_size")}
+        for r in log.variants
+    }
 
 
 def _session_overhead(log: RunLog, variant: str) -> dict[str, float | None]:
@@ -135,6 +138,7 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
                 "reconstructed": (meta.get(vid) or {}).get("reconstructed"),
                 "source_type": (meta.get(vid) or {}).get("source_type"),
                 **_origin_fields(meta.get(vid) or {}),
+                **_batch_field(meta.get(vid) or {}),
             }
             out.append(summary)
         _add_deltas([s for s in out if s["model"] == spec.name], spec.baseline_level)
@@ -147,6 +151,13 @@ def _origin_fields(row: dict[str, Any]) -> dict[str, Any]:
     if row.get("origin") is None:
         return {}
     return {"origin": row["origin"], "source": row.get("source"), "imatrix": row.get("imatrix")}
+
+
+def _batch_field(row: dict[str, Any]) -> dict[str, Any]:
+    """The batch size the engine decoded with, when the backend says (the embedded engine,
+    since batching; other backends and older rows say nothing, their summaries unchanged)."""
+    size = row.get("batch_size")
+    return {} if size is None else {"batch_size": int(size)}
 
 
 def _add_deltas(summaries: list[dict[str, Any]], baseline: str) -> None:

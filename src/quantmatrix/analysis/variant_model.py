@@ -143,14 +143,17 @@ class VariantSummary(AccuracyBlock):
     origin: str | None = None
     source: str | None = None
     imatrix: dict[str, str] | None = None
+    # requests the engine decoded together (backend info's batch_size): above 1, the speed
+    # figures are aggregate throughput of that many sequences, not one request's
+    batch_size: int | None = None
 
     @model_serializer(mode="wrap")
-    def _origin_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+    def _only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
         data: dict[str, object] = handler(self)
-        for name in ORIGIN_FIELDS:
+        for name in WHEN_GIVEN:
             if name not in self.model_fields_set:
                 data.pop(name, None)
         return data
 
 
-ORIGIN_FIELDS = ("origin", "source", "imatrix")
+WHEN_GIVEN = ("origin", "source", "imatrix", "batch_size")

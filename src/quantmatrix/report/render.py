@@ -29,6 +29,7 @@ def _notes(analysis: Analysis) -> list[str]:
         + (", stopped at the end of the answer line" if dec.mc_stop_at_line_end else "")
         + "; the published study generated up to 256 tokens for every item."
     )
+    notes += batch_note(analysis)
     z = analysis.sizes
     if z.items_per_variant:
         tasks = ", ".join(f"{t} {n}" for t, n in z.per_task.items())
@@ -39,6 +40,20 @@ def _notes(analysis: Analysis) -> list[str]:
             f"{100 * (z.unpaired_mde_at_50pct or 0.0):.1f}pp difference with 80% power."
         )
     return notes
+
+
+def batch_note(analysis: Analysis) -> list[str]:
+    """Say so when speed figures are a batch's aggregate throughput, not one request's."""
+    sizes = sorted({n for s in analysis.variants if (n := s.batch_size or 1) > 1})
+    if not sizes:
+        return []
+    batches = " or ".join(str(n) for n in sizes)
+    return [
+        f"**Speed figures are batched:** the embedded engine decoded {batches} requests "
+        "together, so Decode tok/s, Wall tok/s, $/1M and TTFT are that batch's aggregate "
+        "throughput and latency, not what one request alone sees (set `batch_size: 1` for "
+        "single-stream figures); every level ran with the same batch shapes."
+    ]
 
 
 def _headline(analysis: Analysis) -> str:
