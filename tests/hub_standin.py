@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from tests.standin_server import LocalServer
 
 
 @dataclass
@@ -38,31 +39,16 @@ class Repo:
         self.commit = self.commit or hashlib.sha1(joined.encode()).hexdigest()
 
 
-class HubStandIn:
+class HubStandIn(LocalServer):
     """Serves ``repos`` on 127.0.0.1 at a free port; ``requests`` records (method, path)."""
 
     def __init__(self, repos: dict[str, Repo]) -> None:
         self.repos = repos
         self.requests: list[tuple[str, str]] = []
-        self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> HubStandIn:
-        handler = type("Handler", (_Handler,), {"standin": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._serve(_Handler)
         return self
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
 
 class _Handler(BaseHTTPRequestHandler):

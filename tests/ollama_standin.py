@@ -28,8 +28,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.standin_server import LocalServer
 
 VERSION = "0.12.11"
 PROMPT_NS_PER_TOKEN = 2_000_000
@@ -53,7 +55,7 @@ def prompt_of(body: dict[str, Any]) -> str:
     return str(body.get("prompt", ""))
 
 
-class OllamaStandIn:
+class OllamaStandIn(LocalServer):
     """The stand-in's state; :meth:`start` serves it on 127.0.0.1 at a free port."""
 
     def __init__(
@@ -75,27 +77,12 @@ class OllamaStandIn:
         self.active = 0
         self.max_active = 0
         self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> OllamaStandIn:
-        handler = type("Handler", (_Handler,), {"standin": self})
-        self._server = _QuietServer(("127.0.0.1", 0), handler)
-        serve = self._server.serve_forever
-        threading.Thread(target=serve, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        self._serve(_Handler)
         return self
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def bodies(self, path: str) -> list[dict[str, Any]]:
         return [body for p, body in self.requests if p == path]
@@ -155,13 +142,6 @@ class OllamaStandIn:
             "digest": f"{abs(hash(name)):064x}"[:64],
             "details": {"format": "gguf", "family": "llama", "quantization_level": level},
         }
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # broken pipes after "hang" and "drop" faults are expected
 
 
 class _Handler(BaseHTTPRequestHandler):
