@@ -5,10 +5,10 @@ from __future__ import annotations
 from quantmatrix.analysis.frozen import Frozen
 from quantmatrix.analysis.model import Analysis
 from quantmatrix.decision.matrix import variant_rows
-from quantmatrix.decision.model import VariantRow
+from quantmatrix.decision.model import FigureName, VariantRow
 
 # metric -> unit of the divergence: accuracy in pp, the rest in % of run A
-METRICS: dict[str, str] = {
+METRICS: dict[FigureName, str] = {
     "accuracy": "pp",
     "decode_tps": "%",
     "ttft_s": "%",
@@ -49,20 +49,10 @@ def divergence(a: float | None, b: float | None, unit: str) -> float | None:
     return None if a == 0 else 100.0 * (b - a) / abs(a)
 
 
-def _value(row: VariantRow, metric: str) -> float | None:
-    values = {
-        "accuracy": row.accuracy,
-        "decode_tps": row.decode_tps,
-        "ttft_s": row.ttft_s,
-        "memory_bytes": row.memory_bytes,
-    }
-    return values[metric]
-
-
 def _metrics(ra: VariantRow, rb: VariantRow, threshold: float) -> dict[str, MetricComparison]:
-    out = {}
+    out: dict[str, MetricComparison] = {}
     for name, unit in METRICS.items():
-        a, b = _value(ra, name), _value(rb, name)
+        a, b = ra.figure(name), rb.figure(name)
         d = divergence(a, b, unit)
         flagged = d is not None and abs(d) > threshold
         out[name] = MetricComparison(a=a, b=b, divergence=d, unit=unit, flagged=flagged)

@@ -16,6 +16,7 @@ from quantmatrix.decision.cost import cost_rows
 from quantmatrix.decision.memory import memory_rows
 from quantmatrix.decision.model import (
     Cliff,
+    FigureName,
     MatrixEntry,
     NotRecommended,
     Step,
@@ -216,9 +217,9 @@ def task_differential(rows: Sequence[VariantRow]) -> list[TaskDifferential]:
     return out
 
 
-def pareto_front(rows: Sequence[VariantRow], cost_key: str = "usd_per_m") -> list[str]:
+def pareto_front(rows: Sequence[VariantRow], cost_key: FigureName = "usd_per_m") -> list[str]:
     """Variants nothing beats on both accuracy (higher) and ``cost_key`` (lower); cheapest first."""
-    pts = [(r, r.accuracy, _cost(r, cost_key)) for r in rows]
+    pts = [(r, r.accuracy, r.figure(cost_key)) for r in rows]
     known = [(r, acc, cost) for r, acc, cost in pts if acc is not None and cost is not None]
     known.sort(key=lambda p: (p[2], -p[1], p[0].variant))
     front, best = [], float("-inf")
@@ -227,7 +228,3 @@ def pareto_front(rows: Sequence[VariantRow], cost_key: str = "usd_per_m") -> lis
             front.append(r.variant)
             best = acc
     return front
-
-
-def _cost(row: VariantRow, key: str) -> float | None:
-    return row.usd_per_m if key == "usd_per_m" else row.memory_bytes

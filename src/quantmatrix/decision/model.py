@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import ConfigDict, Field, field_validator
 
 from quantmatrix.analysis.frozen import Frozen
@@ -10,6 +12,8 @@ from quantmatrix.decision.memory_model import MemoryRow
 
 DEFAULT_MEMORY_TIERS_GB: tuple[float, ...] = (2, 4, 6, 8)
 Bytes = int | float  # measured bytes are counted (int); an estimate is a product (float)
+# the figures of a VariantRow that are looked up by name (plots, Pareto fronts, compare)
+FigureName = Literal["accuracy", "decode_tps", "ttft_s", "usd_per_m", "memory_bytes"]
 
 
 class Policy(Frozen):
@@ -52,6 +56,11 @@ class VariantRow(Frozen):
     memory_bytes: Bytes | None
     memory_basis: str
     task_delta_pp: dict[str, float | None]
+
+    def figure(self, name: FigureName) -> float | None:
+        """One of the row's figures by name (as it is stored: bytes stay int when counted)."""
+        value: float | None = getattr(self, name)
+        return value
 
 
 class MatrixEntry(Frozen):

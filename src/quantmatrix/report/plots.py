@@ -15,7 +15,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from quantmatrix.decide import TIER_BOUNDS, TIERS
-from quantmatrix.decision.model import Decision, VariantRow
+from quantmatrix.decision.model import Decision, FigureName, VariantRow
 from quantmatrix.levels import RANK
 from quantmatrix.report.fmt import MISSING
 
@@ -40,17 +40,6 @@ def _levels(rows: Sequence[VariantRow]) -> list[str]:
 
 def _models(rows: Sequence[VariantRow]) -> list[str]:
     return list(dict.fromkeys(r.model for r in rows))
-
-
-def _num(row: VariantRow, key: str) -> float | None:
-    """The figure a plot draws: ``usd_per_m``, ``memory_bytes``, ``decode_tps`` or ``ttft_s``."""
-    figures = {
-        "usd_per_m": row.usd_per_m,
-        "memory_bytes": row.memory_bytes,
-        "decode_tps": row.decode_tps,
-        "ttft_s": row.ttft_s,
-    }
-    return figures[key]
 
 
 def _no_data(ax: Axes, what: str) -> None:
@@ -105,19 +94,19 @@ def plot_accuracy(decision: Decision) -> Figure:
 
 
 def _points(
-    rows: Sequence[VariantRow], key: str, scale: float
+    rows: Sequence[VariantRow], key: FigureName, scale: float
 ) -> dict[str, tuple[VariantRow, float, float]]:
     """variant -> (row, x = the row's ``key`` / scale, y = accuracy %), where both are known."""
     out = {}
     for r in rows:
-        x, acc = _num(r, key), r.accuracy
+        x, acc = r.figure(key), r.accuracy
         if x is not None and acc is not None:
             out[r.variant] = (r, x / scale, 100 * acc)
     return out
 
 
 def _scatter_vs(
-    decision: Decision, key: str, scale: float, xlabel: str, title: str, front: Sequence[str]
+    decision: Decision, key: FigureName, scale: float, xlabel: str, title: str, front: Sequence[str]
 ) -> Figure:
     pts = _points(decision.variants, key, scale)
     rows = [r for r, _, _ in pts.values()]
@@ -193,11 +182,11 @@ def plot_heatmap(decision: Decision) -> Figure:
     return fig
 
 
-def _bars(ax: Axes, rows: Sequence[VariantRow], key: str, ylabel: str) -> None:
+def _bars(ax: Axes, rows: Sequence[VariantRow], key: FigureName, ylabel: str) -> None:
     models, levels = _models(rows), _levels(rows)
     width = 0.8 / max(len(models), 1)
     for i, model in enumerate(models):
-        mine = [(r, v) for r in rows if r.model == model for v in [_num(r, key)] if v is not None]
+        mine = [(r, v) for r in rows if r.model == model for v in [r.figure(key)] if v is not None]
         xs = [levels.index(r.level) - 0.4 + width * (i + 0.5) for r, _ in mine]
         ax.bar(xs, [v for _, v in mine], width=width, label=model)
     ax.set_xticks(range(len(levels)), levels)
@@ -210,8 +199,12 @@ def plot_speed(decision: Decision) -> Figure:
     rows = decision.variants
     fig = Figure(figsize=(10, 7), dpi=DPI, layout="constrained")
     top, bottom = fig.subplots(2, 1)
-    for ax, key, label in ((top, "decode_tps", "decode tok/s"), (bottom, "ttft_s", "TTFT s")):
-        if any(_num(r, key) is not None for r in rows):
+    panels: tuple[tuple[Axes, FigureName, str], ...] = (
+        (top, "decode_tps", "decode tok/s"),
+        (bottom, "ttft_s", "TTFT s"),
+    )
+    for ax, key, label in panels:
+        if any(r.figure(key) is not None for r in rows):
             _bars(ax, rows, key, label)
         else:
             _no_data(ax, label)
