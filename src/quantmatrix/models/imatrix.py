@@ -11,7 +11,6 @@ and lists on everyday subjects, drawn from no benchmark's items.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from quantmatrix.engine.tools import tools_package_bin
+from quantmatrix.models.hashing import sha256_file
 
 DEFAULT_TEXT = "quantmatrix default calibration text (data/calibration.txt)"
 
@@ -52,14 +52,10 @@ def calibration(path: Path | None) -> Calibration:
     """The user's calibration text file, or the packaged default."""
     if path is None:
         default = Path(str(resources.files("quantmatrix") / "data" / "calibration.txt"))
-        return Calibration(default, _sha256(default), DEFAULT_TEXT)
+        return Calibration(default, sha256_file(default), DEFAULT_TEXT)
     if not path.is_file():
         raise ImatrixError(f"calibration text not found: {path}; name a UTF-8 text file")
-    return Calibration(path, _sha256(path), str(path))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return Calibration(path, sha256_file(path), str(path))
 
 
 def tool(name: str) -> Path:
