@@ -18,7 +18,7 @@ import numpy as np
 from quantmatrix.analysis.stats import simulation as sim
 from quantmatrix.analysis.stats.certify import interval_alpha
 from quantmatrix.analysis.stats.paired import ratio_change_interval
-from quantmatrix.analysis.stats.rounds import Sampling
+from quantmatrix.config import Sampling
 from quantmatrix.decide import TIER_BOUNDS_BENCH
 
 
@@ -55,7 +55,7 @@ def delta_coverage(rng: np.random.Generator, reps: int, n: int) -> sim.Rate:
 
 def published(rng: np.random.Generator, n: int, alpha: float, max_items: int) -> None:
     ladders = sim.published_ladders(rng, n)
-    sampling = Sampling("adaptive", min_items=100, max_items=max_items, round=50)
+    sampling = Sampling(mode="adaptive", min_items=100, max_items=max_items, round=50)
     ada = sim.adaptive_verdicts(ladders, sampling, alpha, rng)
     _over(f"published shape {sim.PUBLISHED_SHAPE}, adaptive to {max_items}", ada)
     per_level = " ".join(f"{x:.0f}" for x in ada.n_used.mean(axis=0))
@@ -98,7 +98,7 @@ def main() -> None:
             f"mixed ladders x{args.ladders}, fixed N = {n_items}",
             sim.fixed_verdicts(mixed, n_items, alpha, rng),
         )
-    sampling = Sampling("adaptive", min_items=100, max_items=1000, round=50)
+    sampling = Sampling(mode="adaptive", min_items=100, max_items=1000, round=50)
     _over(
         f"mixed ladders x{args.ladders}, adaptive 100..1000 by 50",
         sim.adaptive_verdicts(mixed, sampling, alpha, rng),

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from quantmatrix import decide
-from quantmatrix.analysis.stats import adaptive, rounds
+from quantmatrix.config import Sampling
+from quantmatrix.stopping import rounds
+from quantmatrix.stopping import rule as adaptive
 
 STRATA = {
     **{f"mmlu|{i:03d}": rounds.stratum("mmlu", "law") for i in range(60)},
@@ -32,15 +34,15 @@ def test_every_prefix_is_stratified() -> None:
 
 
 def test_looks_and_rounds() -> None:
-    s = rounds.Sampling("adaptive", min_items=20, max_items=70, round=20)
+    s = Sampling(mode="adaptive", min_items=20, max_items=70, round=20)
     assert s.looks(1000) == [20, 40, 60, 70]
     assert s.looks(50) == [20, 40, 50]
     cut = rounds.in_rounds(rounds.round_order(STRATA, 1), s)
     assert [len(r) for r in cut] == [20, 20, 20, 10]
     with pytest.raises(ValueError, match="min_items <= max_items"):
-        rounds.Sampling("adaptive", min_items=50, max_items=10)
-    with pytest.raises(ValueError, match="fixed or adaptive"):
-        rounds.Sampling("sometimes")
+        Sampling(mode="adaptive", min_items=50, max_items=10)
+    with pytest.raises(ValueError, match=r"fixed.*adaptive"):
+        Sampling(mode="sometimes")
 
 
 def _ladder(n: int, seed: int) -> tuple[list[bool], list[list[bool]]]:
@@ -55,7 +57,7 @@ def _ladder(n: int, seed: int) -> tuple[list[bool], list[list[bool]]]:
 
 def test_stopping_rule_decides_and_stops_early() -> None:
     base, variants = _ladder(1500, 0)
-    sampling = rounds.Sampling("adaptive", min_items=100, max_items=1500, round=50)
+    sampling = Sampling(mode="adaptive", min_items=100, max_items=1500, round=50)
     stops = adaptive.adaptive_stops(base, variants, sampling, decide.TIER_BOUNDS, 0.0333, 1500)
     assert stops.stopped.all() and stops.next_look is None
     assert [adaptive.tier_name(i) for i in stops.certified] == ["negligible", "unacceptable"]
@@ -67,7 +69,7 @@ def test_stopping_rule_is_a_function_of_the_log_prefix() -> None:
     """Replaying a shorter log (a kill) asks for the next look; the full log gives the
     same stops as a resumed run that only has the items each variant needed."""
     base, variants = _ladder(1500, 1)
-    sampling = rounds.Sampling("adaptive", min_items=100, max_items=1500, round=50)
+    sampling = Sampling(mode="adaptive", min_items=100, max_items=1500, round=50)
     full = adaptive.adaptive_stops(base, variants, sampling, decide.TIER_BOUNDS, 0.0333, 1500)
     trimmed = [v[: int(n)] for v, n in zip(variants, full.n_used, strict=True)]
     again = adaptive.adaptive_stops(

@@ -7,7 +7,7 @@ import numpy as np
 
 from quantmatrix.analysis.stats import simulation as sim
 from quantmatrix.analysis.stats.certify import interval_alpha
-from quantmatrix.analysis.stats.rounds import Sampling
+from quantmatrix.config import Sampling
 
 ALPHA = interval_alpha(0.05, n_bounds=3)  # each interval's two-sided alpha
 LADDERS = 1000  # of 6 variants, a third of the true changes at a bound, a third just below
@@ -24,7 +24,7 @@ def test_fixed_design_over_certifies_at_most_5_percent() -> None:
 
 def test_adaptive_design_over_certifies_at_most_5_percent() -> None:
     rng = np.random.default_rng(20240614)
-    sampling = Sampling("adaptive", min_items=100, max_items=600, round=50)
+    sampling = Sampling(mode="adaptive", min_items=100, max_items=600, round=50)
     got = sim.adaptive_verdicts(sim.mixed_ladders(rng, LADDERS), sampling, ALPHA, rng)
     assert sim.rate_of(got.over_certified().any(axis=1)).high <= 0.05
     assert (got.n_used <= 600).all()
@@ -40,7 +40,7 @@ def test_newcombe_interval_covers() -> None:
 def test_adaptive_saves_items_on_the_published_shape() -> None:
     rng = np.random.default_rng(9)
     ladders = sim.published_ladders(rng, 200)
-    sampling = Sampling("adaptive", min_items=100, max_items=1500, round=50)
+    sampling = Sampling(mode="adaptive", min_items=100, max_items=1500, round=50)
     got = sim.adaptive_verdicts(ladders, sampling, ALPHA, rng)
     items = got.n_used.sum(axis=1) + got.n_base
     assert items.mean() / (1500 * 7) < 0.8

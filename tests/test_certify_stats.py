@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantmatrix import decide
-from quantmatrix.analysis.stats import adaptive, agreement, certify, equivalence, paired
+from quantmatrix.analysis.stats import agreement, certify, equivalence, paired
 from quantmatrix.analysis.stats import sequential as seq
+from quantmatrix.stopping import betting
+from quantmatrix.stopping import rule as adaptive
 
 # Fagerland, Lydersen & Laake (2017), "Statistical Analysis of Contingency Tables", ch. 8:
 # complete response before/after consolidation therapy (Cavo et al. 2012), the paired table
@@ -185,12 +187,12 @@ def test_sequence_is_valid_at_every_time() -> None:
 
 
 def test_sequence_interval() -> None:
-    got = seq.confidence_sequence([0.0] * 300)
+    got = betting.confidence_sequence([0.0] * 300)
     assert got.low == pytest.approx(-got.high) and 0.0 < got.high < 0.1
     newcombe = paired.interval_of_counts(paired.PairedCounts(180, 0, 0, 120))
     assert 100 * got.high > newcombe.high  # the price of looking at every round
     pc = seq.paired_change_sequence([True] * 100, [True] * 95 + [False] * 5, horizon=100)
     assert pc.low <= -5.0 <= pc.high and pc.method == "betting-cs"
     with pytest.raises(ValueError, match="must lie in"):
-        seq.confidence_sequence([2.0])
-    assert seq.confidence_sequence([]).low == -1.0
+        betting.confidence_sequence([2.0])
+    assert betting.confidence_sequence([]).low == -1.0

@@ -26,6 +26,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "imatrix": None,
     "calibration": None,
     "batch_size": 1,
+    "sampling": {"mode": "fixed", "min_items": 100, "max_items": 1000, "round": 50},
 }
 
 
@@ -227,6 +228,34 @@ class CalibrationSpec(_Strict):
     context: int = Field(default=256, ge=32, description="llama-imatrix chunk size in tokens")
 
 
+class Sampling(_Strict):
+    """``sampling:`` of a study: every item (fixed) or adaptive rounds that stop a variant once
+    its tier is decided (``stopping/``). Rounds apply to the multiple-choice tasks; generation
+    tasks run in full either way."""
+
+    mode: Literal["fixed", "adaptive"] = "fixed"
+    min_items: int = Field(default=100, ge=1, description="items before the first look")
+    max_items: int = Field(default=1000, ge=1, description="items at most, per variant")
+    round: int = Field(default=50, ge=1, description="items between looks")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Sampling:
+        if self.min_items > self.max_items:
+            raise ValueError(
+                f"sampling needs min_items <= max_items, got {self.min_items} > {self.max_items}"
+            )
+        return self
+
+    def looks(self, available: int) -> list[int]:
+        """Item counts after which the intervals are updated: ``min_items``, then every
+        ``round`` items, ending at ``max_items`` (or the items there are, if fewer)."""
+        last = min(self.max_items, available)
+        if last < 1:
+            return []
+        out = list(range(min(self.min_items, last), last, self.round))
+        return [*out, last]
+
+
 class Study(_Strict):
     """A whole study: what to build, what to ask, how to decode, what an hour costs."""
 
@@ -256,6 +285,12 @@ class Study(_Strict):
         "(groups fixed by the plan, so every level and every rerun sees the same batches); "
         "1: one at a time, as before; 4 on 2 CPU cores (measure with bench/bench_throughput.py "
         "--sizes 1,2,4,8); on a GPU try 16-64 (not measured)",
+    )
+
+    sampling: Sampling = Field(
+        default_factory=Sampling,
+        description="fixed: every item; adaptive: rounds in one seeded order, a variant stops "
+        "once its tier is decided",
     )
 
     @model_validator(mode="after")

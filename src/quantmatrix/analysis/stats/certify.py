@@ -14,9 +14,10 @@ while every variant above also makes it). For a bound ``b`` an over-certificatio
 then needs the *first* variant whose true change is below ``b`` to have a lower end >= ``b``,
 i.e. to miss its true change from above; so with ``B`` tier bounds the chance that *any*
 variant of the ladder is certified better than its true tier is at most ``B`` times the
-one-sided level of the lower end, whatever the true changes are. :func:`interval_alpha` gives
-the two-sided alpha of each interval that makes this at most ``family_alpha`` (with ``S``
-signals combined by "the worse of the two", the union bound adds ``S`` such families).
+one-sided level of the lower end, whatever the true changes are. :func:`interval_alpha`
+(``stopping/rule.py``, shared with the stopping rule) gives the two-sided alpha of each
+interval that makes this at most ``family_alpha`` (with ``S`` signals combined by "the worse
+of the two", the union bound adds ``S`` such families).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from quantmatrix.decide import SAFE_TIERS, TIERS, Bounds, tier_within, worse
+from quantmatrix.stopping.rule import interval_alpha
+
+__all__ = ["Interval", "TierRange", "certify_ladder", "combine", "interval_alpha", "tier_range"]
 
 NEGLIGIBLE = TIERS[0]
 
@@ -54,15 +58,6 @@ class TierRange:
     @property
     def certified_safe(self) -> bool:
         return self.certified in SAFE_TIERS
-
-
-def interval_alpha(family_alpha: float = 0.05, n_bounds: int = 3, n_signals: int = 1) -> float:
-    """Two-sided alpha of each variant's interval under the fixed-sequence rule, so that the
-    chance of any over-certified tier in one model's ladder is at most ``family_alpha``: each
-    lower end is one-sided at ``family_alpha / (n_bounds * n_signals)``."""
-    if not 0.0 < family_alpha < 1.0 or n_bounds < 1 or n_signals < 1:
-        raise ValueError("family_alpha must lie in (0, 1) and the counts be at least 1")
-    return 2.0 * family_alpha / (n_bounds * n_signals)
 
 
 def tier_range(interval: Interval, bounds: Bounds) -> TierRange:

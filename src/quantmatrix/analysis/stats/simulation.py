@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from statsmodels.stats.proportion import proportion_confint
 
-from quantmatrix.analysis.stats.adaptive import crossing_times, walk
 from quantmatrix.analysis.stats.paired import newcombe_bounds
-from quantmatrix.analysis.stats.rounds import Sampling
+from quantmatrix.config import Sampling
 from quantmatrix.decide import TIER_BOUNDS_BENCH, Bounds
+from quantmatrix.stopping.rule import crossing_times, walk
 
 JUST_BELOW_PP = 0.01  # "just below a bound": the hardest true change to certify correctly
 PUBLISHED_SHAPE = (0.0, -0.3, -0.6, -1.2, -7.0, -20.0)  # Q8_0 .. Q2_K: flat, then a cliff

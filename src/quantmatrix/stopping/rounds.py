@@ -12,39 +12,12 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from quantmatrix.config import Sampling
 
-@dataclass(frozen=True)
-class Sampling:
-    """``sampling:`` of a study: fixed (every item) or adaptive rounds."""
-
-    mode: str = "fixed"  # "fixed" or "adaptive"
-    min_items: int = 100
-    max_items: int = 1000
-    round: int = 50
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("fixed", "adaptive"):
-            raise ValueError(f"sampling.mode must be fixed or adaptive, got {self.mode!r}")
-        if not 1 <= self.min_items <= self.max_items:
-            raise ValueError(
-                "sampling needs 1 <= min_items <= max_items, "
-                f"got {self.min_items}, {self.max_items}"
-            )
-        if self.round < 1:
-            raise ValueError(f"sampling.round must be >= 1, got {self.round}")
-
-    def looks(self, available: int) -> list[int]:
-        """Item counts after which the intervals are updated: ``min_items``, then every
-        ``round`` items, ending at ``max_items`` (or the items there are, if fewer)."""
-        last = min(self.max_items, available)
-        if last < 1:
-            return []
-        out = list(range(min(self.min_items, last), last, self.round))
-        return [*out, last]
+__all__ = ["Sampling", "in_rounds", "round_order", "stratum"]
 
 
 def stratum(task: str, subject: str | None) -> str:

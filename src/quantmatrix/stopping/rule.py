@@ -1,11 +1,12 @@
 """The stopping rule of adaptive sampling: a pure function of the paired outcomes so far.
 
 Each variant's paired differences (variant minus baseline correctness, in the round order)
-feed the betting confidence sequence of :mod:`sequential`. A tier bound ``b`` is *certified*
+feed the betting confidence sequence of :mod:`betting`. A tier bound ``b`` is *certified*
 once the sequence has excluded every change below ``b`` (its lower capital process reached
 ``2 / alpha`` at ``b``), and *ruled out* once it has excluded every change at or above
 ``b``; both are monotone in time. At each look (``Sampling.looks``) the certified tiers take
-the fixed-sequence rule of :mod:`certify` (running worst down the ladder) and a variant stops
+the fixed-sequence rule (running worst down the ladder, as in ``analysis/stats/certify.py``)
+and a variant stops
 when its certified tier equals its best case, or at ``max_items``. Kill and resume replay the
 same looks on the same prefix of the log, so they stop at the same items.
 """
@@ -18,11 +19,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quantmatrix.analysis.stats.rounds import Sampling
-from quantmatrix.analysis.stats.sequential import bets, log_capital
+from quantmatrix.config import Sampling
 from quantmatrix.decide import TIERS, Bounds
+from quantmatrix.stopping.betting import bets, log_capital
 
 NEVER = np.iinfo(np.int64).max
+FAMILY_ALPHA = 0.05  # chance of any over-certified tier in one model's ladder, at most
+
+
+def interval_alpha(
+    family_alpha: float = FAMILY_ALPHA, n_bounds: int = 3, n_signals: int = 1
+) -> float:
+    """Two-sided alpha of each variant's interval under the fixed-sequence rule, so that the
+    chance of any over-certified tier in one model's ladder is at most ``family_alpha``: each
+    lower end is one-sided at ``family_alpha / (n_bounds * n_signals)``."""
+    if not 0.0 < family_alpha < 1.0 or n_bounds < 1 or n_signals < 1:
+        raise ValueError("family_alpha must lie in (0, 1) and the counts be at least 1")
+    return 2.0 * family_alpha / (n_bounds * n_signals)
 
 
 def crossing_times(
