@@ -18,6 +18,7 @@ from quantmatrix.config import ModelSpec, Study
 from quantmatrix.manifest import prepare_run_dir, record_environment, record_sources
 from quantmatrix.models.ladder import Variant
 from quantmatrix.models.sources import default_cache, sha256_file
+from quantmatrix.pipeline.adaptive import evaluate_in_rounds
 from quantmatrix.pipeline.divergence import run_divergence_phase
 from quantmatrix.pipeline.evaluate import BackendFactory, EvalLogs, evaluate_all
 from quantmatrix.pipeline.ladder import build_variants
@@ -83,9 +84,14 @@ def run_study(
     config = manifest["config_hash"]
     with AppendLog(out / SAMPLES, config) as log, AppendLog(out / VARIANTS, config) as vlog:
         logs = EvalLogs(log, vlog, new_session())
-        evaluated = evaluate_all(
-            study, variants, samples, done, measured, logs, backend_factory, progress
-        )
+        if study.sampling.mode == "adaptive":
+            evaluated = evaluate_in_rounds(
+                study, variants, samples, (out, manifest), logs, backend_factory, progress
+            )
+        else:
+            evaluated = evaluate_all(
+                study, variants, samples, done, measured, logs, backend_factory, progress
+            )
     run_divergence_phase(study, out, [v for _, v in variants], progress)
     scored = score_run(out, progress, scorer)
     return RunOutcome(
