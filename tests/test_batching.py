@@ -14,7 +14,7 @@ from quantmatrix.backends import batching
 from quantmatrix.backends.base import Backend, GenerationRequest, GenerationResult
 from quantmatrix.backends.fake import FakeBackend, hashed_letter_probs, hashed_letter_script
 from quantmatrix.backends.llamacpp_seq import SeqState, common_prefix
-from quantmatrix.config import ModelSpec, Study, parse_study
+from quantmatrix.config import ADDED_FIELDS, ModelSpec, Study, parse_study
 from quantmatrix.models.ladder import Variant
 from quantmatrix.pipeline import RunOptions, run_study
 from quantmatrix.pipeline.resume import pending_groups
@@ -48,9 +48,9 @@ def test_config_batch_size_and_the_hash_of_older_runs() -> None:
     study = parse_study(fake_study_dict())
     assert study.batch_size == 4
     old = parse_study(fake_study_dict(batch_size=1))
-    data = {k: v for k, v in old.model_dump(mode="json").items() if k != "batch_size"}
-    for holder in (data, *data["models"]):  # fields added earlier, None: already left out
-        for name in ("gpu_layers", "imatrix", "calibration"):
+    data = old.model_dump(mode="json")
+    for holder in (data, *data["models"]):  # every field added since: left out at its default
+        for name in ADDED_FIELDS:
             holder.pop(name, None)
     payload = json.dumps(data, sort_keys=True, separators=(",", ":"))  # as before the field
     assert old.config_hash() == hashlib.sha256(payload.encode()).hexdigest()
