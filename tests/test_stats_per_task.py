@@ -219,3 +219,11 @@ def test_fake_run_through_analyze(tmp_path: Path) -> None:
     diff = {d.level: d for d in stats.differential}
     assert diff["Q4_K_M"].diff == -100.0 and diff["Q4_K_M"].survives_holm
     assert diff["Q8_0"].diff == 0.0 and not diff["Q8_0"].survives_holm
+
+
+def test_keys_without_a_task_form_one_task() -> None:
+    base = {f"item-{i}": i % 2 == 0 for i in range(10)}
+    var = {k: v and k != "item-0" for k, v in base.items()}
+    ladder = ModelLadder("m", "F16", [_variant("F16", base, {}), _variant("Q8_0", var, {})])
+    rows = per_task([ladder])["tests"]
+    assert [(r["task"], r["n"], r["change"]) for r in rows] == [("(no task)", 10, -10.0)]

@@ -22,6 +22,7 @@ from quantmatrix.analysis.stats.inputs import ModelLadder, VariantOutcomes
 BENCHMARK, GENERATION = "benchmark", "generation"
 KEY_METRIC = "key_avg"
 DIFFERENTIAL = ("mmlu", "arc_challenge")
+UNTASKED = "(no task)"
 FAMILIES = (
     "Holm within each family: per model, its benchmark tasks x variants (exact McNemar), and "
     "its generation tasks x variants (Wilcoxon on the key average); the MMLU-vs-ARC "
@@ -30,10 +31,11 @@ FAMILIES = (
 
 
 def _by_task(keys: Iterable[str]) -> dict[str, list[str]]:
-    """Item keys ("task|item", sorted) grouped by task."""
+    """Item keys ("task|item", sorted) grouped by task; keys with no task part (only
+    hand-built ladders have them) form one task, :data:`UNTASKED`."""
     groups: dict[str, list[str]] = defaultdict(list)
     for key in sorted(keys):
-        groups[key.split("|", 1)[0]].append(key)
+        groups[key.split("|", 1)[0] if "|" in key else UNTASKED].append(key)
     return dict(groups)
 
 
