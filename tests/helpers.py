@@ -13,6 +13,7 @@ from quantmatrix.analysis.model import ANALYSIS_VERSION, Analysis, HarnessOverhe
 from quantmatrix.analysis.stats.model import (
     EquivalenceRow,
     Family,
+    PerTask,
     Power,
     Statistics,
     StatsSummary,
@@ -114,6 +115,7 @@ def empty_statistics(equivalence: tuple[EquivalenceRow, ...] = ()) -> Statistics
         alpha=0.05, seed=42, power_target=0.8, wilson=(), adjacent=(),
         corrections={"welch": family, "paired": family}, equivalence=equivalence, ladder=(),
         power=Power(models=(), variants=()), bootstrap=(), timing=(),
+        per_task=PerTask(families="", tests=(), differential=()),
         summary=StatsSummary(variants_vs_baseline=0, accuracy_equivalent={}),
     )  # fmt: skip
 

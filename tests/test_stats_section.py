@@ -16,7 +16,7 @@ from quantmatrix.report.stats_md import render_statistics_md
 LEVELS = ["F16", "Q8_0", "Q6_K", "Q4_K_M", "Q2_K"]
 KEYS = [f"item-{i:03d}" for i in range(485)]
 SECTIONS = ["wilson", "adjacent", "corrections", "equivalence", "ladder", "power"]
-SECTIONS += ["bootstrap", "timing", "summary"]
+SECTIONS += ["bootstrap", "timing", "per_task", "summary"]
 
 
 def _variant(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quantmatrix.analysis.stats.model import EquivalenceRow, Statistics
-from quantmatrix.report.fmt import MISSING, count, num, pp, pvalue, table, yes_no
+from quantmatrix.report.fmt import MISSING, count, num, pp, pvalue, signed, table, yes_no
 
 
 def _wilson(stats: Statistics) -> list[str]:
@@ -174,6 +174,69 @@ def _timing(stats: Statistics) -> list[str]:
     return ["### Timing", "", table(head, rows), ""]
 
 
+def _interval(low: float | None, high: float | None, unit: str) -> str:
+    if low is None or high is None:
+        return MISSING
+    return f"[{signed(low)}{unit}, {signed(high)}{unit}]"
+
+
+def _per_task(stats: Statistics) -> list[str]:
+    rows = []
+    for t in stats.per_task.tests:
+        unit = "pp" if t.kind == "benchmark" else "%"
+        flips = t.flips
+        rows.append(
+            [
+                t.model,
+                t.level,
+                t.kind,
+                t.task,
+                str(t.n),
+                MISSING if t.change is None else f"{signed(t.change)}{unit}",
+                _interval(t.low, t.high, unit),
+                t.test,
+                pvalue(t.p_value),
+                pvalue(t.p_holm),
+                yes_no(t.survives_holm),
+                f"{flips.correct_to_wrong}/{flips.wrong_to_correct}" if flips else MISSING,
+            ]
+        )
+    head = ["Model", "Level", "Kind", "Task", "N", "Δ vs baseline", "Paired 95% CI", "Test"]
+    head += ["p", "Holm", "Survives", "Flips c→w/w→c"]
+    note = "Each variant vs its baseline on each task's items. Benchmark: accuracy change "
+    note += "(Newcombe paired interval); generation: key average % change (delta method). "
+    note += stats.per_task.families
+    out = ["### Per task", "", note, "", table(head, rows), ""]
+    return out + _differential(stats)
+
+
+def _differential(stats: Statistics) -> list[str]:
+    found = stats.per_task.differential
+    if not found:
+        return ["No MMLU-vs-ARC differential: the run lacks one of the two benchmarks.", ""]
+    rows = [
+        [
+            d.model,
+            d.level,
+            f"{signed(d.change_a)}pp ({d.n_a})",
+            f"{signed(d.change_b)}pp ({d.n_b})",
+            f"{signed(d.diff)}pp",
+            _interval(d.low, d.high, "pp"),
+            num(d.z, 2),
+            pvalue(d.p_value),
+            pvalue(d.p_holm),
+            yes_no(d.survives_holm),
+        ]
+        for d in found
+    ]
+    head = ["Model", "Level", f"Δ {found[0].task_a} (N)", f"Δ {found[0].task_b} (N)"]
+    head += ["Difference", "95% CI", "z", "p", "Holm", "Survives"]
+    note = "Does the drop differ between the benchmarks? The two changes are independent "
+    note += "(different items): z test of their difference, each with the Bonett-Price "
+    note += "adjusted paired variance."
+    return ["### MMLU vs ARC differential", "", note, "", table(head, rows), ""]
+
+
 def _summary(stats: Statistics) -> list[str]:
     s = stats.summary
     counts = s.accuracy_equivalent
@@ -189,6 +252,7 @@ def _summary(stats: Statistics) -> list[str]:
 def render_statistics_md(stats: Statistics) -> str:
     """Markdown "## Statistics" section; pure formatting, so equal input gives equal bytes."""
     lines = ["## Statistics", "", *_summary(stats)]
-    for part in (_wilson, _tests, _equivalence, _ladder, _power, _bootstrap, _timing):
+    parts = (_wilson, _tests, _per_task, _equivalence, _ladder, _power, _bootstrap, _timing)
+    for part in parts:
         lines += part(stats)
     return "\n".join(lines).rstrip() + "\n"

@@ -169,6 +169,50 @@ class TimingRow(Head):
     decode_tps: TimingSeries
 
 
+class TaskTest(Head):
+    """One variant vs its baseline on one task's items (paired), Holm-adjusted in its family."""
+
+    kind: str  # "benchmark" (accuracy, pp) or "generation" (key average, %)
+    task: str
+    n: int
+    change: float | None  # pp (benchmark) or % (generation; None: baseline mean not positive)
+    low: float | None  # paired 95% interval; None where undefined (fewer than 2 items)
+    high: float | None
+    interval: str  # "newcombe" or "delta"
+    test: str  # "mcnemar (exact)" or "wilcoxon"
+    p_value: float
+    p_holm: float
+    survives_holm: bool
+    flips: Flips | None  # benchmark only
+
+
+class TaskDifferential(Head):
+    """Does the variant's accuracy change differ between two benchmarks (a - b, in pp)?"""
+
+    task_a: str
+    task_b: str
+    n_a: int
+    n_b: int
+    change_a: float
+    change_b: float
+    diff: float
+    low: float
+    high: float
+    z: float
+    test: str
+    p_value: float
+    p_holm: float
+    survives_holm: bool
+
+
+class PerTask(Frozen):
+    """Per-task paired tests and the benchmark differential; ``families`` says what Holm spans."""
+
+    families: str
+    tests: tuple[TaskTest, ...]
+    differential: tuple[TaskDifferential, ...]
+
+
 class StatsSummary(Frozen):
     variants_vs_baseline: int
     accuracy_equivalent: dict[str, dict[str, int]]  # design -> margin label -> variants
@@ -188,4 +232,5 @@ class Statistics(Frozen):
     power: Power
     bootstrap: tuple[BootstrapRow, ...]
     timing: tuple[TimingRow, ...]
+    per_task: PerTask
     summary: StatsSummary

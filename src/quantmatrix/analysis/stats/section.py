@@ -21,6 +21,7 @@ from quantmatrix.analysis.stats.equivalence import (
 )
 from quantmatrix.analysis.stats.inputs import ModelLadder, VariantOutcomes
 from quantmatrix.analysis.stats.model import Statistics
+from quantmatrix.analysis.stats.per_task import per_task
 
 __all__ = [
     "ACCURACY",
@@ -275,7 +276,8 @@ def build_statistics(
     """All statistics of a run (no NaN; None where undefined).
 
     Sections: wilson, adjacent, corrections, equivalence, ladder, power, bootstrap, timing,
-    summary. Order follows the ladders as given; metric names are sorted.
+    per_task (``per_task.py``), summary. Order follows the ladders as given; metric names are
+    sorted.
     """
     wilson, adjacent, equivalence, ladder_rows, bootstrap, timing = [], [], [], [], [], []
     power_models, power_variants = [], []
@@ -311,6 +313,7 @@ def build_statistics(
         "power": {"models": power_models, "variants": power_variants},
         "bootstrap": bootstrap,
         "timing": timing,
+        "per_task": per_task(ladders, alpha),
         "summary": _summary(equivalence, n_variants),
     }
     return Statistics.model_validate(jsonable(result))

@@ -109,6 +109,13 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
     )
 
 
+def mcnemar_exact_p(both: int, to_wrong: int, to_right: int, neither: int) -> float:
+    """Exact (binomial) two-sided McNemar p of a paired 2x2 table, via statsmodels' ``mcnemar``;
+    1 when no pair is discordant."""
+    table = [[both, to_wrong], [to_right, neither]]
+    return min(1.0, float(mcnemar(table, exact=True).pvalue))
+
+
 def mcnemar_test(a: Sequence[bool], b: Sequence[bool]) -> McNemarResult:
     """McNemar's test via ``statsmodels.stats.contingency_tables.mcnemar``.
 
@@ -122,7 +129,7 @@ def mcnemar_test(a: Sequence[bool], b: Sequence[bool]) -> McNemarResult:
     to_wrong = sum(1 for x, y in pairs if x and not y)
     to_right = sum(1 for x, y in pairs if not x and y)
     neither = len(pairs) - both - to_wrong - to_right
-    exact_p = float(mcnemar([[both, to_wrong], [to_right, neither]], exact=True).pvalue)
+    exact_p = mcnemar_exact_p(both, to_wrong, to_right, neither)
     discordant = to_wrong + to_right
     if discordant < MCNEMAR_EXACT_BELOW:
         method, p_value = "exact", exact_p
