@@ -197,8 +197,8 @@ def render_markdown(analysis: Analysis, decision_md: str = "") -> str:
     ]
     if _single_stream(analysis):
         parts += [
-            "The Timing series (TTFT s, decode tok/s per request) are the single-stream "
-            "timing rows' where a variant has them.",
+            "The Timing series (TTFT s, decode tok/s per request) come from the "
+            "single-stream timing rows of each variant that has them.",
             "",
         ]
     return "\n".join(parts)
