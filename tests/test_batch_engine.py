@@ -179,3 +179,24 @@ def test_a_study_repeats_and_a_resume_mid_group_matches(tmp_path: Path) -> None:
     assert len(rows(part)) == 12  # group 0 and half of group 1, per variant
     run_study(study, RunOptions(part, cache))
     assert rows(part) == rows(one)
+
+
+def test_the_chat_template_is_compiled_once_per_backend(
+    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quantmatrix.scoring import logits as lg
+
+    made: list[int] = []
+    real = lg.chat_formatter
+
+    def counted(llm: Any) -> Any:
+        made.append(1)
+        return real(llm)
+
+    monkeypatch.setattr(lg, "chat_formatter", counted)
+    b = backend(models["F16"])
+    try:
+        got = list(b.generate(requests(2)))
+    finally:
+        b.close()
+    assert len(got) == 8 and len(made) == 1  # not once per request (a Jinja compile each)

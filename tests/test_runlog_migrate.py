@@ -35,8 +35,11 @@ def fixture_study() -> Study:
         {"kind": "arc_challenge", "n": 3},
         {"kind": "generation", "per_task": 1, "max_new_tokens": 64},
     ]
-    # batch_size 1: the study as it was before batching existed (the same config hash)
-    study = fake_study_dict(tasks=tasks, scoring={"batch_size": 4}, batch_size=1)
+    # batch_size 1, no timing phase: the study as it was before batching and single-stream
+    # timing existed (the same config hash)
+    study = fake_study_dict(
+        tasks=tasks, scoring={"batch_size": 4}, batch_size=1, timing={"enabled": False}
+    )
     return parse_study(study)
 
 

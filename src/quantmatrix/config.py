@@ -27,6 +27,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "calibration": None,
     "batch_size": 1,
     "sampling": {"mode": "fixed", "min_items": 100, "max_items": 1000, "round": 50},
+    # "timing": TIMING_OFF's dump, set below TimingSpec: no single-stream timing phase
 }
 
 
@@ -256,6 +257,24 @@ class Sampling(_Strict):
         return [*out, last]
 
 
+class TimingSpec(_Strict):
+    """Speed figures as one user sees them (pipeline/timing.py): the plan's first items of each
+    kind asked again one request at a time, in rounds that visit every level of a model."""
+
+    enabled: bool = True
+    multiple_choice: int = Field(default=8, ge=0, description="the plan's first MC items")
+    generation: int = Field(default=4, ge=0, description="the plan's first generation items")
+    round_items: int = Field(
+        default=4, ge=1, description="items per round; each round visits every level in turn"
+    )
+    warmup_runs: int = Field(default=1, ge=0, description="short requests after each load")
+
+
+# a study without the timing phase, as every run was before it existed (ADDED_FIELDS)
+TIMING_OFF = TimingSpec(enabled=False)
+ADDED_FIELDS["timing"] = TIMING_OFF.model_dump(mode="json")
+
+
 class Study(_Strict):
     """A whole study: what to build, what to ask, how to decode, what an hour costs."""
 
@@ -285,6 +304,11 @@ class Study(_Strict):
         "(groups fixed by the plan, so every level and every rerun sees the same batches); "
         "1: one at a time, as before; 4 on 2 CPU cores (measure with bench/bench_throughput.py "
         "--sizes 1,2,4,8); on a GPU try 16-64 (not measured)",
+    )
+    timing: TimingSpec = Field(
+        default=TimingSpec(),
+        description="single-stream speed figures for the decision (tok/s, TTFT, $/1M); "
+        "enabled: false resumes a run made before this phase existed",
     )
 
     sampling: Sampling = Field(
@@ -320,7 +344,8 @@ class Study(_Strict):
 
         Fields added after runs already existed (``ADDED_FIELDS``) count only when set to
         something other than their "as before" value, so a run started before they existed
-        keeps its hash and resumes with that value (``batch_size: 1``).
+        keeps its hash and resumes with that value (``batch_size: 1``; ``timing.enabled:
+        false`` with the other timing fields at their defaults).
         """
         data = self.model_dump(mode="json")
         for holder in (data, *data["models"]):

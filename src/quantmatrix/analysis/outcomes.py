@@ -23,8 +23,13 @@ def _outcomes(
         for r in rows
         if r.task_kind == "multiple_choice"
     }
-    ttft = [r.timing.ttft_s for r in rows if r.timing.ttft_s is not None]
-    tps = [v for v in (_decode_tps(r.timing) for r in rows) if v is not None]
+    # the speed series: the single-stream timing rows when the timing phase ran, else the
+    # evaluation's own rows (older logs, or the phase disabled)
+    single = sorted((r for r in log.timing if r.variant == variant and r.error is None),
+                    key=lambda r: r.key)  # fmt: skip
+    timings = [r.timing for r in single] or [r.timing for r in rows]
+    ttft = [t.ttft_s for t in timings if t.ttft_s is not None]
+    tps = [v for v in (_decode_tps(t) for t in timings) if v is not None]
     return VariantOutcomes(variant, model, level, correct, item_metrics(log, variant), ttft, tps)
 
 

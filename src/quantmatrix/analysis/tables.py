@@ -9,14 +9,14 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from quantmatrix.analysis.divergence_model import Divergence
 from quantmatrix.analysis.generation import generation_summaries
 from quantmatrix.analysis.stats.describe import wilson_ci
 from quantmatrix.analysis.variant_model import VariantSummary
 from quantmatrix.decide import tier
-from quantmatrix.runlog import RunLog, SampleRow, VariantRow
+from quantmatrix.runlog import RunLog, SampleRow, SampleTiming, TimingRow, VariantRow
 from quantmatrix.tasks import multiple_choice
 
 
@@ -47,7 +47,12 @@ def accuracy_block(rows: list[SampleRow]) -> dict[str, Any]:
     }
 
 
-def _timing_block(rows: Iterable[SampleRow]) -> dict[str, Any]:
+class _Timed(Protocol):
+    @property
+    def timing(self) -> SampleTiming: ...
+
+
+def _timing_block(rows: Iterable[_Timed]) -> dict[str, Any]:
     ts = [r.timing for r in rows]
     ttft = [t.ttft_s for t in ts if t.ttft_s is not None]
     dec_tokens = sum(t.decode_tokens or 0 for t in ts)
@@ -111,6 +116,7 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
     for row in log.samples:
         by_variant[row.variant].append(row)
     meta = _last_variant_rows(log)
+    timed = _timing_rows(log)
     generation = generation_summaries(log)
     out: list[dict[str, Any]] = []
     for spec in study.models:
@@ -139,6 +145,7 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
                 "source_type": (meta.get(vid) or {}).get("source_type"),
                 **_origin_fields(meta.get(vid) or {}),
                 **_batch_field(meta.get(vid) or {}),
+                **_single_stream_field(timed.get(vid, [])),
             }
             out.append(summary)
         _add_deltas([s for s in out if s["model"] == spec.name], spec.baseline_level)
@@ -158,6 +165,22 @@ def _batch_field(row: dict[str, Any]) -> dict[str, Any]:
     since batching; other backends and older rows say nothing, their summaries unchanged)."""
     size = row.get("batch_size")
     return {} if size is None else {"batch_size": int(size)}
+
+
+def _timing_rows(log: RunLog) -> dict[str, list[TimingRow]]:
+    """Each variant's single-stream timing rows that answered (an errored request has no
+    speed), in key order."""
+    by_variant: dict[str, list[TimingRow]] = defaultdict(list)
+    for row in sorted(log.timing, key=lambda r: r.key):
+        if row.error is None:
+            by_variant[row.variant].append(row)
+    return by_variant
+
+
+def _single_stream_field(rows: list[TimingRow]) -> dict[str, Any]:
+    """The timing phase's figures, when it ran for the variant (older logs: nothing, their
+    summaries unchanged)."""
+    return {"single_stream": _timing_block(rows)} if rows else {}
 
 
 def _add_deltas(summaries: list[dict[str, Any]], baseline: str) -> None:

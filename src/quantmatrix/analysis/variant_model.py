@@ -30,7 +30,9 @@ class TaskAccuracy(AccuracyBlock):
 
 
 class TimingBlock(Frozen):
-    """Engine-native and wall speeds and token counts over a variant's samples."""
+    """Engine-native and wall speeds and token counts over some rows of a variant: its
+    evaluation's samples (``VariantSummary.timing``) or its single-stream timing rows
+    (``VariantSummary.single_stream``)."""
 
     native_decode_tps: float | None
     native_prompt_tps: float | None
@@ -143,9 +145,12 @@ class VariantSummary(AccuracyBlock):
     origin: str | None = None
     source: str | None = None
     imatrix: dict[str, str] | None = None
-    # requests the engine decoded together (backend info's batch_size): above 1, the speed
-    # figures are aggregate throughput of that many sequences, not one request's
+    # requests the engine decoded together (backend info's batch_size): above 1, the
+    # evaluation's speed figures (``timing``) are aggregate throughput of that many sequences
     batch_size: int | None = None
+    # the timing phase's rows (pipeline/timing.py): one request at a time, as one user sees
+    # it; when given, the decision's speed figures (``speed``) come from here
+    single_stream: TimingBlock | None = None
 
     @model_serializer(mode="wrap")
     def _only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
@@ -155,5 +160,23 @@ class VariantSummary(AccuracyBlock):
                 data.pop(name, None)
         return data
 
+    @property
+    def speed(self) -> TimingBlock:
+        """The speed figures the decision uses: single-stream when the timing phase ran, else
+        the evaluation's (aggregate at ``batch_size`` when that is above 1)."""
+        return self.single_stream or self.timing
 
-WHEN_GIVEN = ("origin", "source", "imatrix", "batch_size")
+    @property
+    def speed_basis(self) -> str:
+        """What :attr:`speed` is, as the report labels it."""
+        if self.single_stream is not None:
+            return "single-stream"
+        return batch_basis(self.batch_size)
+
+
+def batch_basis(batch_size: int | None) -> str:
+    """What the evaluation's speed figures are: a batch's aggregate, or one request at a time."""
+    return f"at batch {batch_size}" if batch_size and batch_size > 1 else "one at a time"
+
+
+WHEN_GIVEN = ("origin", "source", "imatrix", "batch_size", "single_stream")

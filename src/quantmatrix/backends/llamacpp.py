@@ -88,6 +88,7 @@ class LlamaCppBackend:
         )
         self._letter_ids: dict[int, list[tuple[int, ...]]] = {}
         self._decoder: BatchDecoder | None = None
+        self._formatter: Any = None  # the chat formatter, its template compiled once
         self.engine = options.engine or _machine_settings()
         self._nvml = NvmlReader() if self.engine.offloaded else None
         self._gpu_before = self._nvml.read() if self._nvml else None
@@ -216,7 +217,8 @@ class LlamaCppBackend:
             if request.system:
                 messages.insert(0, {"role": "system", "content": request.system})
             try:
-                tokens, template_stops = lg.chat_prompt(self.llm, messages)
+                self._formatter = self._formatter or lg.chat_formatter(self.llm)
+                tokens, template_stops = lg.chat_prompt(self.llm, messages, self._formatter)
             except ValueError:  # a chat format whose prompt tokens are not reproducible
                 return None
             stops += template_stops

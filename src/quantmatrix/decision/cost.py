@@ -1,4 +1,5 @@
-"""What a generated token costs: an hourly machine rate over the measured native decode speed."""
+"""What a generated token costs: an hourly machine rate over the measured native decode speed
+(the single-stream one when the timing phase ran: ``VariantSummary.speed``)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def usd_per_million(decode_tps: float | None, cost_per_hour: float) -> float | N
 def _decode_tps(summary: VariantSummary | None) -> float | None:
     if summary is None:
         return None
-    value = summary.timing.native_decode_tps
+    value = summary.speed.native_decode_tps
     return None if value is None else float(value)
 
 

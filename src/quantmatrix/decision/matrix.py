@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 from quantmatrix.analysis.model import Analysis
+from quantmatrix.analysis.variant_model import VariantSummary
 from quantmatrix.decide import SAFE_TIERS, TIERS
 from quantmatrix.decision import GB
 from quantmatrix.decision.cost import cost_rows
@@ -32,7 +33,7 @@ def variant_rows(analysis: Analysis, cost_per_hour: float | None = None) -> list
     mems = {m.variant: m for m in memory_rows(analysis)}
     rows = []
     for s in analysis.variants:
-        c, m, tm = costs[s.variant], mems[s.variant], s.timing
+        c, m, tm = costs[s.variant], mems[s.variant], s.speed
         base = analysis.baseline_of(s.model)
         rows.append(
             VariantRow(
@@ -58,9 +59,22 @@ def variant_rows(analysis: Analysis, cost_per_hour: float | None = None) -> list
                 memory_bytes=m.used_bytes,
                 memory_basis=m.basis,
                 task_delta_pp={k: b.delta_pp for k, b in sorted(s.tasks.items())},
+                **_speed_basis(s),
             )
         )
     return rows
+
+
+def _speed_basis(s: VariantSummary) -> dict[str, object]:
+    """With single-stream figures: say so, and keep the evaluation's batched tok/s beside
+    them (rows of older logs say nothing: their speeds are the evaluation's, as before)."""
+    if s.single_stream is None:
+        return {}
+    return {
+        "speed_basis": s.speed_basis,
+        "batch_decode_tps": s.timing.native_decode_tps,
+        "batch_size": s.batch_size or 1,
+    }
 
 
 def tier_label(limit_gb: float, last: bool) -> str:

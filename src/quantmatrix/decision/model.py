@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from quantmatrix.analysis.frozen import Frozen
 from quantmatrix.analysis.stats.model import EquivalenceRow
@@ -56,6 +62,19 @@ class VariantRow(Frozen):
     memory_bytes: Bytes | None
     memory_basis: str
     task_delta_pp: dict[str, float | None]
+    # given when the timing phase ran: decode_tps, ttft_s and usd_per_m are then single-stream
+    # ("single-stream"), and the evaluation's aggregate tok/s at its batch size is kept beside
+    speed_basis: str | None = None
+    batch_decode_tps: float | None = None
+    batch_size: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        for name in ("speed_basis", "batch_decode_tps", "batch_size"):
+            if name not in self.model_fields_set:
+                data.pop(name, None)
+        return data
 
     def figure(self, name: FigureName) -> float | None:
         """One of the row's figures by name (as it is stored: bytes stay int when counted)."""

@@ -1,7 +1,8 @@
 """The pipeline: a study becomes rows of the run log, phase after phase, each resumable.
 
 ``ladder.py`` builds the variants, ``evaluate.py`` asks them the samples (-> SampleRow,
-VariantRow), ``divergence.py`` compares their token distributions with the baseline's
+VariantRow), ``timing.py`` asks a subset again one request at a time (-> TimingRow),
+``divergence.py`` compares their token distributions with the baseline's
 (-> KldRow), ``score.py`` scores generation outputs (-> ScoreRow); ``run.py`` runs them in that
 order. Every phase finds its pending work with ``resume.py`` and reports to one
 ``progress.Reporter``. Nothing here reads an analysis: that is a function of the log.

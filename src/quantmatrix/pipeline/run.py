@@ -1,4 +1,4 @@
-"""Run a study, phase after phase: ladder, evaluate, divergence, score; resumable from the log.
+"""Run a study, phase after phase: ladder, evaluate, timing, divergence, score; resumable.
 
 The run log is the single source of truth: a unit of work whose row is already in the log is
 never done again (``resume.py``), so re-running the same command resumes where a crash or kill
@@ -24,6 +24,7 @@ from quantmatrix.pipeline.evaluate import BackendFactory, EvalLogs, evaluate_all
 from quantmatrix.pipeline.ladder import build_variants
 from quantmatrix.pipeline.resume import logged_keys
 from quantmatrix.pipeline.score import Scorer, score_run
+from quantmatrix.pipeline.timing import run_timing_phase
 from quantmatrix.progress import SILENT, Reporter
 from quantmatrix.runlog import SAMPLES, VARIANTS, AppendLog, SampleRow, VariantRow, load_rows
 from quantmatrix.tasks.plan import plan_samples
@@ -42,6 +43,7 @@ class RunOutcome:
     evaluated: int = 0
     skipped: int = 0
     scored: int = 0
+    timed: int = 0  # single-stream timing rows written (pipeline/timing.py)
     failed_variants: list[str] = field(default_factory=list)
 
 
@@ -81,9 +83,9 @@ def run_study(
     record_sources(out, manifest, sources, digests)
     done = logged_keys(out, SampleRow, manifest)
     measured = {r.variant for r in load_rows(out, VariantRow, manifest).rows}
-    config = manifest["config_hash"]
+    config, session = manifest["config_hash"], new_session()
     with AppendLog(out / SAMPLES, config) as log, AppendLog(out / VARIANTS, config) as vlog:
-        logs = EvalLogs(log, vlog, new_session())
+        logs = EvalLogs(log, vlog, session)
         if study.sampling.mode == "adaptive":
             evaluated = evaluate_in_rounds(
                 study, variants, samples, (out, manifest), logs, backend_factory, progress
@@ -92,8 +94,10 @@ def run_study(
             evaluated = evaluate_all(
                 study, variants, samples, done, measured, logs, backend_factory, progress
             )
+    failed = evaluated.failed_variants
+    answered = [(s, v) for s, v in variants if v.id not in failed]
+    timed = run_timing_phase(study, out, answered, samples, backend_factory, session, progress)
     run_divergence_phase(study, out, [v for _, v in variants], progress)
     scored = score_run(out, progress, scorer)
-    return RunOutcome(
-        out, evaluated.evaluated, evaluated.skipped, scored, evaluated.failed_variants
-    )
+    failed += [v for v in timed.failed_variants if v not in failed]
+    return RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows, failed)

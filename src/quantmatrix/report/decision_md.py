@@ -45,9 +45,19 @@ def _mem(row: VariantRow) -> str:
     return "unknown" if b is None else f"{gb(int(b))} ({row.memory_basis})"
 
 
+def _basis(d: Decision) -> str:
+    """The speed figures' label: single-stream when the timing phase ran ("" for a log
+    without it, whose report reads as before)."""
+    bases = {r.speed_basis for r in d.variants}
+    if bases == {None}:
+        return ""
+    return " (single-stream)" if bases == {"single-stream"} else " (single-stream where timed)"
+
+
 def _summary(d: Decision) -> list[Block]:
     note = (
-        f"Priced at ${d.cost_per_hour:g} per hour over each variant's native decode speed; "
+        f"Priced at ${d.cost_per_hour:g} per hour over each variant's native decode speed"
+        f"{_basis(d)}; "
         f"context length {d.context_length} tokens. Memory: the measured peak where present, "
         "else the published estimate (params x nominal bits / 8 x 1.1). Recommended: fits the "
         f"budget and tier {safe_text()}."
@@ -61,7 +71,8 @@ def _summary(d: Decision) -> list[Block]:
 
 def _matrix(d: Decision, rows: Mapping[str, VariantRow]) -> list[Block]:
     out = [Block("h2", "Decision matrix per memory budget")]
-    head = ["Variant", "Memory", "Bench Δ pp", "Gen Δ %", "Tier", "Decode tok/s", "$/1M", "Rec."]
+    head = ["Variant", "Memory", "Bench Δ pp", "Gen Δ %", "Tier"]
+    head += [f"Decode tok/s{_basis(d)}", f"$/1M{_basis(d)}", "Rec."]
     for entry in d.matrix:
         out.append(Block("h3", entry.label + (" (open-ended)" if entry.open_ended else "")))
         if not entry.fits:
@@ -98,8 +109,9 @@ def _lists(d: Decision) -> list[Block]:
 
 
 def _enumeration(d: Decision) -> list[Block]:
-    head = ["Variant", "Accuracy [95% CI]", "Bench Δ pp", "Gen Δ %", "Tier", "Decode tok/s"]
-    head += ["TTFT s", "$/1M", "Savings vs baseline", "Memory"]
+    head = ["Variant", "Accuracy [95% CI]", "Bench Δ pp", "Gen Δ %", "Tier"]
+    head += [f"Decode tok/s{_basis(d)}", f"TTFT s{_basis(d)}", f"$/1M{_basis(d)}"]
+    head += ["Savings vs baseline", "Memory"]
     body = [
         [
             r.variant,

@@ -208,7 +208,9 @@ def plot_speed(decision: Decision) -> Figure:
             _bars(ax, rows, key, label)
         else:
             _no_data(ax, label)
-    top.set_title("Decode speed (engine's own timing) and time to first token, per level")
+    single = any(r.speed_basis == "single-stream" for r in rows)  # the timing phase ran
+    basis = ", single-stream" if single else ""
+    top.set_title(f"Decode speed (engine's own timing{basis}) and time to first token, per level")
     return fig
 
 

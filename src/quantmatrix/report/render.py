@@ -7,6 +7,7 @@ from pathlib import Path
 
 from quantmatrix.analysis.build import analyze
 from quantmatrix.analysis.model import Analysis
+from quantmatrix.analysis.variant_model import VariantSummary, batch_basis
 from quantmatrix.decide import rule_text
 from quantmatrix.decision.build import decide
 from quantmatrix.decision.model import Decision, Policy
@@ -43,7 +44,10 @@ def _notes(analysis: Analysis) -> list[str]:
 
 
 def batch_note(analysis: Analysis) -> list[str]:
-    """Say so when speed figures are a batch's aggregate throughput, not one request's."""
+    """Say what the speed figures are: single-stream (the timing phase ran), or a batch's
+    aggregate throughput, not one request's."""
+    if _single_stream(analysis):
+        return [single_stream_note(analysis)]
     sizes = sorted({n for s in analysis.variants if (n := s.batch_size or 1) > 1})
     if not sizes:
         return []
@@ -51,9 +55,43 @@ def batch_note(analysis: Analysis) -> list[str]:
     return [
         f"**Speed figures are batched:** the embedded engine decoded {batches} requests "
         "together, so Decode tok/s, Wall tok/s, $/1M and TTFT are that batch's aggregate "
-        "throughput and latency, not what one request alone sees (set `batch_size: 1` for "
-        "single-stream figures); every level ran with the same batch shapes."
+        "throughput and latency, not what one request alone sees (the study's `timing` "
+        "section, on by default, or `batch_size: 1` gives single-stream figures); every level "
+        "ran with the same batch shapes."
     ]
+
+
+def _single_stream(analysis: Analysis) -> bool:
+    return any(s.single_stream is not None for s in analysis.variants)
+
+
+def single_stream_note(analysis: Analysis) -> str:
+    sizes = sorted({n for s in analysis.variants if (n := s.batch_size or 1) > 1})
+    batched = (
+        f"; the evaluation decoded {' or '.join(str(n) for n in sizes)} requests together, and "
+        "its aggregate throughput is shown beside them as tok/s at batch N, never mixed in"
+        if sizes
+        else ""
+    )
+    return (
+        "**Speed figures are single-stream:** Decode tok/s, TTFT and $/1M come from a timing "
+        "subset (the plan's first items of each kind, the study's `timing` section) asked one "
+        "request at a time after a warm-up, in rounds that visit every level of a model in "
+        f"turn, as one user sending one request sees them{batched}."
+    )
+
+
+def _speed_cells(analysis: Analysis, s: VariantSummary) -> list[str]:
+    tm = s.speed
+    cells = [num(tm.native_decode_tps), num(tm.wall_tps)]
+    cells += [f"{num(tm.ttft_mean_s, 3)} / {num(tm.ttft_median_s, 3)}"]
+    if _single_stream(analysis):  # logs without the timing phase: the columns as before
+        cells += [s.speed_basis, _evaluation_tps(s)]
+    return cells
+
+
+def _evaluation_tps(s: VariantSummary) -> str:
+    return f"{num(s.timing.native_decode_tps)} {batch_basis(s.batch_size)}"
 
 
 def _headline(analysis: Analysis) -> str:
@@ -63,9 +101,11 @@ def _headline(analysis: Analysis) -> str:
     headers += [t for t in tasks] + ["Unparsed", "KLD", "Same top", "Letter KL", "Same answer"]
     headers += ["Decode tok/s", "Wall tok/s"]
     headers += ["TTFT mean/med s"]
+    if _single_stream(analysis):
+        headers += ["Speed basis", "Evaluation decode tok/s"]
     rows = []
     for s in analysis.variants:
-        f, tm = s.file, s.timing
+        f = s.file
         row = [
             s.model,
             s.level + (" (baseline)" if s.is_baseline else ""),
@@ -81,8 +121,7 @@ def _headline(analysis: Analysis) -> str:
         row += [
             pct(s.unparsed_rate), sci(s.kld_mean), pct(s.top_agreement),
             sci(s.letter_kl_mean), pct(s.letter_agreement),
-            num(tm.native_decode_tps), num(tm.wall_tps),
-            f"{num(tm.ttft_mean_s, 3)} / {num(tm.ttft_median_s, 3)}",
+            *_speed_cells(analysis, s),
         ]  # fmt: skip
         rows.append(row)
     return table(headers, rows)
@@ -117,7 +156,13 @@ def _timing(analysis: Analysis) -> str:
         ])  # fmt: skip
     head = ["Variant", "Prompt tok/s", "Decode tok/s", "Prompt tokens", "Generated tokens"]
     head += ["Eval wall s", "Engine s", "Wall / engine"]
-    return table(head, rows)
+    text = table(head, rows)
+    if _single_stream(analysis):
+        text += (
+            "\n\nPrompt and decode tok/s here are the evaluation's own (at its batch size), "
+            "the basis of the harness overhead; the single-stream figures are above."
+        )
+    return text
 
 
 def render_markdown(analysis: Analysis, decision_md: str = "") -> str:
@@ -150,6 +195,12 @@ def render_markdown(analysis: Analysis, decision_md: str = "") -> str:
         render_statistics_md(analysis.statistics).rstrip(),
         "",
     ]
+    if _single_stream(analysis):
+        parts += [
+            "The Timing series (TTFT s, decode tok/s per request) come from the "
+            "single-stream timing rows of each variant that has them.",
+            "",
+        ]
     return "\n".join(parts)
 
 

@@ -19,6 +19,6 @@ def headline_text(analysis: Analysis) -> Table:
             signed(s.delta_pp),
             s.tier or MISSING,
             pct(s.unparsed_rate),
-            num(s.timing.native_decode_tps),
+            f"{num(s.speed.native_decode_tps)} ({s.speed_basis})",
         )
     return t

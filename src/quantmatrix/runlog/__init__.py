@@ -13,6 +13,7 @@ from quantmatrix.runlog.files import (
     MANIFEST,
     SAMPLES,
     SCORES,
+    TIMING,
     VARIANTS,
     AppendLog,
     LineProblem,
@@ -33,6 +34,7 @@ from quantmatrix.runlog.rows import (
     SampleTiming,
     ScoreRow,
     ScoringModels,
+    TimingRow,
     VariantRow,
 )
 
@@ -42,6 +44,7 @@ __all__ = [
     "MANIFEST",
     "SAMPLES",
     "SCORES",
+    "TIMING",
     "VARIANTS",
     "AppendLog",
     "KldRow",
@@ -55,6 +58,7 @@ __all__ = [
     "SampleTiming",
     "ScoreRow",
     "ScoringModels",
+    "TimingRow",
     "VariantRow",
     "canonical_json",
     "load_rows",

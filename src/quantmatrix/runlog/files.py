@@ -22,8 +22,9 @@ SAMPLES = "samples.jsonl"
 VARIANTS = "variants.jsonl"
 SCORES = "scores.jsonl"
 KLD = "kld.jsonl"
+TIMING = "timing.jsonl"
 MANIFEST = "manifest.json"
-LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD)
+LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING)
 
 
 def canonical_json(obj: Any) -> str:

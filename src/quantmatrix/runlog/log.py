@@ -11,7 +11,7 @@ from typing import Any
 from quantmatrix.config import Study
 from quantmatrix.runlog.check import load_rows
 from quantmatrix.runlog.files import MANIFEST, read_manifest
-from quantmatrix.runlog.rows import KldRow, SampleRow, ScoreRow, VariantRow
+from quantmatrix.runlog.rows import KldRow, SampleRow, ScoreRow, TimingRow, VariantRow
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class RunLog:
     manifest: dict[str, Any]
     scores: list[ScoreRow] = field(default_factory=list)
     kld: list[KldRow] = field(default_factory=list)
+    timing: list[TimingRow] = field(default_factory=list)  # the single-stream subset's rows
     warnings: list[str] = field(default_factory=list)  # rows ignored on read, one line a file
 
     @classmethod
@@ -39,13 +40,21 @@ class RunLog:
         variants = load_rows(run_dir, VariantRow, manifest)
         scores = load_rows(run_dir, ScoreRow, manifest)
         kld = load_rows(run_dir, KldRow, manifest)
+        timing = load_rows(run_dir, TimingRow, manifest)
         return cls(
             samples=samples.rows,
             variants=variants.rows,
             manifest=manifest,
             scores=scores.rows,
             kld=kld.rows,
-            warnings=[*samples.warnings, *variants.warnings, *scores.warnings, *kld.warnings],
+            timing=timing.rows,
+            warnings=[
+                *samples.warnings,
+                *variants.warnings,
+                *scores.warnings,
+                *kld.warnings,
+                *timing.warnings,
+            ],
         )
 
     @cached_property

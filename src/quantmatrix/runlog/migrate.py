@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from quantmatrix.runlog.files import KLD, SAMPLES, SCORES, VARIANTS, LogIntegrityError
+from quantmatrix.runlog.files import (
+    KLD,
+    SAMPLES,
+    SCORES,
+    TIMING,
+    VARIANTS,
+    LogIntegrityError,
+)
 from quantmatrix.runlog.rows import ROW_TYPES, LogRow
 
 Row = dict[str, Any]
@@ -40,6 +47,7 @@ STEPS: dict[str, dict[int, Step]] = {
     VARIANTS: {1: _variant_1_to_2},
     SCORES: {},
     KLD: {},
+    TIMING: {},
 }
 
 

@@ -11,13 +11,15 @@ samples.jsonl      SampleRow   (variant, task, item)            2 (1: migrated o
 variants.jsonl     VariantRow  (variant, session)               2 (1: migrated on read)
 scores.jsonl       ScoreRow    (variant, task, item, against)   1
 kld.jsonl          KldRow      (variant, corpus_sha256, chunk)  1
+timing.jsonl       TimingRow   (variant, task, item)            1
 =================  ==========  ===============================  =========================
 
 Sample rows of version 2 name their ``task_kind`` (version 1 left it to be guessed from the
 inputs' keys) and no longer carry the write-time multiple-choice ``scores``, which no reader
 used: the analysis rescores every reply from ``output``, ``input`` and ``letters``. Variant
 rows of version 2 say where the weights came from (``origin``, ``source``, ``imatrix``:
-``models.ladder.Variant.log_fields``); version 1 rows read as origin unknown.
+``models.ladder.Variant.log_fields``); version 1 rows read as origin unknown. Timing rows
+(``pipeline/timing.py``) are one request of the single-stream subset, asked alone.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from quantmatrix.runlog.files import KLD, SAMPLES, SCORES, VARIANTS
+from quantmatrix.runlog.files import KLD, SAMPLES, SCORES, TIMING, VARIANTS
 from quantmatrix.tasks.base import TaskKind
 
 Key = tuple[Any, ...]
@@ -187,4 +189,32 @@ class KldRow(LogRow):
     base_nll_sum: float
 
 
-ROW_TYPES: dict[str, type[LogRow]] = {t.FILE: t for t in (SampleRow, VariantRow, ScoreRow, KldRow)}
+class TimingRow(LogRow):
+    """One item of the timing subset asked alone: batch size 1, one request in flight, after a
+    warm-up, in the phase's round order (``pipeline/timing.py``), so its speeds are what one
+    user sending one request sees. ``timing.ttft_s`` is the time to the first token as the
+    caller saw it: in process for the embedded engine (prompt eval + first token), client-side
+    from the stream for a server."""
+
+    FILE: ClassVar[str] = TIMING
+    KEY: ClassVar[tuple[str, ...]] = ("variant", "task", "item")
+    SCHEMA: ClassVar[int] = 1
+
+    kind: Literal["timing"] = "timing"
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    model: str
+    level: str
+    task: str
+    item: str
+    task_kind: TaskKind
+    round: int  # the round it ran in: round r visits every level before round r + 1
+    output: str
+    finish_reason: str
+    timing: SampleTiming
+    error: str | None
+    session: str | None
+
+
+ROW_TYPES: dict[str, type[LogRow]] = {
+    t.FILE: t for t in (SampleRow, VariantRow, ScoreRow, KldRow, TimingRow)
+}

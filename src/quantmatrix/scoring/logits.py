@@ -62,7 +62,9 @@ def _token_text(llm: Any, token: int) -> str:
     return "" if token == -1 else str(llm._model.token_get_text(token))
 
 
-def _chat_formatter(llm: Any) -> Any:
+def chat_formatter(llm: Any) -> Any:
+    """The chat formatter ``create_chat_completion`` uses for ``llm`` (a Jinja template is
+    compiled here: keep it, as :func:`chat_prompt` takes it, when formatting many prompts)."""
     from llama_cpp import llama_chat_format as fmt
 
     name = str(llm.chat_format or "")
@@ -90,9 +92,12 @@ def _chat_formatter(llm: Any) -> Any:
     return builtin[name]
 
 
-def chat_prompt(llm: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
-    """The tokens and the stop strings ``create_chat_completion`` uses for ``messages``."""
-    result = _chat_formatter(llm)(messages=messages)
+def chat_prompt(
+    llm: Any, messages: list[dict[str, str]], formatter: Any = None
+) -> tuple[list[int], list[str]]:
+    """The tokens and the stop strings ``create_chat_completion`` uses for ``messages``
+    (``formatter``: :func:`chat_formatter`'s for ``llm``, made here when not given)."""
+    result = (formatter or chat_formatter(llm))(messages=messages)
     tokens = llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special,
                           special=True)  # fmt: skip
     stop = result.stop if isinstance(result.stop, list) else [result.stop]
