@@ -182,11 +182,14 @@ def test_generation_delta_worsens_the_tier() -> None:
     a = analysis(
         [
             variant("g", "F16", 0.6, baseline=True, peak=10**9),
-            variant("g", "Q4_K_M", 0.6, peak=10**9, gen=-7.0),
+            variant("g", "Q4_K_M", 0.6, peak=10**9, gen=-9.0),
+            variant("g", "Q2_K", 0.6, peak=10**9, gen=-7.0),
         ]
     )
     rows = {r.variant: r for r in build_decision(a).variants}
     assert rows["g@Q4_K_M"].tier == "concerning" and not rows["g@Q4_K_M"].safe
+    # -7% generation is acceptable under the published generation bounds (-3 / -8 / -15)
+    assert rows["g@Q2_K"].tier == "acceptable" and rows["g@Q2_K"].safe
 
 
 def test_validate_with_and_without_statistics() -> None:
@@ -319,10 +322,20 @@ def test_cli_commands(fake_run: Path, tmp_path: Path) -> None:
 def test_the_tier_rule_reads_as_its_bounds() -> None:
     from quantmatrix.decide import SAFE_TIERS, TIERS, rule_text, safe_text
 
-    assert rule_text() == "negligible >= -3, acceptable >= -5, concerning >= -10, else unacceptable"
+    assert rule_text() == (
+        "benchmark Δ (pp): negligible >= -3, acceptable >= -5, concerning >= -10, else "
+        "unacceptable; generation key-average Δ (%): negligible >= -3, acceptable >= -8, "
+        "concerning >= -15, else unacceptable"
+    )
     assert safe_text() == "negligible or acceptable"
     assert TIERS == ("negligible", "acceptable", "concerning", "unacceptable")
     assert SAFE_TIERS == ("negligible", "acceptable")
     assert [tier(d) for d in (-3.0, -3.01, -5.0, -10.0, -10.01)] == [
         "negligible", "acceptable", "acceptable", "concerning", "unacceptable"
     ]  # fmt: skip
+    # generation % under its own bounds (-3 / -8 / -15), the worse of the two signals
+    assert [tier(0.0, g) for g in (-3.0, -7.9, -8.0, -8.01, -15.0, -15.01)] == [
+        "negligible", "acceptable", "acceptable", "concerning", "concerning", "unacceptable"
+    ]  # fmt: skip
+    assert tier(None, -6.0) == "acceptable" and tier(-6.0, -1.0) == "concerning"
+    assert tier(None, None) is None

@@ -1,7 +1,8 @@
 """The decision matrix: variant rows, memory tiers, what is (not) recommended, ladders, cliffs.
 
-Quality tiers are the analysis's (``decide.tier``, from :data:`quantmatrix.decide.TIER_BOUNDS`);
-nothing here recomputes them, it only reads which of them are safe.
+Quality tiers are the analysis's (``decide.tier``: benchmark pp under ``TIER_BOUNDS_BENCH``,
+generation % under ``TIER_BOUNDS_GEN``); nothing here recomputes them, it only reads which of
+them are safe.
 """
 
 from __future__ import annotations

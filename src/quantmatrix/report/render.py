@@ -129,8 +129,8 @@ def render_markdown(analysis: Analysis, decision_md: str = "") -> str:
         parts += [decision_md.rstrip(), ""]
     parts += ["## Accuracy, tiers and speed", "", _headline(analysis), ""]
     parts += [
-        f"Tier: {rule_text()}; the "
-        "worse of the benchmark Δ (pp) and the generation Δ (%), vs each model's baseline. "
+        f"Tier (point): {rule_text()}; the "
+        "worse of the two signals, vs each model's baseline. "
         "Decode tok/s is llama.cpp's own decode time; wall tok/s is generated tokens over the "
         "client's whole request time.",
         "",
