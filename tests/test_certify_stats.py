@@ -47,7 +47,7 @@ def test_bonett_price_matches_published_example_and_the_tost() -> None:
 
 
 def test_unknown_method_and_unequal_lengths_are_refused() -> None:
-    with pytest.raises(ValueError, match="newcombe or bonett-price"):
+    with pytest.raises(ValueError, match="newcombe, bonett-price or tango"):
         paired.interval_of_counts(CAVO, method="wald")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="differ in length"):
         paired.paired_change_interval([True], [True, False])

@@ -285,7 +285,7 @@ def test_analysis_json_reads_back(fake_run: Path, tmp_path: Path) -> None:
         from_log = cli.invoke(app, [cmd[0], str(run), *cmd[1:]])
         assert from_file.exit_code == 0 and from_file.output == from_log.output
     newer = tmp_path / "newer.json"
-    newer.write_text(written.replace('"analysis_version": 1', '"analysis_version": 99'))
+    newer.write_text(written.replace('"analysis_version": 2', '"analysis_version": 99'))
     with pytest.raises(AnalysisFileError, match="analysis_version 99"):
         read_analysis(newer)
     bad = cli.invoke(app, ["compare", str(newer), str(run)])
