@@ -152,8 +152,13 @@ def test_recommend_objectives_filters_and_empty_reason() -> None:
     assert rec.best is not None and "accuracy 69.5%" in rec.best.why
     assert "3.50 GB measured" in rec.best.why
     assert picks(recommend(a, 4, objective="cost", basis="point"))[0] == "small@Q4_K_M"
-    assert picks(recommend(a, 2, min_accuracy=0.52, objective="speed", basis="point"))[0] == "big@Q4_K_M"
-    loose = recommend(a, 2, min_accuracy=0.52, max_tier="unacceptable", objective="speed", basis="point")
+    assert (
+        picks(recommend(a, 2, min_accuracy=0.52, objective="speed", basis="point"))[0]
+        == "big@Q4_K_M"
+    )
+    loose = recommend(
+        a, 2, min_accuracy=0.52, max_tier="unacceptable", objective="speed", basis="point"
+    )
     assert picks(loose)[0] == "big@Q2_K"
     none = recommend(a, 1, min_accuracy=0.6, basis="point")
     assert none.best is None and none.runners_up == []
