@@ -13,7 +13,7 @@ from scipy import optimize
 from scipy import stats as sps
 
 from quantmatrix.analysis.build import analyze
-from quantmatrix.analysis.certified import Item, fixed_bench, mc_items, model_order, prefix
+from quantmatrix.analysis.certified_signals import Item, fixed_bench, mc_items, model_order, prefix
 from quantmatrix.analysis.stats import certify
 from quantmatrix.analysis.stats import simulation as sim
 from quantmatrix.analysis.stats.paired import PairedCounts, interval_of_counts, tango_bounds

@@ -133,6 +133,7 @@ def validate_cmd(
     except DecisionError as exc:
         _fail(str(exc))
     typer.echo(f"{v.variant}: tier {v.tier}; {v.summary}")
+    typer.echo(f"certified: {v.certified or 'not computed (no paired items)'}")
     if not v.equivalence:
         typer.echo("equivalence: not computed")
     for row in v.equivalence:

@@ -14,8 +14,7 @@ rule saw. A significant rise in unparsed replies holds a variant out of negligib
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from quantmatrix.analysis.certified_model import (
@@ -26,62 +25,32 @@ from quantmatrix.analysis.certified_model import (
     Tiers,
     UnparsedBlock,
 )
+from quantmatrix.analysis.certified_signals import (
+    Item,
+    Signal,
+    adaptive_bench,
+    fixed_bench,
+    generation_signals,
+    mc_items,
+)
 from quantmatrix.analysis.generation import item_metrics
 from quantmatrix.analysis.stats import agreement, certify
 from quantmatrix.analysis.stats.paired import (
     CERTIFY_METHOD,
     PairedChange,
-    PairedCounts,
-    interval_of_counts,
-    ratio_change_interval,
 )
-from quantmatrix.analysis.stats.sequential import paired_change_sequence
 from quantmatrix.config import GenerationTask, ModelSpec, Study
-from quantmatrix.decide import TIER_BOUNDS_BENCH, TIER_BOUNDS_GEN, tier_within
+from quantmatrix.decide import TIER_BOUNDS_BENCH
 from quantmatrix.runlog import RunLog
-from quantmatrix.stopping.rounds import round_order, stratum
-from quantmatrix.stopping.rule import FAMILY_ALPHA, adaptive_stops, interval_alpha, tier_name
-from quantmatrix.tasks import multiple_choice
+from quantmatrix.stopping.rule import FAMILY_ALPHA, interval_alpha
 
 UNPARSED_ALPHA = 0.05  # a rise only ever worsens a tier, so no multiplicity adjustment
-
-
-@dataclass(frozen=True)
-class Item:
-    """One multiple-choice answer as the certified tiers read it."""
-
-    correct: bool
-    parsed: bool
-    pred: str | None
-    stratum: str
-
-
-@dataclass(frozen=True)
-class Signal:
-    """One signal of one variant: its interval and its tiers (fixed sequence applied)."""
-
-    interval: PairedChange
-    tiers: certify.TierRange
 
 
 def signal_alpha(study: Study) -> float:
     """Each interval's two-sided alpha: the family-wise 5% over 3 bounds and the signals."""
     n_signals = 2 if any(isinstance(t, GenerationTask) for t in study.tasks) else 1
     return interval_alpha(FAMILY_ALPHA, n_bounds=len(TIER_BOUNDS_BENCH), n_signals=n_signals)
-
-
-def mc_items(log: RunLog) -> dict[str, dict[str, Item]]:
-    """variant -> item key -> its multiple-choice answer."""
-    out: dict[str, dict[str, Item]] = defaultdict(dict)
-    for r in log.samples:
-        if r.task_kind != "multiple_choice":
-            continue
-        s = multiple_choice.score_row(r)
-        subject = r.input.get("subject")
-        out[r.variant][r.item_key] = Item(
-            bool(s["correct"]), bool(s["parsed"]), s["pred"], stratum(r.task, subject)
-        )
-    return dict(out)
 
 
 def family_rule(design: str, alpha: float) -> str:
@@ -97,80 +66,6 @@ def family_rule(design: str, alpha: float) -> str:
         f"chance that any tier of the model's ladder is certified better than its true tier "
         f"is at most {FAMILY_ALPHA:g} (union bound over the tier bounds and signals)"
     )
-
-
-def _tango(base: Mapping[str, Item], var: Mapping[str, Item], alpha: float) -> PairedChange:
-    keys = sorted(set(base) & set(var))
-    counts = PairedCounts.of([base[k].correct for k in keys], [var[k].correct for k in keys])
-    return interval_of_counts(counts, alpha, CERTIFY_METHOD)
-
-
-def fixed_bench(
-    base: Mapping[str, Item], below: Sequence[Mapping[str, Item]], alpha: float
-) -> list[Signal]:
-    """Paired score intervals down the ladder and their tiers under the fixed sequence."""
-    intervals = [_tango(base, var, alpha) for var in below]
-    ranges = certify.certify_ladder(
-        [certify.Interval(iv.change, iv.low, iv.high) for iv in intervals], TIER_BOUNDS_BENCH
-    )
-    return [Signal(iv, tr) for iv, tr in zip(intervals, ranges, strict=True)]
-
-
-def prefix(items: Mapping[str, Item], order: Sequence[str]) -> list[bool]:
-    """Correctness along the round order, up to the first item not run."""
-    out = []
-    for key in order:
-        if key not in items:
-            break
-        out.append(items[key].correct)
-    return out
-
-
-def model_order(items: Mapping[str, Mapping[str, Item]], seed: int) -> list[str]:
-    """The round order over every item key logged for one model's variants."""
-    strata = {k: it.stratum for var in items.values() for k, it in var.items()}
-    return round_order(strata, seed)
-
-
-def adaptive_bench(
-    base: Mapping[str, Item],
-    below: Sequence[Mapping[str, Item]],
-    study: Study,
-    alpha: float,
-) -> list[Signal]:
-    """Betting sequences in round order, tiers from the stopping rule on the same outcomes."""
-    order = model_order(
-        {"base": base, **{str(i): v for i, v in enumerate(below)}}, study.selection_seed
-    )
-    base_seq = prefix(base, order)
-    seqs = [prefix(v, order) for v in below]
-    stops = adaptive_stops(base_seq, seqs, study.sampling, TIER_BOUNDS_BENCH, alpha, len(order))
-    out = []
-    for i, seq in enumerate(seqs):
-        n = min(len(seq), len(base_seq))
-        iv = paired_change_sequence(base_seq[:n], seq[:n], alpha, study.sampling.max_items)
-        point = tier_within(iv.change, TIER_BOUNDS_BENCH)
-        tr = certify.TierRange(point, tier_name(stops.certified[i]), tier_name(stops.best[i]))
-        out.append(Signal(iv, tr))
-    return out
-
-
-def generation_signals(
-    base: Mapping[str, float], below: Sequence[Mapping[str, float]], alpha: float
-) -> list[Signal | None]:
-    """Delta-method intervals of the key average's % change, fixed sequence over those
-    variants that have one."""
-    found: list[PairedChange | None] = []
-    for var in below:
-        keys = sorted(set(base) & set(var))
-        found.append(ratio_change_interval([base[k] for k in keys], [var[k] for k in keys], alpha))
-    known = [iv for iv in found if iv is not None]
-    ranges = iter(
-        certify.certify_ladder(
-            [certify.Interval(iv.change, iv.low, iv.high) for iv in known], TIER_BOUNDS_GEN
-        )
-    )
-    return [None if iv is None else Signal(iv, next(ranges)) for iv in found]
 
 
 def _rate(r: agreement.Rate) -> RateBound:

@@ -198,3 +198,4 @@ class Validation(Frozen):
     cost: CostFacts
     memory: MemoryRow
     summary: str
+    certified: str = ""  # the guarantee line (decision/guarantee.py); "" without a certified tier

@@ -213,4 +213,5 @@ def validate(analysis: Analysis, variant: str, cost_per_hour: float | None = Non
         ),
         memory=memory_row(summary),
         summary=describe(row),
+        certified="" if row.certified_tier is None else guarantee(row),
     )

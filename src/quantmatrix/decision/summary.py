@@ -46,7 +46,10 @@ def tier_outcome(entry: MatrixEntry, rows: Mapping[str, VariantRow], basis: Basi
         tie = ""
         if choice.tie:
             others = ", ".join(r.variant for r in choice.tie if r is not best)
-            tie = f" (a tie with {others}: the data cannot separate them; broken by cost)"
+            tie = (
+                f" (a tie with {others}: the data cannot separate them; broken by the best "
+                "certified accuracy, then cost)"
+            )
         return f"run {best.variant}: {_facts_on(best, basis)}{tie}."
     if not entry.fits:
         return "nothing fits: no variant's memory is within the budget."

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from quantmatrix.decide import TIERS, safe_text
+from quantmatrix.decision.choose import TIE_RULE
 from quantmatrix.decision.model import Decision, VariantRow
 from quantmatrix.report.fmt import MISSING, gb, num, pct, signed
 
@@ -73,15 +74,13 @@ def answer_blocks(d: Decision) -> list[Block]:
         if d.basis == "certified"
         else "point tiers, as published"
     )
-    out = [
-        Block("h2", "The answer"),
-        Block("ul", items=d.answer),
-        Block(
-            "p",
-            f"On {basis}; recommended: fits the budget and tier {safe_text()}; the most "
-            f"accurate of those, a tie the data cannot separate broken by cost.",
-        ),
-    ]
+    text = (
+        f"On {basis}; recommended: fits the budget and tier {safe_text()}; the one with the "
+        f"best {'certified ' if d.basis == 'certified' else ''}accuracy of those."
+    )
+    if d.basis == "certified":
+        text += f" {TIE_RULE.capitalize()}: the answer names them (broken by that accuracy)."
+    out = [Block("h2", "The answer"), Block("ul", items=d.answer), Block("p", text)]
     saving = adaptive_saving(d)
     return [*out, Block("p", saving)] if saving else out
 
