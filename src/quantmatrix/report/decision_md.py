@@ -79,7 +79,8 @@ def answer_blocks(d: Decision) -> list[Block]:
         f"best {'certified ' if d.basis == 'certified' else ''}accuracy of those."
     )
     if d.basis == "certified":
-        text += f" {TIE_RULE[0].upper() + TIE_RULE[1:]}: the answer names them (broken by that accuracy)."
+        rule = TIE_RULE[0].upper() + TIE_RULE[1:]
+        text += f" {rule}: the answer names them (broken by that accuracy)."
     out = [Block("h2", "The answer"), Block("ul", items=d.answer), Block("p", text)]
     saving = adaptive_saving(d)
     return [*out, Block("p", saving)] if saving else out
