@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from quantmatrix.analysis.model import Analysis
+from quantmatrix.analysis.variant_model import VariantSummary
 from quantmatrix.cli_decide import register
 from quantmatrix.decide import TIERS
 from quantmatrix.decision import DecisionError
@@ -159,3 +160,25 @@ def test_recommend_cli_prints_the_guarantee_and_refuses_bad_options(tmp_path: Pa
         got = cli.invoke(app, ["recommend", str(path), *bad])
         assert got.exit_code == 2 and got.output.startswith("error: ")
         assert len(got.output.strip().splitlines()) == 1
+
+
+def test_the_answer_shows_the_adaptive_saving() -> None:
+    def adaptive(s: VariantSummary, used: int) -> VariantSummary:
+        assert s.certified is not None
+        block = s.certified.model_copy(
+            update={"design": "adaptive", "items_used": used, "items_fixed": 1000}
+        )
+        return s.model_copy(update={"certified": block})
+
+    a = ladder()
+    variants = [
+        adaptive(s, 300) if s.level == "Q8_0" else adaptive(s, 1000) if s.level == "Q2_K" else s
+        for s in a.variants
+    ]
+    d = decide(a.model_copy(update={"variants": tuple(variants)}), Policy())
+    answer = render_answer_md(d)
+    assert (
+        "Adaptive sampling: items used per variant: m@Q8_0 300 of 1000, m@Q2_K 1000 of 1000; "
+        "1300 of 2000 in all (35% fewer than the fixed design)." in answer
+    )
+    assert "Adaptive sampling" not in render_answer_md(decide(a, Policy()))
