@@ -209,14 +209,22 @@ def certified(
     if gen is not None:
         ranges.append(certify.tier_range(certify.Interval(*gen), TIER_BOUNDS_GEN))
         generation = ChangeInterval(
-            unit="%", change=gen[0], low=gen[1], high=gen[2], alpha=0.05, method="delta", n=n
+            unit="%",
+            change=gen[0],
+            low=gen[1],
+            high=gen[2],
+            alpha=0.05,
+            method="delta",
+            n=n,
+            certified_low=gen[1],
         )
     both = certify.combine(*ranges)
     assert both is not None
     block = CertifiedBlock(
         baseline=f"{summary.model}@F16", design="fixed",
         bench=ChangeInterval(
-            unit="pp", change=mid, low=low, high=high, alpha=0.0333, method="tango", n=n
+            unit="pp", change=mid, low=low, high=high, alpha=0.0333, method="tango", n=n,
+            certified_low=low,
         ),
         bench_tiers=Tiers(point=bench.point, certified=bench.certified, best=bench.best),
         generation=generation,

@@ -84,6 +84,7 @@ def test_certified_blocks_match_hand_computed_intervals(fixed_run: Path) -> None
         certify.Interval(q4.bench.change, q4.bench.low, q4.bench.high), TIER_BOUNDS_BENCH
     )
     assert q4.bench_tiers.certified == worse(alone.certified, q8.bench_tiers.certified)
+    assert q4.bench.certified_low == min(q4.bench.low, q8.bench.low)  # what the guarantee says
     assert q4.design == "fixed" and q4.items_used == n and q4.items_fixed is None
     assert "fixed sequence down the ladder" in q4.family_rule and "0.03333" in q4.family_rule
 

@@ -37,7 +37,6 @@ from quantmatrix.analysis.generation import item_metrics
 from quantmatrix.analysis.stats import agreement, certify
 from quantmatrix.analysis.stats.paired import (
     CERTIFY_METHOD,
-    PairedChange,
 )
 from quantmatrix.config import GenerationTask, ModelSpec, Study
 from quantmatrix.decide import TIER_BOUNDS_BENCH
@@ -72,10 +71,11 @@ def _rate(r: agreement.Rate) -> RateBound:
     return RateBound(count=r.count, n=r.n, rate=r.rate, low=r.low, high=r.high)
 
 
-def _interval(iv: PairedChange, unit: str) -> ChangeInterval:
+def _interval(signal: Signal, unit: str) -> ChangeInterval:
+    iv = signal.interval
     return ChangeInterval.model_validate(
         {"unit": unit, "change": iv.change, "low": iv.low, "high": iv.high, "alpha": iv.alpha,
-         "method": iv.method, "n": iv.n}
+         "method": iv.method, "n": iv.n, "certified_low": signal.certified_low}
     )  # fmt: skip
 
 
@@ -150,9 +150,9 @@ def _block(
         {
             "baseline": f"{spec.name}@{spec.baseline_level}",
             "design": design,
-            "bench": None if bench is None else _interval(bench.interval, "pp"),
+            "bench": None if bench is None else _interval(bench, "pp"),
             "bench_tiers": None if bench is None else _tiers(bench.tiers),
-            "generation": None if gen is None else _interval(gen.interval, "%"),
+            "generation": None if gen is None else _interval(gen, "%"),
             "generation_tiers": None if gen is None else _tiers(gen.tiers),
             "point": tiers.point,
             "certified": tiers.certified,

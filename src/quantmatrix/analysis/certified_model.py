@@ -22,6 +22,9 @@ class ChangeInterval(Frozen):
     alpha: float
     method: str  # tango | newcombe | bonett-price (pp), delta (%), betting-cs (adaptive pp)
     n: int  # paired items (benchmark) or scored generation pairs
+    # the bound the certified tier is the tier of: the worst lower end of this variant and
+    # every level above it (the fixed sequence); what the guarantee states
+    certified_low: float
 
 
 class Tiers(Frozen):

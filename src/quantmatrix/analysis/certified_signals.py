@@ -41,6 +41,13 @@ class Signal:
 
     interval: PairedChange
     tiers: certify.TierRange
+    certified_low: float  # the worst lower end of this and every level above (fixed sequence)
+
+
+def sequenced(pairs: Sequence[tuple[PairedChange, certify.TierRange]]) -> list[Signal]:
+    """Signals down a ladder, each with its fixed-sequence lower bound."""
+    lows = certify.fixed_sequence_lows([iv.low for iv, _ in pairs])
+    return [Signal(iv, tr, low) for (iv, tr), low in zip(pairs, lows, strict=True)]
 
 
 def mc_items(log: RunLog) -> dict[str, dict[str, Item]]:
@@ -71,7 +78,7 @@ def fixed_bench(
     ranges = certify.certify_ladder(
         [certify.Interval(iv.change, iv.low, iv.high) for iv in intervals], TIER_BOUNDS_BENCH
     )
-    return [Signal(iv, tr) for iv, tr in zip(intervals, ranges, strict=True)]
+    return sequenced(list(zip(intervals, ranges, strict=True)))
 
 
 def prefix(items: Mapping[str, Item], order: Sequence[str]) -> list[bool]:
@@ -109,8 +116,8 @@ def adaptive_bench(
         iv = paired_change_sequence(base_seq[:n], seq[:n], alpha, study.sampling.max_items)
         point = tier_within(iv.change, TIER_BOUNDS_BENCH)
         tr = certify.TierRange(point, tier_name(stops.certified[i]), tier_name(stops.best[i]))
-        out.append(Signal(iv, tr))
-    return out
+        out.append((iv, tr))
+    return sequenced(out)
 
 
 def generation_signals(
@@ -123,9 +130,8 @@ def generation_signals(
         keys = sorted(set(base) & set(var))
         found.append(ratio_change_interval([base[k] for k in keys], [var[k] for k in keys], alpha))
     known = [iv for iv in found if iv is not None]
-    ranges = iter(
-        certify.certify_ladder(
-            [certify.Interval(iv.change, iv.low, iv.high) for iv in known], TIER_BOUNDS_GEN
-        )
+    ranges = certify.certify_ladder(
+        [certify.Interval(iv.change, iv.low, iv.high) for iv in known], TIER_BOUNDS_GEN
     )
-    return [None if iv is None else Signal(iv, next(ranges)) for iv in found]
+    signals = iter(sequenced(list(zip(known, ranges, strict=True))))
+    return [None if iv is None else next(signals) for iv in found]

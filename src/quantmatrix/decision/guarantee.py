@@ -27,9 +27,9 @@ def guarantee(row: VariantRow) -> str:
         said = f"the baseline ({row.bench_n or row.n} items)"
     else:
         said = (
-            f"accuracy change vs {base} >= {row.bench_low_pp:+.1f}pp "
+            f"accuracy change vs {base} >= {row.bench_certified_pp:+.1f}pp "
             f"({level}, {row.bench_n} paired items)"
-            if row.bench_low_pp is not None
+            if row.bench_certified_pp is not None
             else f"no paired accuracy change vs {base}"
         )
         if row.gen_low_pct is not None:

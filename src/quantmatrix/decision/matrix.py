@@ -73,8 +73,8 @@ def certified_fields(s: VariantSummary) -> dict[str, Any]:
     is its own reference (negligible and decided, a change of exactly 0 on its items)."""
     if s.is_baseline:
         return {"certified_tier": TIERS[0], "best_tier": TIERS[0], "decided": True,
-                "bench_change_pp": 0.0, "bench_low_pp": 0.0, "bench_high_pp": 0.0, "bench_n": s.n,
-                "items_used": s.n}  # fmt: skip
+                "bench_change_pp": 0.0, "bench_low_pp": 0.0, "bench_certified_pp": 0.0,
+                "bench_high_pp": 0.0, "bench_n": s.n, "items_used": s.n}  # fmt: skip
     c = s.certified
     if c is None:
         return {}
@@ -86,9 +86,10 @@ def certified_fields(s: VariantSummary) -> dict[str, Any]:
         "certified_note": c.note,
         "bench_change_pp": None if bench is None else bench.change,
         "bench_low_pp": None if bench is None else bench.low,
+        "bench_certified_pp": None if bench is None else bench.certified_low,
         "bench_high_pp": None if bench is None else bench.high,
         "bench_n": None if bench is None else bench.n,
-        "gen_low_pct": None if gen is None else gen.low,
+        "gen_low_pct": None if gen is None else gen.certified_low,
         "gen_high_pct": None if gen is None else gen.high,
         "gen_n": None if gen is None else gen.n,
         "items_used": c.items_used,
@@ -154,9 +155,9 @@ def not_recommended(rows: Sequence[VariantRow], basis: Basis = "certified") -> l
 
 
 def _figures(r: VariantRow, basis: Basis) -> str:
-    if basis == "certified" and r.bench_low_pp is not None:
+    if basis == "certified" and r.bench_certified_pp is not None:
         gen = "" if r.gen_low_pct is None else f", generation >= {r.gen_low_pct:+.1f}%"
-        return f" (bench >= {r.bench_low_pp:+.1f}pp{gen}, {r.bench_n} paired items)"
+        return f" (bench >= {r.bench_certified_pp:+.1f}pp{gen}, {r.bench_n} paired items)"
     if r.delta_pp is None:
         return ""
     gen = "" if r.gen_delta_pct is None else f", {r.gen_delta_pct:+.1f}% generation"

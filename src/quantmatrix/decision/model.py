@@ -70,8 +70,9 @@ class VariantRow(Frozen):
     bench_change_pp: float | None = None  # the paired change on the paired items
     bench_low_pp: float | None = None  # the paired interval of the accuracy change
     bench_high_pp: float | None = None
+    bench_certified_pp: float | None = None  # the fixed-sequence lower bound the tier is of
     bench_n: int | None = None  # paired items
-    gen_low_pct: float | None = None  # the interval of the generation key average's change
+    gen_low_pct: float | None = None  # the generation key average's certified lower bound
     gen_high_pct: float | None = None
     gen_n: int | None = None
     items_used: int | None = None
@@ -85,9 +86,10 @@ class VariantRow(Frozen):
         return self.tier_on(basis) in SAFE_TIERS
 
     def accuracy_range(self, basis: Basis) -> tuple[float, float] | None:
-        """Accuracy the data allow: the baseline's plus the paired change interval (certified),
-        or the 95% Wilson interval (point); None when unknown."""
-        base, low, high = self.baseline_accuracy, self.bench_low_pp, self.bench_high_pp
+        """Accuracy the data allow: the baseline's plus the paired change interval, its lower
+        end the fixed-sequence bound (certified), or the 95% Wilson interval (point)."""
+        base, high = self.baseline_accuracy, self.bench_high_pp
+        low = self.bench_certified_pp if self.bench_certified_pp is not None else self.bench_low_pp
         if basis == "certified" and base is not None and low is not None and high is not None:
             return base + low / 100.0, base + high / 100.0
         if self.ci_low is None or self.ci_high is None:
