@@ -186,3 +186,55 @@ def memory_summary(vid: str, n_params: int | None, memory: dict[str, Any]) -> Va
     model, level = vid.split("@")
     bare = variant(model, level, 0.5, n_params=n_params)
     return bare.model_copy(update={"memory": MemoryInfo.model_validate(memory)})
+
+
+def certified(
+    summary: VariantSummary,
+    low: float,
+    high: float,
+    *,
+    change: float | None = None,
+    n: int = 100,
+    gen: tuple[float, float, float] | None = None,
+    note: str = "",
+) -> VariantSummary:
+    """``summary`` with a certified block of a paired benchmark interval ``[low, high]`` pp
+    (and, given ``gen = (change, low, high)``, a generation one in %); tiers from the bounds."""
+    from quantmatrix.analysis.certified_model import CertifiedBlock, ChangeInterval, Tiers
+    from quantmatrix.analysis.stats import certify
+    from quantmatrix.decide import TIER_BOUNDS_BENCH, TIER_BOUNDS_GEN
+
+    mid = (low + high) / 2 if change is None else change
+    bench = certify.tier_range(certify.Interval(mid, low, high), TIER_BOUNDS_BENCH)
+    ranges = [bench]
+    generation = None
+    if gen is not None:
+        ranges.append(certify.tier_range(certify.Interval(*gen), TIER_BOUNDS_GEN))
+        generation = ChangeInterval(
+            unit="%",
+            change=gen[0],
+            low=gen[1],
+            high=gen[2],
+            alpha=0.05,
+            method="delta",
+            n=n,
+            certified_low=gen[1],
+        )
+    both = certify.combine(*ranges)
+    assert both is not None
+    block = CertifiedBlock(
+        baseline=f"{summary.model}@F16", design="fixed",
+        bench=ChangeInterval(
+            unit="pp", change=mid, low=low, high=high, alpha=0.0333, method="tango", n=n,
+            certified_low=low,
+        ),
+        bench_tiers=Tiers(point=bench.point, certified=bench.certified, best=bench.best),
+        generation=generation,
+        generation_tiers=None if gen is None else Tiers(
+            point=ranges[1].point, certified=ranges[1].certified, best=ranges[1].best
+        ),
+        point=both.point, certified=both.certified, best=both.best, decided=both.decided,
+        note=note, flips=None, same_answer=None, unparsed=None, family_rule="fixed sequence",
+        items_used=n, items_fixed=None,
+    )  # fmt: skip
+    return summary.model_copy(update={"certified": block})

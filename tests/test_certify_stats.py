@@ -47,7 +47,7 @@ def test_bonett_price_matches_published_example_and_the_tost() -> None:
 
 
 def test_unknown_method_and_unequal_lengths_are_refused() -> None:
-    with pytest.raises(ValueError, match="newcombe or bonett-price"):
+    with pytest.raises(ValueError, match="newcombe, bonett-price or tango"):
         paired.interval_of_counts(CAVO, method="wald")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="differ in length"):
         paired.paired_change_interval([True], [True, False])
@@ -94,12 +94,12 @@ def test_ratio_change_interval() -> None:
 # --- tiers ------------------------------------------------------------------------------
 
 
-def test_per_signal_bounds_leave_old_callers_alone() -> None:
+def test_per_signal_bounds_are_the_published_ones() -> None:
     assert [b for _, b in decide.TIER_BOUNDS_BENCH] == [-3.0, -5.0, -10.0]
     assert [b for _, b in decide.TIER_BOUNDS_GEN] == [-3.0, -8.0, -15.0]
     assert decide.tier_within(-6.0, decide.TIER_BOUNDS_GEN) == "acceptable"
     assert decide.tier_of_delta(-6.0) == "concerning"
-    assert decide.tier(None, -6.0) == "concerning"  # today's rule, until the switch-over
+    assert decide.tier(None, -6.0) == "acceptable"  # generation under its own bounds
     assert decide.worse("negligible", "concerning", "acceptable") == "concerning"
 
 

@@ -20,7 +20,7 @@ from quantmatrix.decision.build import decide
 from quantmatrix.decision.compare import compare
 from quantmatrix.decision.cost import usd_per_million
 from quantmatrix.decision.memory import estimate_bytes, memory_row
-from quantmatrix.decision.model import Decision, MatrixEntry, Policy
+from quantmatrix.decision.model import Basis, Decision, MatrixEntry, Policy
 from quantmatrix.decision.recommend import Recommendation, recommend, validate
 from tests.helpers import (
     RATE,
@@ -34,11 +34,16 @@ from tests.helpers import (
 
 
 def build_decision(
-    a: Analysis, memory_tiers_gb: Sequence[float] | None = None, cost_per_hour: float | None = None
+    a: Analysis,
+    memory_tiers_gb: Sequence[float] | None = None,
+    cost_per_hour: float | None = None,
+    basis: Basis = "point",
 ) -> Decision:
-    """``decide`` under a policy of these budgets (default: the default ones) and this rate."""
+    """``decide`` under a policy of these budgets (default: the default ones) and this rate;
+    on the point basis by default, as the hand-built analyses here carry no certified blocks
+    (tests/test_certified_decision.py tests the certified basis)."""
     tiers = {} if memory_tiers_gb is None else {"memory_tiers_gb": tuple(memory_tiers_gb)}
-    return decide(a, Policy(cost_per_hour=cost_per_hour, **tiers))
+    return decide(a, Policy(cost_per_hour=cost_per_hour, basis=basis, **tiers))
 
 
 def picks(rec: Recommendation) -> list[str]:
@@ -142,20 +147,25 @@ def test_model_without_baseline_and_single_level() -> None:
 
 def test_recommend_objectives_filters_and_empty_reason() -> None:
     a = ladder()
-    rec = recommend(a, 4)
+    rec = recommend(a, 4, basis="point")
     assert picks(rec) == ["big@Q8_0", "big@Q4_K_M", "small@Q8_0"]
     assert rec.best is not None and "accuracy 69.5%" in rec.best.why
     assert "3.50 GB measured" in rec.best.why
-    assert picks(recommend(a, 4, objective="cost"))[0] == "small@Q4_K_M"
-    assert picks(recommend(a, 2, min_accuracy=0.52, objective="speed"))[0] == "big@Q4_K_M"
-    loose = recommend(a, 2, min_accuracy=0.52, max_tier="unacceptable", objective="speed")
+    assert picks(recommend(a, 4, objective="cost", basis="point"))[0] == "small@Q4_K_M"
+    assert (
+        picks(recommend(a, 2, min_accuracy=0.52, objective="speed", basis="point"))[0]
+        == "big@Q4_K_M"
+    )
+    loose = recommend(
+        a, 2, min_accuracy=0.52, max_tier="unacceptable", objective="speed", basis="point"
+    )
     assert picks(loose)[0] == "big@Q2_K"
-    none = recommend(a, 1, min_accuracy=0.6)
+    none = recommend(a, 1, min_accuracy=0.6, basis="point")
     assert none.best is None and none.runners_up == []
     assert none.reason == (
         "nothing qualifies on 1 GB: of 6 variants, 1 accuracy below 60.0%, 5 need more than 1 GB"
     )
-    assert picks(recommend(a, 8, min_accuracy=0.69)) == ["big@F16", "big@Q8_0"]
+    assert picks(recommend(a, 8, min_accuracy=0.69, basis="point")) == ["big@F16", "big@Q8_0"]
     with pytest.raises(DecisionError, match="unknown objective"):
         recommend(a, 4, objective="vibes")
     with pytest.raises(DecisionError, match="not a proportion"):
@@ -171,8 +181,8 @@ def test_recommend_ties_and_conservative() -> None:
             variant("m", "Q4_K_M", 0.61, tps=30, peak=10**9, half=0.2),
         ]
     )
-    assert picks(recommend(a, 2))[0] == "m@Q4_K_M"
-    cons = recommend(a, 2, conservative=True)
+    assert picks(recommend(a, 2, basis="point"))[0] == "m@Q4_K_M"
+    cons = recommend(a, 2, conservative=True, basis="point")
     # equal lower bounds: cheaper first, then the variant name breaks the tie
     assert picks(cons) == ["m@Q6_K", "m@Q8_0", "m@F16"]
     assert cons.best is not None and "lower CI bound" in cons.best.why
@@ -182,11 +192,14 @@ def test_generation_delta_worsens_the_tier() -> None:
     a = analysis(
         [
             variant("g", "F16", 0.6, baseline=True, peak=10**9),
-            variant("g", "Q4_K_M", 0.6, peak=10**9, gen=-7.0),
+            variant("g", "Q4_K_M", 0.6, peak=10**9, gen=-9.0),
+            variant("g", "Q2_K", 0.6, peak=10**9, gen=-7.0),
         ]
     )
     rows = {r.variant: r for r in build_decision(a).variants}
     assert rows["g@Q4_K_M"].tier == "concerning" and not rows["g@Q4_K_M"].safe
+    # -7% generation is acceptable under the published generation bounds (-3 / -8 / -15)
+    assert rows["g@Q2_K"].tier == "acceptable" and rows["g@Q2_K"].safe
 
 
 def test_validate_with_and_without_statistics() -> None:
@@ -282,7 +295,7 @@ def test_analysis_json_reads_back(fake_run: Path, tmp_path: Path) -> None:
         from_log = cli.invoke(app, [cmd[0], str(run), *cmd[1:]])
         assert from_file.exit_code == 0 and from_file.output == from_log.output
     newer = tmp_path / "newer.json"
-    newer.write_text(written.replace('"analysis_version": 1', '"analysis_version": 99'))
+    newer.write_text(written.replace('"analysis_version": 2', '"analysis_version": 99'))
     with pytest.raises(AnalysisFileError, match="analysis_version 99"):
         read_analysis(newer)
     bad = cli.invoke(app, ["compare", str(newer), str(run)])
@@ -319,10 +332,20 @@ def test_cli_commands(fake_run: Path, tmp_path: Path) -> None:
 def test_the_tier_rule_reads_as_its_bounds() -> None:
     from quantmatrix.decide import SAFE_TIERS, TIERS, rule_text, safe_text
 
-    assert rule_text() == "negligible >= -3, acceptable >= -5, concerning >= -10, else unacceptable"
+    assert rule_text() == (
+        "benchmark Δ (pp): negligible >= -3, acceptable >= -5, concerning >= -10, else "
+        "unacceptable; generation key-average Δ (%): negligible >= -3, acceptable >= -8, "
+        "concerning >= -15, else unacceptable"
+    )
     assert safe_text() == "negligible or acceptable"
     assert TIERS == ("negligible", "acceptable", "concerning", "unacceptable")
     assert SAFE_TIERS == ("negligible", "acceptable")
     assert [tier(d) for d in (-3.0, -3.01, -5.0, -10.0, -10.01)] == [
         "negligible", "acceptable", "acceptable", "concerning", "unacceptable"
     ]  # fmt: skip
+    # generation % under its own bounds (-3 / -8 / -15), the worse of the two signals
+    assert [tier(0.0, g) for g in (-3.0, -7.9, -8.0, -8.01, -15.0, -15.01)] == [
+        "negligible", "acceptable", "acceptable", "concerning", "concerning", "unacceptable"
+    ]  # fmt: skip
+    assert tier(None, -6.0) == "acceptable" and tier(-6.0, -1.0) == "concerning"
+    assert tier(None, None) is None

@@ -47,7 +47,7 @@ window.addEventListener('load', function () {
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     run = tmp_path_factory.mktemp("decision")
-    return run, write_decision_outputs(run, decide(ladder(), Policy()))
+    return run, write_decision_outputs(run, decide(ladder(), Policy(basis="point")))
 
 
 def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -64,7 +64,7 @@ def test_outputs_are_byte_identical_on_rerun(
     outputs: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     run, first = outputs
-    again = write_decision_outputs(tmp_path, decide(ladder(), Policy()))
+    again = write_decision_outputs(tmp_path, decide(ladder(), Policy(basis="point")))
     assert again["markdown"] == first["markdown"]
     assert Path(again["html"]).read_bytes() == Path(first["html"]).read_bytes()
     for name in PLOTS:

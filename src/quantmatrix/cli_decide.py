@@ -81,24 +81,42 @@ def _cost_line(cost: CostFacts) -> str:
 
 def recommend_cmd(
     run_dir: Annotated[Path, typer.Argument(help="run folder or analysis.json")],
-    memory: Annotated[str, typer.Option("--memory", help="budget: 4GB, 512MB or 4 (GB)")],
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="budget: 4GB, 512MB or 4 (GB); default any")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="only this model's variants")] = None,
     min_accuracy: Annotated[float | None, typer.Option(help="lowest accuracy, 0-1")] = None,
     max_tier: Annotated[str, typer.Option(help="worst tier allowed")] = "acceptable",
-    objective: Annotated[str, typer.Option(help="quality, cost or speed")] = "quality",
-    conservative: Annotated[bool, typer.Option(help="rank by the CI's lower bound")] = False,
+    objective: Annotated[
+        str, typer.Option(help="quality, cost, speed, memory or value (accuracy per $)")
+    ] = "quality",
+    basis: Annotated[
+        str, typer.Option(help="certified (worst the data allow) or point (published)")
+    ] = "certified",
+    conservative: Annotated[
+        bool, typer.Option(help="point basis: rank by the CI's lower bound")
+    ] = False,
 ) -> None:
-    """The best variant that fits a memory budget, with runners-up and why."""
+    """The best variant that fits a memory budget, with its guarantee, ties and runners-up."""
     from quantmatrix.decision.recommend import recommend
 
     try:
-        gb = parse_memory_gb(memory)
-        rec = recommend(_load(run_dir), gb, min_accuracy, max_tier, objective, conservative)
+        gb = None if memory is None else parse_memory_gb(memory)
+        if basis not in ("certified", "point"):
+            raise DecisionError(f"unknown basis {basis!r}; choose certified or point")
+        rec = recommend(
+            _load(run_dir), gb, min_accuracy, max_tier, objective, conservative,
+            basis="point" if basis == "point" else "certified", model=model,
+        )  # fmt: skip
     except DecisionError as exc:
         _fail(str(exc))
     if rec.best is None:
         typer.echo(rec.reason)
         return
     typer.echo(f"run {rec.best.variant}: {rec.best.why}")
+    for line in [rec.tie_note, *rec.undecided]:
+        if line:
+            typer.echo(f"  {line}")
     for pick in rec.runners_up:
         typer.echo(f"  or {pick.variant}: {pick.why}")
 
@@ -115,6 +133,7 @@ def validate_cmd(
     except DecisionError as exc:
         _fail(str(exc))
     typer.echo(f"{v.variant}: tier {v.tier}; {v.summary}")
+    typer.echo(f"certified: {v.certified or 'not computed (no paired items)'}")
     if not v.equivalence:
         typer.echo("equivalence: not computed")
     for row in v.equivalence:

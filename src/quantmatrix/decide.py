@@ -20,8 +20,6 @@ SAFE_TIERS = TIERS[:2]  # recommendable: negligible and acceptable
 
 
 # Per-signal bounds, as published: benchmark accuracy in pp, the generation key average in %.
-# Nothing reads these yet except the certified tiers (analysis/stats/certify.py); today's
-# callers of tier() still get TIER_BOUNDS for both signals until the report switches over.
 Bounds = tuple[tuple[str, float], ...]
 TIER_BOUNDS_BENCH: Bounds = TIER_BOUNDS
 TIER_BOUNDS_GEN: Bounds = (
@@ -49,17 +47,30 @@ def worse(*tiers: str) -> str:
 
 
 def tier(bench_delta_pp: float | None, gen_delta_pct: float | None = None) -> str | None:
-    """The worse of the two signals' tiers; None when neither was measured."""
-    found = [tier_of_delta(d) for d in (bench_delta_pp, gen_delta_pct) if d is not None]
+    """The worse of the two signals' tiers (benchmark pp under TIER_BOUNDS_BENCH, generation %
+    under TIER_BOUNDS_GEN); None when neither was measured."""
+    found = [
+        tier_within(d, bounds)
+        for d, bounds in ((bench_delta_pp, TIER_BOUNDS_BENCH), (gen_delta_pct, TIER_BOUNDS_GEN))
+        if d is not None
+    ]
     if not found:
         return None
-    return max(found, key=TIERS.index)
+    return worse(*found)
+
+
+def bounds_text(bounds: Bounds) -> str:
+    """One signal's bounds in words: 'negligible >= -3, ..., else unacceptable'."""
+    parts = [f"{name} >= {bound:g}" for name, bound in bounds]
+    return ", ".join([*parts, f"else {WORST}"])
 
 
 def rule_text() -> str:
-    """The rule in words, for the report: 'negligible >= -3, ..., else unacceptable'."""
-    parts = [f"{name} >= {bound:g}" for name, bound in TIER_BOUNDS]
-    return ", ".join([*parts, f"else {WORST}"])
+    """The rule in words, for the report: both signals' bounds."""
+    return (
+        f"benchmark Δ (pp): {bounds_text(TIER_BOUNDS_BENCH)}; "
+        f"generation key-average Δ (%): {bounds_text(TIER_BOUNDS_GEN)}"
+    )
 
 
 def safe_text() -> str:

@@ -120,6 +120,14 @@ def record_sources(
     write_json_atomic(out / MANIFEST, manifest)
 
 
+def record_round_order(out: Path, manifest: dict[str, Any], keys: list[str]) -> None:
+    """Adaptive sampling's item order ("task|item", the whole plan's multiple-choice items):
+    the analysis replays the stopping rule on it (a subset's own order would differ)."""
+    if manifest.get("round_order") != keys:
+        manifest["round_order"] = keys
+        write_json_atomic(out / MANIFEST, manifest)
+
+
 def record_environment(out: Path, manifest: dict[str, Any], cache: Path, probe: bool) -> None:
     """The doctor's facts for this session (the engine probe too when the study uses it)."""
     from quantmatrix.doctor import collect

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from quantmatrix.analysis.certified import certified_blocks
 from quantmatrix.analysis.divergence import cliff_agreement, letter_rows, summarize_divergence
 from quantmatrix.analysis.model import (
     ANALYSIS_VERSION,
@@ -32,7 +33,7 @@ def analyze(run: RunLog) -> Analysis:
     study = run.study
     letters = letter_rows(run.samples, study.baseline_variants())
     divergence = summarize_divergence(letters, run.kld)
-    summaries = variant_summaries(run, divergence)
+    summaries = variant_summaries(run, divergence, certified_blocks(run))
     return Analysis(
         analysis_version=ANALYSIS_VERSION,
         study=study.name,

@@ -19,7 +19,7 @@ from quantmatrix.analysis.stats.model import Statistics
 from quantmatrix.analysis.variant_model import SummedSeconds, VariantSummary
 from quantmatrix.config import Decoding
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2  # 2: generation tiers under their own bounds, the certified blocks
 
 
 class AnalysisFileError(ValueError):

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from quantmatrix.analysis.certified_model import CertifiedBlock
 from quantmatrix.analysis.divergence_model import Divergence
 from quantmatrix.analysis.generation import generation_summaries
 from quantmatrix.analysis.stats.describe import wilson_ci
@@ -88,10 +89,20 @@ def _session_overhead(log: RunLog, variant: str) -> dict[str, float | None]:
     return {"eval_wall_s": wall, "native_s": native, "harness_overhead": _ratio(wall, native)}
 
 
-def variant_summaries(log: RunLog, divergence: Divergence) -> tuple[VariantSummary, ...]:
-    """One summary per variant, ordered by model (config order) then precision."""
+def variant_summaries(
+    log: RunLog, divergence: Divergence, certified: Mapping[str, CertifiedBlock] | None = None
+) -> tuple[VariantSummary, ...]:
+    """One summary per variant, ordered by model (config order) then precision, each with its
+    certified block (``certified``: variant id -> block) where it has one."""
+    blocks = certified or {}
     return tuple(
-        VariantSummary.model_validate({**s, **_divergence_fields(divergence, s["variant"])})
+        VariantSummary.model_validate(
+            {
+                **s,
+                **_divergence_fields(divergence, s["variant"]),
+                "certified": blocks.get(s["variant"]),
+            }
+        )
         for s in _summary_dicts(log)
     )
 

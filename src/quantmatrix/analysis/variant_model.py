@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import SerializerFunctionWrapHandler, model_serializer
 
+from quantmatrix.analysis.certified_model import CertifiedBlock
 from quantmatrix.analysis.frozen import Copied, Frozen, JsonScalar
 
 # seconds summed over log rows: the int 0 when there were none (kept as such in analysis.json)
@@ -139,6 +140,9 @@ class VariantSummary(AccuracyBlock):
     ppl_ratio: float | None
     letter_kl_mean: float | None
     letter_agreement: float | None
+    # what the data certify about the change vs the baseline (certified.py): None for a
+    # baseline or a variant without one; ``tier`` above stays the point tier, as published
+    certified: CertifiedBlock | None = None
     # where the weights came from (models/origin.py's kinds), the source's label, and the
     # importance matrix the level was built with (text, path, sha256): dumped only when the
     # variants row said (logs written before these fields keep their analysis.json)

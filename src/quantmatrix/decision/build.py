@@ -18,7 +18,7 @@ from quantmatrix.decision.matrix import (
 )
 from quantmatrix.decision.memory import memory_rows
 from quantmatrix.decision.model import Decision, Policy
-from quantmatrix.decision.summary import executive_summary
+from quantmatrix.decision.summary import executive_summary, tier_lines
 
 
 def decide(analysis: Analysis, policy: Policy) -> Decision:
@@ -26,7 +26,7 @@ def decide(analysis: Analysis, policy: Policy) -> Decision:
     budgets, priced at the run's own rate)."""
     rows = variant_rows(analysis, policy.cost_per_hour)
     by_model = ladders(rows)
-    matrix = memory_matrix(rows, policy.memory_tiers_gb)
+    matrix = memory_matrix(rows, policy.memory_tiers_gb, policy.basis)
     cliffs = [cliff(m, lad) for m, lad in by_model.items()]
     memory = memory_rows(analysis)
     counts = tier_counts(rows)
@@ -37,7 +37,7 @@ def decide(analysis: Analysis, policy: Policy) -> Decision:
         memory_tiers_gb=tuple(sorted(float(g) for g in policy.memory_tiers_gb)),
         variants=tuple(rows),
         matrix=tuple(matrix),
-        not_recommended=tuple(not_recommended(rows)),
+        not_recommended=tuple(not_recommended(rows, policy.basis)),
         tier_counts=counts,
         cliffs=tuple(cliffs),
         diminishing_returns=tuple(s for lad in by_model.values() for s in diminishing_returns(lad)),
@@ -45,5 +45,7 @@ def decide(analysis: Analysis, policy: Policy) -> Decision:
         pareto_cost=tuple(pareto_front(rows, "usd_per_m")),
         pareto_memory=tuple(pareto_front(rows, "memory_bytes")),
         memory=tuple(memory),
-        summary=tuple(executive_summary(rows, matrix, cliffs, memory, counts)),
+        summary=tuple(executive_summary(rows, matrix, cliffs, memory, counts, policy.basis)),
+        basis=policy.basis,
+        answer=tuple(tier_lines(matrix, {r.variant: r for r in rows}, policy.basis)),
     )

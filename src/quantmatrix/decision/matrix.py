@@ -1,13 +1,15 @@
 """The decision matrix: variant rows, memory tiers, what is (not) recommended, ladders, cliffs.
 
-Quality tiers are the analysis's (``decide.tier``, from :data:`quantmatrix.decide.TIER_BOUNDS`);
-nothing here recomputes them, it only reads which of them are safe.
+Quality tiers are the analysis's (``decide.tier``: benchmark pp under ``TIER_BOUNDS_BENCH``,
+generation % under ``TIER_BOUNDS_GEN``); nothing here recomputes them, it only reads which of
+them are safe.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import Any
 
 from quantmatrix.analysis.model import Analysis
 from quantmatrix.analysis.variant_model import VariantSummary
@@ -16,6 +18,7 @@ from quantmatrix.decision import GB
 from quantmatrix.decision.cost import cost_rows
 from quantmatrix.decision.memory import memory_rows
 from quantmatrix.decision.model import (
+    Basis,
     Cliff,
     FigureName,
     MatrixEntry,
@@ -60,6 +63,7 @@ def variant_rows(analysis: Analysis, cost_per_hour: float | None = None) -> list
                 memory_basis=m.basis,
                 task_delta_pp={k: b.delta_pp for k, b in sorted(s.tasks.items())},
                 **_speed_basis(s),
+                **certified_fields(s),
             )
         )
     return rows
@@ -77,6 +81,35 @@ def _speed_basis(s: VariantSummary) -> dict[str, object]:
     }
 
 
+def certified_fields(s: VariantSummary) -> dict[str, Any]:
+    """A row's certified tiers and intervals from the summary's certified block; a baseline
+    is its own reference (negligible and decided, a change of exactly 0 on its items)."""
+    if s.is_baseline:
+        return {"certified_tier": TIERS[0], "best_tier": TIERS[0], "decided": True,
+                "bench_change_pp": 0.0, "bench_low_pp": 0.0, "bench_certified_pp": 0.0,
+                "bench_high_pp": 0.0, "bench_n": s.n, "items_used": s.n}  # fmt: skip
+    c = s.certified
+    if c is None:
+        return {}
+    bench, gen = c.bench, c.generation
+    return {
+        "certified_tier": c.certified,
+        "best_tier": c.best,
+        "decided": c.decided,
+        "certified_note": c.note,
+        "bench_change_pp": None if bench is None else bench.change,
+        "bench_low_pp": None if bench is None else bench.low,
+        "bench_certified_pp": None if bench is None else bench.certified_low,
+        "bench_high_pp": None if bench is None else bench.high,
+        "bench_n": None if bench is None else bench.n,
+        "gen_low_pct": None if gen is None else gen.certified_low,
+        "gen_high_pct": None if gen is None else gen.high,
+        "gen_n": None if gen is None else gen.n,
+        "items_used": c.items_used,
+        "items_fixed": c.items_fixed,
+    }
+
+
 def tier_label(limit_gb: float, last: bool) -> str:
     return f"{limit_gb:g}+ GB" if last else f"{limit_gb:g} GB"
 
@@ -89,8 +122,11 @@ def fits(row: VariantRow, limit_gb: float | None) -> bool:
     return used is not None and used <= limit_gb * GB
 
 
-def memory_matrix(rows: Sequence[VariantRow], tiers_gb: Sequence[float]) -> list[MatrixEntry]:
-    """Per budget: the variants that fit and those recommended (fit and tier safe).
+def memory_matrix(
+    rows: Sequence[VariantRow], tiers_gb: Sequence[float], basis: Basis = "certified"
+) -> list[MatrixEntry]:
+    """Per budget: the variants that fit and those recommended (fit and tier safe on
+    ``basis``: the certified tier by default, the point tier with ``"point"``).
 
     The last budget is open-ended ("8+ GB"): every variant is listed there, memory shown.
     """
@@ -105,27 +141,40 @@ def memory_matrix(rows: Sequence[VariantRow], tiers_gb: Sequence[float]) -> list
                 limit_gb=limit,
                 open_ended=last,
                 fits=tuple(r.variant for r in inside),
-                recommended=tuple(r.variant for r in inside if r.safe),
+                recommended=tuple(r.variant for r in inside if r.safe_on(basis)),
             )
         )
     return out
 
 
-def not_recommended(rows: Sequence[VariantRow]) -> list[NotRecommended]:
+def not_recommended(rows: Sequence[VariantRow], basis: Basis = "certified") -> list[NotRecommended]:
+    """Variants whose tier on ``basis`` is not safe, with the figures that put them there."""
     out = []
     for r in rows:
-        if r.safe:
+        if r.safe_on(basis):
             continue
+        found = r.tier_on(basis)
         if r.tier is None:
             reason = "no baseline to compare with: tier unknown"
+        elif found is None:
+            reason = "certified tier unknown (no paired items)"
         else:
-            reason = f"tier {r.tier}"
-            if r.delta_pp is not None:
-                reason += f" ({r.delta_pp:+.1f}pp bench"
-                gen = r.gen_delta_pct
-                reason += f", {gen:+.1f}% generation)" if gen is not None else ")"
-        out.append(NotRecommended(variant=r.variant, tier=r.tier, reason=reason))
+            reason = f"{'certified ' if basis == 'certified' else ''}tier {found}"
+            reason += _figures(r, basis)
+            if r.certified_note:
+                reason += f"; {r.certified_note}"
+        out.append(NotRecommended(variant=r.variant, tier=found, reason=reason))
     return out
+
+
+def _figures(r: VariantRow, basis: Basis) -> str:
+    if basis == "certified" and r.bench_certified_pp is not None:
+        gen = "" if r.gen_low_pct is None else f", generation >= {r.gen_low_pct:+.1f}%"
+        return f" (bench >= {r.bench_certified_pp:+.1f}pp{gen}, {r.bench_n} paired items)"
+    if r.delta_pp is None:
+        return ""
+    gen = "" if r.gen_delta_pct is None else f", {r.gen_delta_pct:+.1f}% generation"
+    return f" ({r.delta_pp:+.1f}pp bench{gen})"
 
 
 def tier_counts(rows: Sequence[VariantRow]) -> dict[str, int]:

@@ -14,12 +14,16 @@ from pydantic import (
 
 from quantmatrix.analysis.frozen import Frozen
 from quantmatrix.analysis.stats.model import EquivalenceRow
+from quantmatrix.decide import SAFE_TIERS
 from quantmatrix.decision.memory_model import MemoryRow
 
 DEFAULT_MEMORY_TIERS_GB: tuple[float, ...] = (2, 4, 6, 8)
 Bytes = int | float  # measured bytes are counted (int); an estimate is a product (float)
 # the figures of a VariantRow that are looked up by name (plots, Pareto fronts, compare)
 FigureName = Literal["accuracy", "decode_tps", "ttft_s", "usd_per_m", "memory_bytes"]
+# which tier the decision reads: certified (the worst the data allow; the default) or point
+Basis = Literal["certified", "point"]
+BASES: tuple[str, ...] = ("certified", "point")
 
 
 class Policy(Frozen):
@@ -28,6 +32,7 @@ class Policy(Frozen):
 
     memory_tiers_gb: tuple[float, ...] = DEFAULT_MEMORY_TIERS_GB
     cost_per_hour: float | None = None
+    basis: Basis = "certified"
 
     @field_validator("memory_tiers_gb")
     @classmethod
@@ -67,6 +72,40 @@ class VariantRow(Frozen):
     speed_basis: str | None = None
     batch_decode_tps: float | None = None
     batch_size: int | None = None
+    # the certified tiers (analysis certified block; the baseline is its own reference:
+    # negligible, decided, a zero-width change); None where the analysis has none
+    certified_tier: str | None = None
+    best_tier: str | None = None
+    decided: bool | None = None
+    certified_note: str = ""
+    bench_change_pp: float | None = None  # the paired change on the paired items
+    bench_low_pp: float | None = None  # the paired interval of the accuracy change
+    bench_high_pp: float | None = None
+    bench_certified_pp: float | None = None  # the fixed-sequence lower bound the tier is of
+    bench_n: int | None = None  # paired items
+    gen_low_pct: float | None = None  # the generation key average's certified lower bound
+    gen_high_pct: float | None = None
+    gen_n: int | None = None
+    items_used: int | None = None
+    items_fixed: int | None = None  # adaptive: what a fixed design would have used
+
+    def tier_on(self, basis: Basis) -> str | None:
+        """The tier the decision reads under ``basis``."""
+        return self.tier if basis == "point" else self.certified_tier
+
+    def safe_on(self, basis: Basis) -> bool:
+        return self.tier_on(basis) in SAFE_TIERS
+
+    def accuracy_range(self, basis: Basis) -> tuple[float, float] | None:
+        """Accuracy the data allow: the baseline's plus the paired change interval, its lower
+        end the fixed-sequence bound (certified), or the 95% Wilson interval (point)."""
+        base, high = self.baseline_accuracy, self.bench_high_pp
+        low = self.bench_certified_pp if self.bench_certified_pp is not None else self.bench_low_pp
+        if basis == "certified" and base is not None and low is not None and high is not None:
+            return base + low / 100.0, base + high / 100.0
+        if self.ci_low is None or self.ci_high is None:
+            return None
+        return self.ci_low, self.ci_high
 
     @model_serializer(mode="wrap")
     def _only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
@@ -152,6 +191,8 @@ class Decision(Frozen):
     pareto_memory: tuple[str, ...]
     memory: tuple[MemoryRow, ...]
     summary: tuple[str, ...]
+    basis: Basis = "certified"
+    answer: tuple[str, ...] = ()  # per memory budget: the recommended variant and its guarantee
 
     def rows(self) -> dict[str, VariantRow]:
         return {r.variant: r for r in self.variants}
@@ -178,3 +219,4 @@ class Validation(Frozen):
     cost: CostFacts
     memory: MemoryRow
     summary: str
+    certified: str = ""  # the guarantee line (decision/guarantee.py); "" without a certified tier

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from quantmatrix.analysis.model import Analysis
 from quantmatrix.decide import TIERS
 from quantmatrix.decision import DecisionError
+from quantmatrix.decision.choose import OBJECTIVES, TIE_RULE, choose, score
 from quantmatrix.decision.cost import hourly_rate
+from quantmatrix.decision.guarantee import guarantee, undecided_line
 from quantmatrix.decision.matrix import fits, variant_rows
 from quantmatrix.decision.memory import memory_row
-from quantmatrix.decision.model import CostFacts, Validation, VariantRow
+from quantmatrix.decision.model import BASES, Basis, CostFacts, Validation, VariantRow
 from quantmatrix.numfmt import MISSING, num, pct, signed
 
-Objective = Literal["quality", "cost", "speed"]
-OBJECTIVES: tuple[str, ...] = ("quality", "cost", "speed")
 RUNNERS_UP = 2
 
 
@@ -27,46 +27,54 @@ class Pick:
 
 @dataclass(frozen=True)
 class Recommendation:
-    memory_gb: float
+    memory_gb: float | None
     objective: str
     best: Pick | None
     runners_up: list[Pick] = field(default_factory=list)
     reason: str = ""  # "nothing qualifies: ..." when best is None
+    basis: str = "certified"
+    tie: list[str] = field(default_factory=list)  # variants the data cannot separate (best first)
+    tie_note: str = ""  # the tie in words, and what broke it
+    undecided: list[str] = field(default_factory=list)  # undecided tiers, items to decide them
 
 
-def _score(row: VariantRow, conservative: bool) -> float | None:
+def _score(row: VariantRow, conservative: bool, basis: Basis) -> float | None:
+    if basis == "certified":
+        return score(row, basis)
     value = row.ci_low if conservative else row.accuracy
     return None if value is None else float(value)
 
 
-def _rejection(
-    row: VariantRow, memory_gb: float, min_acc: float | None, max_tier: str, cons: bool
-) -> str | None:
+@dataclass(frozen=True)
+class Bars:
+    """What a variant must meet to qualify."""
+
+    memory_gb: float | None
+    min_accuracy: float | None
+    max_tier: str
+    conservative: bool
+    basis: Basis
+
+
+def _rejection(row: VariantRow, bars: Bars) -> str | None:
     """Why a row does not qualify (the first failed criterion), or None when it does."""
-    if row.memory_bytes is None:
+    if bars.memory_gb is not None and row.memory_bytes is None:
         return "memory unknown"
-    if not fits(row, memory_gb):
-        return f"need more than {memory_gb:g} GB"
+    if not fits(row, bars.memory_gb):
+        return f"need more than {bars.memory_gb:g} GB"
     if row.tier is None:
         return "tier unknown (no baseline)"
-    if TIERS.index(row.tier) > TIERS.index(max_tier):
-        return f"worse than {max_tier}"
-    score = _score(row, cons)
-    if min_acc is not None and (score is None or score < min_acc):
-        return f"{'lower CI bound' if cons else 'accuracy'} below {pct(min_acc)}"
+    found = row.tier_on(bars.basis)
+    if found is None:
+        return "certified tier unknown (no paired items)"
+    if TIERS.index(found) > TIERS.index(bars.max_tier):
+        return f"{'certified ' if bars.basis == 'certified' else ''}worse than {bars.max_tier}"
+    got = _score(row, bars.conservative, bars.basis)
+    if bars.min_accuracy is not None and (got is None or got < bars.min_accuracy):
+        what = "certified accuracy" if bars.basis == "certified" else "accuracy"
+        what = "lower CI bound" if bars.conservative and bars.basis == "point" else what
+        return f"{what} below {pct(bars.min_accuracy)}"
     return None
-
-
-def _key(row: VariantRow, objective: str, cons: bool) -> tuple[float, float, str]:
-    inf = float("inf")
-    quality = -(_score(row, cons) or 0.0)
-    cost = row.usd_per_m if row.usd_per_m is not None else inf
-    speed = -(row.decode_tps or 0.0)
-    if objective == "cost":
-        return cost, quality, row.variant
-    if objective == "speed":
-        return speed, quality, row.variant
-    return quality, cost, row.variant
 
 
 def describe(row: VariantRow, conservative: bool = False) -> str:
@@ -85,55 +93,100 @@ def describe(row: VariantRow, conservative: bool = False) -> str:
     )
 
 
-_LEAD = {"quality": "most accurate", "cost": "cheapest", "speed": "fastest"}
-
-
-def _nothing(rejected: dict[str, int], total: int, memory_gb: float) -> str:
+def _nothing(rejected: dict[str, int], total: int, memory_gb: float | None) -> str:
     if total == 0:
         return "nothing qualifies: the run has no variants"
     parts = ", ".join(f"{n} {why}" for why, n in sorted(rejected.items()))
-    return f"nothing qualifies on {memory_gb:g} GB: of {total} variants, {parts}"
+    where = "" if memory_gb is None else f" on {memory_gb:g} GB"
+    return f"nothing qualifies{where}: of {total} variants, {parts}"
+
+
+def _check(max_tier: str, objective: str, min_accuracy: float | None, basis: str) -> None:
+    if max_tier not in TIERS:
+        raise DecisionError(f"unknown tier {max_tier!r}; choose one of {', '.join(TIERS)}")
+    if objective not in OBJECTIVES:
+        raise DecisionError(
+            f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}"
+        )
+    if basis not in BASES:
+        raise DecisionError(f"unknown basis {basis!r}; choose certified or point")
+    if min_accuracy is not None and not 0.0 <= min_accuracy <= 1.0:
+        raise DecisionError(f"min accuracy {min_accuracy:g} is not a proportion; write 0.6 for 60%")
+
+
+def _rows(analysis: Analysis, model: str | None, cost_per_hour: float | None) -> list[VariantRow]:
+    rows = variant_rows(analysis, cost_per_hour)
+    if model is None:
+        return rows
+    known = sorted({r.model for r in rows})
+    if model not in known:
+        raise DecisionError(f"unknown model {model!r}; this run has: {', '.join(known) or 'none'}")
+    return [r for r in rows if r.model == model]
+
+
+def _tie_note(tie: Sequence[VariantRow], objective: str) -> str:
+    if not tie:
+        return ""
+    names = ", ".join(r.variant for r in tie)
+    how = "the best certified accuracy, then cost" if objective == "quality" else objective
+    return f"tie: the data cannot separate {names} ({TIE_RULE}); broken by {how}"
 
 
 def recommend(
     analysis: Analysis,
-    memory_gb: float,
+    memory_gb: float | None,
     min_accuracy: float | None = None,
     max_tier: str = "acceptable",
     objective: str = "quality",
     conservative: bool = False,
     cost_per_hour: float | None = None,
+    *,
+    basis: Basis = "certified",
+    model: str | None = None,
 ) -> Recommendation:
-    """The best variant that fits ``memory_gb`` and the quality bars, with runners-up."""
-    if max_tier not in TIERS:
-        raise DecisionError(f"unknown tier {max_tier!r}; choose one of {', '.join(TIERS)}")
-    if objective not in OBJECTIVES:
-        raise DecisionError(f"unknown objective {objective!r}; choose one of quality, cost, speed")
-    if min_accuracy is not None and not 0.0 <= min_accuracy <= 1.0:
-        raise DecisionError(f"min accuracy {min_accuracy:g} is not a proportion; write 0.6 for 60%")
-    rows = variant_rows(analysis, cost_per_hour)
+    """The best variant that fits ``memory_gb`` (None: any) and the quality bars, with
+    runners-up; on the certified basis (default) never one whose certified tier is worse than
+    ``max_tier``, and variants the data cannot separate are a tie broken by ``objective``."""
+    _check(max_tier, objective, min_accuracy, basis)
+    rows = _rows(analysis, model, cost_per_hour)
+    bars = Bars(memory_gb, min_accuracy, max_tier, conservative, basis)
     rejected: dict[str, int] = {}
     ok = []
     for r in rows:
-        why = _rejection(r, memory_gb, min_accuracy, max_tier, conservative)
+        why = _rejection(r, bars)
         if why is None:
             ok.append(r)
         else:
             rejected[why] = rejected.get(why, 0) + 1
     if not ok:
-        return Recommendation(
-            memory_gb, objective, None, [], _nothing(rejected, len(rows), memory_gb)
-        )
-    ok.sort(key=lambda r: _key(r, objective, conservative))
-    picks = [
-        Pick(
-            r.variant,
-            f"{'' if i == 0 else f'#{i + 1} '}{_LEAD[objective]} of "
-            f"{len(ok)} qualifying on {memory_gb:g} GB: {describe(r, conservative)}",
-        )
-        for i, r in enumerate(ok[: 1 + RUNNERS_UP])
-    ]
-    return Recommendation(memory_gb, objective, picks[0], picks[1:], "")
+        reason = _nothing(rejected, len(rows), memory_gb)
+        return Recommendation(memory_gb, objective, None, [], reason, basis)
+    choice = choose(ok, objective, basis, conservative)
+    picks = [_pick(r, i, len(ok), bars, objective) for i, r in enumerate(choice.ranked)]
+    top = choice.ranked[: 1 + RUNNERS_UP]
+    return Recommendation(
+        memory_gb, objective, picks[0], picks[1 : 1 + RUNNERS_UP], "", basis,
+        tie=[r.variant for r in choice.tie], tie_note=_tie_note(choice.tie, objective),
+        undecided=[line for r in top if (line := undecided_line(r)) is not None],
+    )  # fmt: skip
+
+
+_LEAD = {
+    "quality": "most accurate",
+    "cost": "cheapest",
+    "speed": "fastest",
+    "memory": "smallest",
+    "value": "most accuracy per $",
+}
+
+
+def _pick(row: VariantRow, i: int, total: int, bars: Bars, objective: str) -> Pick:
+    rank = "" if i == 0 else f"#{i + 1} "
+    where = "" if bars.memory_gb is None else f" on {bars.memory_gb:g} GB"
+    if bars.basis == "certified":
+        return Pick(row.variant, guarantee(row))
+    lead = f"{rank}{_LEAD[objective]} of {total} qualifying{where}"
+    return Pick(row.variant, f"{lead}: {describe(row, bars.conservative)}")
 
 
 def validate(analysis: Analysis, variant: str, cost_per_hour: float | None = None) -> Validation:
@@ -160,4 +213,5 @@ def validate(analysis: Analysis, variant: str, cost_per_hour: float | None = Non
         ),
         memory=memory_row(summary),
         summary=describe(row),
+        certified="" if row.certified_tier is None else guarantee(row),
     )

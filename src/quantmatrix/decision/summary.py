@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from quantmatrix.decide import TIERS, safe_text
+from quantmatrix.decision.choose import choose
+from quantmatrix.decision.guarantee import guarantee
 from quantmatrix.decision.memory_model import MemoryRow
-from quantmatrix.decision.model import Cliff, MatrixEntry, VariantRow
+from quantmatrix.decision.model import Basis, Cliff, MatrixEntry, VariantRow
 from quantmatrix.numfmt import pct, signed
 
 
@@ -20,9 +22,8 @@ def cost_phrase(row: VariantRow) -> str:
     return f"{x:.1f}x cheaper than {base}" if x > 1 else f"{1 / x:.1f}x costlier than {base}"
 
 
-def _quality_key(row: VariantRow) -> tuple[float, float, str]:
-    cost = row.usd_per_m if row.usd_per_m is not None else float("inf")
-    return -(row.accuracy or 0.0), cost, row.variant
+def _facts_on(row: VariantRow, basis: Basis) -> str:
+    return guarantee(row) if basis == "certified" else _facts(row)
 
 
 def _facts(row: VariantRow) -> str:
@@ -35,14 +36,25 @@ def _facts(row: VariantRow) -> str:
     return ", ".join([*parts, cost] if cost else parts)
 
 
-def _tier_outcome(entry: MatrixEntry, rows: Mapping[str, VariantRow]) -> str:
-    """What to run on one budget, as the tail of a sentence (the budget is said by the caller)."""
+def tier_outcome(entry: MatrixEntry, rows: Mapping[str, VariantRow], basis: Basis) -> str:
+    """What to run on one budget, as the tail of a sentence (the budget is said by the caller):
+    the pick of :func:`choose.choose` (objective quality) among the recommended, and the tie
+    it was picked from."""
     if entry.recommended:
-        best = min((rows[v] for v in entry.recommended), key=_quality_key)
-        return f"run {best.variant}: {_facts(best)}."
+        choice = choose([rows[v] for v in entry.recommended], "quality", basis)
+        best = choice.ranked[0]
+        tie = ""
+        if choice.tie:
+            others = ", ".join(r.variant for r in choice.tie if r is not best)
+            tie = (
+                f" (a tie with {others}: the data cannot separate them; broken by the best "
+                "certified accuracy, then cost)"
+            )
+        return f"run {best.variant}: {_facts_on(best, basis)}{tie}."
     if not entry.fits:
         return "nothing fits: no variant's memory is within the budget."
-    return f"nothing is recommended: {len(entry.fits)} variant(s) fit, none {safe_text()}."
+    which = "certified " if basis == "certified" else ""
+    return f"nothing is recommended: {len(entry.fits)} variant(s) fit, none {which}{safe_text()}."
 
 
 def _budget(group: Sequence[MatrixEntry], is_last: bool) -> str:
@@ -52,11 +64,13 @@ def _budget(group: Sequence[MatrixEntry], is_last: bool) -> str:
     return f"{first} and above" if is_last else f"{first} to {group[-1].label}"
 
 
-def _tier_lines(matrix: Sequence[MatrixEntry], rows: Mapping[str, VariantRow]) -> list[str]:
+def tier_lines(
+    matrix: Sequence[MatrixEntry], rows: Mapping[str, VariantRow], basis: Basis = "certified"
+) -> list[str]:
     """One sentence per run of consecutive budgets with the same answer."""
     groups: list[tuple[str, list[MatrixEntry]]] = []
     for entry in matrix:
-        outcome = _tier_outcome(entry, rows)
+        outcome = tier_outcome(entry, rows, basis)
         if groups and groups[-1][0] == outcome:
             groups[-1][1].append(entry)
         else:
@@ -65,12 +79,15 @@ def _tier_lines(matrix: Sequence[MatrixEntry], rows: Mapping[str, VariantRow]) -
     return [f"On {_budget(g, i == last)}, {o}" for i, (o, g) in enumerate(groups)]
 
 
-def _cheapest_line(rows: Sequence[VariantRow]) -> list[str]:
-    safe = [(r, r.usd_per_m) for r in rows if r.safe and r.usd_per_m is not None]
+def _cheapest_line(rows: Sequence[VariantRow], basis: Basis) -> list[str]:
+    safe = [(r, r.usd_per_m) for r in rows if r.safe_on(basis) and r.usd_per_m is not None]
     if not safe:
         return []
     r, usd = min(safe, key=lambda p: (p[1] or 0.0, -(p[0].accuracy or 0.0), p[0].variant))
-    return [f"Cheapest safe variant: {r.variant} at ${usd:.4f}/1M tokens: {_facts(r)}."]
+    which = "certified " if basis == "certified" else ""
+    return [
+        f"Cheapest {which}safe variant: {r.variant} at ${usd:.4f}/1M tokens: {_facts_on(r, basis)}."
+    ]
 
 
 def _cliff_line(c: Cliff) -> str:
@@ -112,14 +129,28 @@ def executive_summary(
     cliffs: Sequence[Cliff],
     memory: Sequence[MemoryRow],
     counts: Mapping[str, int],
+    basis: Basis = "certified",
 ) -> list[str]:
     """Key decisions, each a sentence built only from the decision's numbers."""
     by_variant = {r.variant: r for r in rows}
     if not by_variant:
         return ["The run has no evaluated variants: nothing to decide."]
-    lines = _tier_lines(matrix, by_variant)
-    lines += _cheapest_line(rows)
+    lines = tier_lines(matrix, by_variant, basis)
+    lines += _cheapest_line(rows, basis)
     lines += [_cliff_line(c) for c in cliffs]
     lines += _memory_line(memory)
     lines.append(_counts_line(counts))
+    lines += _certified_counts(rows, basis)
     return lines
+
+
+def _certified_counts(rows: Sequence[VariantRow], basis: Basis) -> list[str]:
+    below = [r for r in rows if not r.is_baseline and r.certified_tier is not None]
+    if basis != "certified" or not below:
+        return []
+    parts = [f"{sum(r.certified_tier == t for r in below)} {t}" for t in TIERS]
+    undecided = sum(r.decided is False for r in below)
+    return [
+        f"Certified tiers (the worst the data allow) of the {len(below)} variants below their "
+        f"baselines: {', '.join(parts)}; {undecided} undecided (certified worse than best case)."
+    ]

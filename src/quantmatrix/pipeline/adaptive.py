@@ -20,13 +20,14 @@ from typing import Any
 
 from quantmatrix.config import ModelSpec, Study
 from quantmatrix.decide import TIER_BOUNDS_BENCH
+from quantmatrix.manifest import record_round_order
 from quantmatrix.models.ladder import Variant
 from quantmatrix.pipeline.evaluate import BackendFactory, EvalLogs, Evaluated, evaluate_all
 from quantmatrix.pipeline.resume import done_in
 from quantmatrix.progress import Reporter
 from quantmatrix.runlog import SampleRow, VariantRow, load_rows
 from quantmatrix.stopping.rounds import round_order, stratum
-from quantmatrix.stopping.rule import FAMILY_ALPHA, adaptive_stops, interval_alpha
+from quantmatrix.stopping.rule import adaptive_stops, study_alpha
 from quantmatrix.tasks import multiple_choice
 from quantmatrix.tasks.base import Sample
 
@@ -50,13 +51,6 @@ def round_plan(study: Study, samples: Sequence[Sample]) -> RoundPlan:
     order = round_order(strata, study.selection_seed)
     generation = tuple(s for s in samples if s.kind != "multiple_choice")
     return RoundPlan(generation, tuple(mc[key] for key in order))
-
-
-def stopping_alpha(study: Study) -> float:
-    """Each interval's two-sided alpha: three tier bounds, one or two signals (the analysis
-    certifies with the same figure)."""
-    signals = 2 if any(t.kind == "generation" for t in study.tasks) else 1
-    return interval_alpha(FAMILY_ALPHA, n_bounds=len(TIER_BOUNDS_BENCH), n_signals=signals)
 
 
 def _prefix(order: Sequence[Sample], correct: Mapping[tuple[str, str], bool]) -> list[bool]:
@@ -99,7 +93,7 @@ def targets(
             continue
         runs = [_prefix(plan.order, correct.get(v, {})) for v in ladder]
         stops = adaptive_stops(
-            base_done, runs, study.sampling, TIER_BOUNDS_BENCH, stopping_alpha(study), total
+            base_done, runs, study.sampling, TIER_BOUNDS_BENCH, study_alpha(study), total
         )
         if stops.next_look is None:
             continue
@@ -123,6 +117,7 @@ def evaluate_in_rounds(
     ``run`` is the run folder and its manifest (the log is read again before each round)."""
     out, manifest = run
     plan = round_plan(study, samples)
+    record_round_order(out, manifest, [f"{s.task}|{s.item}" for s in plan.order])
     outcome = Evaluated(skipped=len(load_rows(out, SampleRow, manifest).rows))
     failed: set[str] = set()
     for turn in range(len(study.sampling.looks(len(plan.order))) + 2):

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from quantmatrix.decide import TIERS, safe_text
+from quantmatrix.decision.choose import TIE_RULE
 from quantmatrix.decision.model import Decision, VariantRow
 from quantmatrix.report.fmt import MISSING, gb, num, pct, signed
 
@@ -54,13 +55,53 @@ def _basis(d: Decision) -> str:
     return " (single-stream)" if bases == {"single-stream"} else " (single-stream where timed)"
 
 
+def _tier_cell(r: VariantRow) -> str:
+    """'negligible / acceptable / negligible': point / certified / best case."""
+    return " / ".join(t or MISSING for t in (r.tier, r.certified_tier, r.best_tier))
+
+
+def adaptive_saving(d: Decision) -> str:
+    """Items used per variant vs a fixed design, when the study sampled adaptively."""
+    rows = [r for r in d.variants if not r.is_baseline and r.items_fixed is not None]
+    if not rows:
+        return ""
+    used = sum(r.items_used or 0 for r in rows)
+    fixed = sum(r.items_fixed or 0 for r in rows)
+    each = ", ".join(f"{r.variant} {r.items_used} of {r.items_fixed}" for r in rows)
+    saving = 100.0 * (1 - used / fixed) if fixed else 0.0
+    return (
+        f"Adaptive sampling: items used per variant: {each}; {used} of {fixed} in all "
+        f"({saving:.0f}% fewer than the fixed design)."
+    )
+
+
+def answer_blocks(d: Decision) -> list[Block]:
+    """The answer, first in both reports: per memory budget the recommended variant and what
+    the data guarantee about it."""
+    basis = (
+        "certified tiers: the worst the data allow, 95% family-wise"
+        if d.basis == "certified"
+        else "point tiers, as published"
+    )
+    text = (
+        f"On {basis}; recommended: fits the budget and tier {safe_text()}; the one with the "
+        f"best {'certified ' if d.basis == 'certified' else ''}accuracy of those."
+    )
+    if d.basis == "certified":
+        rule = TIE_RULE[0].upper() + TIE_RULE[1:]
+        text += f" {rule}: the answer names them (broken by that accuracy)."
+    out = [Block("h2", "The answer"), Block("ul", items=d.answer), Block("p", text)]
+    saving = adaptive_saving(d)
+    return [*out, Block("p", saving)] if saving else out
+
+
 def _summary(d: Decision) -> list[Block]:
     note = (
         f"Priced at ${d.cost_per_hour:g} per hour over each variant's native decode speed"
         f"{_basis(d)}; "
         f"context length {d.context_length} tokens. Memory: the measured peak where present, "
         "else the published estimate (params x nominal bits / 8 x 1.1). Recommended: fits the "
-        f"budget and tier {safe_text()}."
+        f"budget and {'certified ' if d.basis == 'certified' else ''}tier {safe_text()}."
     )
     return [
         Block("h2", "Decision: executive summary"),
@@ -71,7 +112,7 @@ def _summary(d: Decision) -> list[Block]:
 
 def _matrix(d: Decision, rows: Mapping[str, VariantRow]) -> list[Block]:
     out = [Block("h2", "Decision matrix per memory budget")]
-    head = ["Variant", "Memory", "Bench Δ pp", "Gen Δ %", "Tier"]
+    head = ["Variant", "Memory", "Bench Δ pp", "Gen Δ %", "Tier (point / certified / best)"]
     head += [f"Decode tok/s{_basis(d)}", f"$/1M{_basis(d)}", "Rec."]
     for entry in d.matrix:
         out.append(Block("h3", entry.label + (" (open-ended)" if entry.open_ended else "")))
@@ -84,10 +125,10 @@ def _matrix(d: Decision, rows: Mapping[str, VariantRow]) -> list[Block]:
                 _mem(r),
                 signed(r.delta_pp),
                 signed(r.gen_delta_pct),
-                r.tier or MISSING,
+                _tier_cell(r),
                 num(r.decode_tps),
                 _usd(r.usd_per_m),
-                "yes" if r.safe else "no",
+                "yes" if v in entry.recommended else "no",
             ]
             for v in entry.fits
             for r in [rows[v]]
@@ -109,16 +150,16 @@ def _lists(d: Decision) -> list[Block]:
 
 
 def _enumeration(d: Decision) -> list[Block]:
-    head = ["Variant", "Accuracy [95% CI]", "Bench Δ pp", "Gen Δ %", "Tier"]
-    head += [f"Decode tok/s{_basis(d)}", f"TTFT s{_basis(d)}", f"$/1M{_basis(d)}"]
-    head += ["Savings vs baseline", "Memory"]
+    head = ["Variant", "Accuracy [95% CI]", "Bench Δ pp", "Gen Δ %"]
+    head += ["Tier (point / certified / best)", f"Decode tok/s{_basis(d)}"]
+    head += [f"TTFT s{_basis(d)}", f"$/1M{_basis(d)}", "Savings vs baseline", "Memory"]
     body = [
         [
             r.variant,
             f"{pct(r.accuracy)} [{pct(r.ci_low)}, {pct(r.ci_high)}]",
             signed(r.delta_pp),
             signed(r.gen_delta_pct),
-            r.tier or MISSING,
+            _tier_cell(r),
             num(r.decode_tps),
             num(r.ttft_s, 3),
             _usd(r.usd_per_m),
@@ -203,10 +244,14 @@ def _plots(plots: Mapping[str, str]) -> list[Block]:
     return out
 
 
-def decision_blocks(decision: Decision, plots: Mapping[str, str]) -> list[Block]:
-    """Every decision section in order, executive summary first, plots last."""
+def decision_blocks(
+    decision: Decision, plots: Mapping[str, str], answer: bool = True
+) -> list[Block]:
+    """Every decision section in order: the answer (unless ``answer`` is False: report.md
+    puts it above its notes), the executive summary, ..., plots last."""
     rows = decision.rows()
     return [
+        *(answer_blocks(decision) if answer else []),
         *_summary(decision),
         *_matrix(decision, rows),
         *_lists(decision),
@@ -238,5 +283,11 @@ def block_md(b: Block) -> str:
 
 
 def render_decision_md(decision: Decision, plots: Mapping[str, str]) -> str:
-    """The decision sections as markdown; ``plots`` maps plot name -> relative PNG path."""
-    return "\n\n".join(block_md(b) for b in decision_blocks(decision, plots)) + "\n"
+    """The decision sections after the answer as markdown; ``plots`` maps plot name ->
+    relative PNG path."""
+    return "\n\n".join(block_md(b) for b in decision_blocks(decision, plots, False)) + "\n"
+
+
+def render_answer_md(decision: Decision) -> str:
+    """The answer section as markdown (report.md opens with it)."""
+    return "\n\n".join(block_md(b) for b in answer_blocks(decision)) + "\n"

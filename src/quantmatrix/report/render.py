@@ -11,6 +11,7 @@ from quantmatrix.analysis.variant_model import VariantSummary, batch_basis
 from quantmatrix.decide import rule_text
 from quantmatrix.decision.build import decide
 from quantmatrix.decision.model import Decision, Policy
+from quantmatrix.report.certified_md import render_certified_md
 from quantmatrix.report.decision_files import write_decision_outputs
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
 from quantmatrix.report.fmt import MISSING, gb, num, pct, sci, signed, table
@@ -97,7 +98,7 @@ def _evaluation_tps(s: VariantSummary) -> str:
 def _headline(analysis: Analysis) -> str:
     tasks = sorted({t for s in analysis.variants for t in s.tasks})
     headers = ["Model", "Level", "Size", "BPW", "Accuracy [95% CI]", "Raw EM", "Δ pp", "Gen Δ %"]
-    headers += ["Tier"]
+    headers += ["Tier", "Certified", "Best case"]
     headers += [t for t in tasks] + ["Unparsed", "KLD", "Same top", "Letter KL", "Same answer"]
     headers += ["Decode tok/s", "Wall tok/s"]
     headers += ["TTFT mean/med s"]
@@ -116,6 +117,7 @@ def _headline(analysis: Analysis) -> str:
             signed(s.delta_pp),
             signed(s.gen_delta_pct),
             s.tier or MISSING,
+            *_certified_cells(s),
         ]
         row += [pct(s.tasks[t].accuracy) if t in s.tasks else MISSING for t in tasks]
         row += [
@@ -125,6 +127,12 @@ def _headline(analysis: Analysis) -> str:
         ]  # fmt: skip
         rows.append(row)
     return table(headers, rows)
+
+
+def _certified_cells(s: VariantSummary) -> list[str]:
+    """Certified and best-case tier (a baseline is its own reference: '-')."""
+    c = s.certified
+    return [MISSING, MISSING] if c is None else [c.certified, c.best]
 
 
 def _files(analysis: Analysis) -> str:
@@ -165,20 +173,24 @@ def _timing(analysis: Analysis) -> str:
     return text
 
 
-def render_markdown(analysis: Analysis, decision_md: str = "") -> str:
-    """The report: notes, then the decision sections (summary first), then the measurements."""
+def render_markdown(analysis: Analysis, decision_md: str = "", answer_md: str = "") -> str:
+    """The report: the answer first, then notes, the other decision sections (summary first),
+    then the measurements."""
     overall = analysis.harness_overhead
     parts = [f"# quantmatrix report: {analysis.study}", ""]
+    if answer_md:
+        parts += [answer_md.rstrip(), ""]
     parts += [f"> {n}\n" for n in _notes(analysis)]
     if decision_md:
         parts += [decision_md.rstrip(), ""]
     parts += ["## Accuracy, tiers and speed", "", _headline(analysis), ""]
     parts += [
-        f"Tier: {rule_text()}; the "
-        "worse of the benchmark Δ (pp) and the generation Δ (%), vs each model's baseline. "
+        f"Tier (point): {rule_text()}; the "
+        "worse of the two signals, vs each model's baseline. "
         "Decode tok/s is llama.cpp's own decode time; wall tok/s is generated tokens over the "
         "client's whole request time.",
         "",
+        render_certified_md(analysis),
         render_generation_md(analysis),
         _divergence_section(analysis),
         "## Variant files and memory",
@@ -231,5 +243,6 @@ def write_report(run_dir: Path, policy: Policy | None = None) -> tuple[Path, Ana
             run_dir / "plots" / "kld_vs_accuracy.png",
         )
     path = run_dir / "report.md"
-    path.write_text(render_markdown(analysis, written["markdown"]), encoding="utf-8")
+    body = render_markdown(analysis, written["markdown"], written["answer"])
+    path.write_text(body, encoding="utf-8")
     return path, analysis

@@ -10,7 +10,8 @@ from quantmatrix.report.fmt import MISSING, num, pct, signed
 
 def headline_text(analysis: Analysis) -> Table:
     t = Table(title=f"quantmatrix: {analysis.study}")
-    for col in ("variant", "accuracy [95% CI]", "Δ pp", "tier", "unparsed", "decode tok/s"):
+    cols = ("variant", "accuracy [95% CI]", "Δ pp", "tier", "certified", "unparsed", "decode tok/s")
+    for col in cols:
         t.add_column(col)
     for s in analysis.variants:
         t.add_row(
@@ -18,6 +19,7 @@ def headline_text(analysis: Analysis) -> Table:
             f"{pct(s.accuracy)} [{pct(s.ci_low)}, {pct(s.ci_high)}]",
             signed(s.delta_pp),
             s.tier or MISSING,
+            MISSING if s.certified is None else s.certified.certified,
             pct(s.unparsed_rate),
             f"{num(s.speed.native_decode_tps)} ({s.speed_basis})",
         )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quantmatrix.config import Sampling
+from quantmatrix.config import Sampling, Study
 from quantmatrix.decide import TIERS, Bounds
 from quantmatrix.stopping.betting import bets, log_capital
 
@@ -36,6 +36,14 @@ def interval_alpha(
     if not 0.0 < family_alpha < 1.0 or n_bounds < 1 or n_signals < 1:
         raise ValueError("family_alpha must lie in (0, 1) and the counts be at least 1")
     return 2.0 * family_alpha / (n_bounds * n_signals)
+
+
+def study_alpha(study: Study) -> float:
+    """Each interval's two-sided alpha in a study: the family-wise 5% over the three tier
+    bounds and one or two signals (two when it has generation tasks). The stopping rule and
+    the analysis's certified tiers both use it."""
+    signals = 2 if any(t.kind == "generation" for t in study.tasks) else 1
+    return interval_alpha(FAMILY_ALPHA, n_bounds=len(TIERS) - 1, n_signals=signals)
 
 
 def crossing_times(

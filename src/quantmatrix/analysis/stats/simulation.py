@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from statsmodels.stats.proportion import proportion_confint
 
-from quantmatrix.analysis.stats.paired import newcombe_bounds
+from quantmatrix.analysis.stats.paired import CERTIFY_METHOD, Method, newcombe_bounds, paired_bounds
 from quantmatrix.config import Sampling
 from quantmatrix.decide import TIER_BOUNDS_BENCH, Bounds
 from quantmatrix.stopping.rule import crossing_times, walk
@@ -129,15 +129,18 @@ def outcomes(
 
 
 def fixed_verdicts(
-    ladders: Ladders, n_items: int, alpha: float, rng: np.random.Generator
+    ladders: Ladders,
+    n_items: int,
+    alpha: float,
+    rng: np.random.Generator,
+    method: Method = CERTIFY_METHOD,
 ) -> Verdicts:
-    """Every variant on ``n_items`` items, Newcombe intervals at two-sided ``alpha``, the
-    fixed-sequence rule down each ladder."""
+    """Every variant on ``n_items`` items, paired intervals by ``method`` (the analysis's, by
+    default) at two-sided ``alpha``, the fixed-sequence rule down each ladder."""
     base, var = outcomes(ladders, n_items, rng)
     b = base[:, None, :]
-    low, high = newcombe_bounds(
-        (b & var).sum(-1), (~b & var).sum(-1), (b & ~var).sum(-1), (~b & ~var).sum(-1), alpha
-    )
+    cells = ((b & var).sum(-1), (~b & var).sum(-1), (b & ~var).sum(-1), (~b & ~var).sum(-1))
+    low, high = paired_bounds(cells, alpha, method)
     certified = np.maximum.accumulate(tier_index(100.0 * low, TIER_BOUNDS_BENCH), axis=1)
     r, v = ladders.shape
     return Verdicts(
