@@ -59,6 +59,20 @@ def preset_study(name: str) -> Study:
         return load_study(path)
 
 
+def with_executor(study: Study, kind: str | None, address: str | None) -> Study:
+    """The study with the command line's executor choice (kept out of its config hash)."""
+    if kind is None and address is None:
+        return study
+    update: dict[str, str] = {"address": address} if address else {}
+    if kind is not None:
+        if kind not in ("local", "ray"):
+            fail(f"unknown executor {kind!r}; choose local or ray")
+        update["kind"] = kind
+    elif study.executor.kind == "local":
+        update["kind"] = "ray"  # an address means a cluster
+    return study.model_copy(update={"executor": study.executor.model_copy(update=update)})
+
+
 @app.command()
 def run(
     study_file: Annotated[Path | None, typer.Argument(help="study YAML")] = None,
@@ -72,6 +86,12 @@ def run(
     ),
     cache: Annotated[Path | None, typer.Option(help="model and ladder cache folder")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+    executor: Annotated[
+        str | None, typer.Option(help="local or ray; default: the study's executor, else local")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="ray: auto, HOST:PORT or ray://HOST:10001")
+    ] = None,
 ) -> None:
     """Build missing variants, evaluate them, write the run log, then the report."""
     from quantmatrix.pipeline import RunOptions, run_study
@@ -83,6 +103,7 @@ def run(
         if study_file is None and not (demo or preset):
             fail("give a study file, or --demo for the built-in default study")
         study = load_study(study_file) if study_file else preset_study(preset or "demo")
+        study = with_executor(study, executor, address)
         options = RunOptions(out=out, force_new=force_new)
         if cache is not None:
             options = RunOptions(out=out, cache=cache, force_new=force_new)

@@ -1,0 +1,373 @@
+"""The Ray executor: shards handed out to long-lived actors over a Ray cluster.
+
+One actor per (node, variant) loads the model once, warms it up once and answers shard after
+shard (``session.py``); the driver hands the next shard of a variant to whichever of its actors
+is free (``ray.wait``), so a slow host does not hold the study up, and writes every row itself
+(``delivery.py``). An actor asks for the engine's thread count in CPUs, the file plus its KV
+cache in memory, a GPU where layers are offloaded, and the node's whole ``quantmatrix`` slot
+when its speed is measured (``placement.py``). A shard whose actor or node is lost goes back
+to the queue and is answered elsewhere (its rows are keyed, so nothing is written twice).
+
+The connection is made once per process and kept; actors are kept between calls of the
+evaluation phase and reused for the same variant (adaptive rounds call it again and again).
+Ray is imported here only, and this module only when the ray executor is chosen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.exceptions import RayError
+
+from quantmatrix.backends.base import BackendError
+from quantmatrix.config import ExecutorSpec, ModelSpec, Study
+from quantmatrix.models.hashing import default_cache, sha256_file
+from quantmatrix.models.ladder import Variant
+from quantmatrix.pipeline.executors.base import (
+    BackendFactory,
+    SessionStats,
+    Shard,
+    ShardResult,
+    VariantWork,
+)
+from quantmatrix.pipeline.executors.delivery import Delivery
+from quantmatrix.pipeline.executors.placement import SLOT, request_for, worker_study
+from quantmatrix.pipeline.executors.session import VariantSession
+
+WAIT_S = 5.0  # between checks while nothing comes back
+
+
+class VariantActor:
+    """Runs in a Ray worker: one variant's session; errors come back as one line of text."""
+
+    def __init__(
+        self, variant: Variant, spec: ModelSpec, study: Study, factory: BackendFactory
+    ) -> None:
+        node = ray.get_runtime_context().get_node_id()
+        self.where = f"{socket.gethostname()}:{node[:8]}"
+        self.error: str | None = None
+        self.session: VariantSession | None = None
+        try:
+            self.session = VariantSession(variant, spec, study, factory, self.where)
+        except BackendError as exc:
+            self.error = str(exc)
+
+    def ready(self) -> str | None:
+        return self.error
+
+    def run(self, shard: Shard) -> ShardResult | str:
+        assert self.session is not None
+        try:
+            return self.session.run(shard)
+        except BackendError as exc:
+            return str(exc)
+
+    def stats(self) -> SessionStats:
+        assert self.session is not None
+        return self.session.stats()
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+_REMOTE: Any = None
+
+
+def _remote_class() -> Any:
+    global _REMOTE
+    if _REMOTE is None:
+        _REMOTE = ray.remote(max_restarts=0, max_task_retries=0)(VariantActor)
+    return _REMOTE
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster once per process (``address`` None: RAY_ADDRESS, else auto)."""
+    if ray.is_initialized():
+        return
+    where = address or os.environ.get("RAY_ADDRESS") or "auto"
+    try:
+        ray.init(address=where, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendError(
+            f"cannot join the Ray cluster at {where!r}: {first}; start one with "
+            "`ray start --head` or pass --address HOST:PORT"
+        ) from None
+
+
+def slot_nodes() -> list[dict[str, Any]]:
+    """The alive nodes that offer the study's slot resource."""
+    nodes: Any = ray.nodes  # untyped in Ray
+    return [n for n in nodes() if n.get("Alive") and n["Resources"].get(SLOT, 0) >= 1]
+
+
+@dataclass
+class _Actor:
+    handle: Any
+    work: VariantWork
+    key: tuple[str, ...]
+    started: bool = False
+    shard: Shard | None = None
+    ran: bool = False  # answered a shard this call: its stats go into the variant's row
+
+    @property
+    def idle(self) -> bool:
+        return self.started and self.shard is None
+
+
+@dataclass
+class _Queue:
+    work: VariantWork
+    shards: deque[Shard]
+    tries: dict[int, int] = field(default_factory=dict)
+    starts: int = 0
+    opened: bool = False  # a session of this variant has started in this call
+    failed: bool = False
+
+
+class RayExecutor:
+    """The scheduler on the driver; its actors are kept in :data:`_CACHE` between calls."""
+
+    def __init__(self, spec: ExecutorSpec, factory: BackendFactory) -> None:
+        self.spec, self.factory = spec, factory
+        self.exclusive = spec.placement == "exclusive"
+
+    def run(self, study: Study, works: Sequence[VariantWork], delivery: Delivery) -> None:
+        connect(self.spec.address)
+        nodes = slot_nodes()
+        if not nodes:
+            raise BackendError(
+                f"no node of the Ray cluster offers the {SLOT!r} resource; start each node "
+                f"with --resources '{{\"{SLOT}\": 1}}' (README: Several hosts)"
+            )
+        cpus = [int(n["Resources"].get("CPU", 0)) for n in nodes]
+        threads = study.threads or max(1, min(cpus))
+        if threads > max(cpus):
+            raise BackendError(
+                f"threads {threads} is more than any Ray node's CPUs ({max(cpus)}); lower the "
+                "study's threads or start the nodes with more --num-cpus"
+            )
+        delivery.progress.phase("eval (ray)", sum(w.todo for w in works))
+        run = _Run(self, study, works, delivery, max(1, threads))
+        run.loop()
+
+
+_CACHE: list[_Actor] = []  # actors alive between calls, reused for the same variant
+
+
+class _Run:
+    """One call's scheduling: start actors, feed them shards, take results, retry losses."""
+
+    def __init__(
+        self,
+        executor: RayExecutor,
+        study: Study,
+        works: Sequence[VariantWork],
+        delivery: Delivery,
+        threads: int,
+    ) -> None:
+        self.ex, self.study, self.delivery, self.threads = executor, study, delivery, threads
+        self.queues = {w.id: _Queue(w, deque(w.shards)) for w in works}
+        self.waits: dict[Any, _Actor] = {}
+        wanted = {self._key(w) for w in works}
+        self.actors: list[_Actor] = []
+        for actor in list(_CACHE):
+            _CACHE.remove(actor)
+            if actor.key in wanted:
+                actor.work, actor.ran = self.queues[actor.work.id].work, False
+                self.actors.append(actor)
+            else:
+                ray.kill(actor.handle)
+
+    def _key(self, work: VariantWork) -> tuple[str, ...]:
+        spec, study = work.spec.model_dump_json(), self.study.config_hash()
+        return (work.id, str(work.variant.sha256), spec, study, self.ex.spec.placement,
+                repr(self.ex.factory))  # fmt: skip
+
+    def loop(self) -> None:
+        while True:
+            self._close_finished()
+            self._staff()
+            self._feed()
+            if not self.waits:
+                break
+            ready, _ = ray.wait(list(self.waits), num_returns=1, timeout=WAIT_S)
+            for ref in ready:
+                self._take(ref, self.waits.pop(ref))
+        for q in list(self.queues.values()):  # nothing in flight, nothing could be started
+            self._fail(q, "no node of the Ray cluster could take its actor")
+            self.delivery.finish(q.work)
+        _CACHE.extend(self.actors)
+
+    # -- actors ---------------------------------------------------------------------------
+
+    def _capacity(self) -> int:
+        nodes = slot_nodes()
+        if self.ex.exclusive:
+            return len(nodes)
+        return sum(int(n["Resources"].get("CPU", 0)) // self.threads for n in nodes)
+
+    def _needs(self, q: _Queue) -> int:
+        """How many more actors the variant could use now."""
+        if q.failed:
+            return 0
+        mine = sum(a.work.id == q.work.id for a in self.actors)
+        if not q.opened and not q.work.shards:
+            return 1 if mine == 0 else 0  # no samples left, but no session row yet
+        busy = sum(a.work.id == q.work.id and a.shard is not None for a in self.actors)
+        return max(0, len(q.shards) + busy - mine)
+
+    def _staff(self) -> None:
+        order = [q for q in self.queues.values() if self._needs(q) > 0]
+        if not order:
+            return
+        capacity = self._capacity()
+        for round_one in (True, False):  # first one actor per variant, then more
+            for q in order:
+                while self._needs(q) > 0 and self._make_room(capacity):
+                    self._start(q)
+                    if round_one:
+                        break
+
+    def _make_room(self, capacity: int) -> bool:
+        if len(self.actors) < capacity:
+            return True
+        spare = [a for a in self.actors if a.idle and not self._left(a)]
+        if not spare:
+            return False
+        self._retire(spare[0])
+        return True
+
+    def _start(self, q: _Queue) -> None:
+        work = q.work
+        q.starts += 1
+        if q.starts > self.ex.spec.retries + len(work.shards) + 1:
+            self._fail(q, "its actors kept dying while loading the model")
+            return
+        request = request_for(work.spec, work.variant, self.study, self.threads, self.ex.exclusive)
+        study = worker_study(self.study, work.spec, self.threads)
+        variant = work.variant
+        if variant.path is not None and variant.sha256 is None:
+            variant = _with_sha(variant)
+        handle = (
+            _remote_class()
+            .options(**request.options(), scheduling_strategy="SPREAD")
+            .remote(variant, work.spec, study, self.ex.factory)
+        )
+        actor = _Actor(handle, work, self._key(work))
+        self.actors.append(actor)
+        self.waits[handle.ready.remote()] = actor
+
+    def _left(self, actor: _Actor) -> int:
+        q = self.queues.get(actor.work.id)
+        return 0 if q is None or q.failed else len(q.shards)
+
+    def _retire(self, actor: _Actor) -> None:
+        """Stop an actor (its stats kept first if its variant's row is still to come)."""
+        q = self.queues.get(actor.work.id)
+        if q is not None and not q.failed and actor.ran and actor.started:
+            self._stats(actor)
+            actor.ran = False
+        if actor in self.actors:
+            self.actors.remove(actor)
+        ray.kill(actor.handle)
+
+    # -- shards ---------------------------------------------------------------------------
+
+    def _feed(self) -> None:
+        for actor in self.actors:
+            q = self.queues.get(actor.work.id)
+            if actor.idle and q is not None and q.shards and not q.failed:
+                actor.shard = q.shards.popleft()
+                self.waits[actor.handle.run.remote(actor.shard)] = actor
+
+    def _take(self, ref: Any, actor: _Actor) -> None:
+        q = self.queues[actor.work.id]
+        try:
+            got = ray.get(ref)
+        except RayError as exc:
+            self._lost(actor, q, exc)
+            return
+        if not actor.started:
+            actor.started, q.opened = True, True
+            if got is not None:
+                self._fail(q, str(got))
+            return
+        shard, actor.shard = actor.shard, None
+        if isinstance(got, str):
+            self._fail(q, got)
+            return
+        assert shard is not None
+        actor.ran = True
+        self.delivery.shard(got)
+
+    def _lost(self, actor: _Actor, q: _Queue, exc: Exception) -> None:
+        """The actor or its node is gone: its shard goes back to the front of the queue."""
+        if actor in self.actors:
+            self.actors.remove(actor)
+        with contextlib.suppress(RayError):  # an error in a method leaves the actor alive
+            ray.kill(actor.handle)
+        if actor.ran:
+            q.opened = True  # its rows are in; its stats are lost with it
+        shard, actor.shard = actor.shard, None
+        if shard is None or q.failed:
+            return
+        tries = q.tries[shard.number] = q.tries.get(shard.number, 0) + 1
+        if tries > self.ex.spec.retries:
+            self._fail(q, f"shard {shard.number} lost {tries} times ({type(exc).__name__})")
+            return
+        q.shards.appendleft(shard)
+
+    def _fail(self, q: _Queue, message: str) -> None:
+        q.failed = True
+        q.shards.clear()
+        self.delivery.fail(q.work.id, message)
+        for actor in [a for a in self.actors if a.work.id == q.work.id]:
+            self.actors.remove(actor)
+            ray.kill(actor.handle)
+        for ref, actor in list(self.waits.items()):
+            if actor.work.id == q.work.id:
+                del self.waits[ref]
+
+    def _close_finished(self) -> None:
+        """A variant whose shards are all in: its actors' stats, then its session row."""
+        for vid, q in list(self.queues.items()):
+            mine = [a for a in self.actors if a.work.id == vid]
+            if q.shards or any(a.shard is not None or not a.started for a in mine):
+                continue
+            if not q.failed and not q.opened:
+                continue  # not started yet
+            for actor in mine:
+                if actor.ran or not q.work.shards:
+                    self._stats(actor)
+            self.delivery.finish(q.work)
+            del self.queues[vid]
+
+    def _stats(self, actor: _Actor) -> None:
+        try:
+            self.delivery.session(actor.work.id, ray.get(actor.handle.stats.remote()))
+        except RayError:
+            if actor in self.actors:
+                self.actors.remove(actor)
+
+
+def _with_sha(variant: Variant) -> Variant:
+    from dataclasses import replace
+
+    assert variant.path is not None
+    return replace(variant, sha256=sha256_file(variant.path, default_cache()))
+
+
+def create(spec: ExecutorSpec, factory: BackendFactory) -> RayExecutor:
+    """The registry's factory."""
+    return RayExecutor(spec, factory)
