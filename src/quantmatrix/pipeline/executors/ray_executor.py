@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -119,6 +120,8 @@ class _Actor:
     started: bool = False
     shard: Shard | None = None
     ran: bool = False  # answered a shard this call: its stats go into the variant's row
+    cached: bool = False  # kept from an earlier call
+    sent: float = 0.0  # when its shard was handed out (perf_counter)
 
     @property
     def idle(self) -> bool:
@@ -165,6 +168,26 @@ class RayExecutor:
 _CACHE: list[_Actor] = []  # actors alive between calls, reused for the same variant
 
 
+@dataclass
+class RunStats:
+    """What one call did (``LAST``): for the tests and bench/bench_ray.py."""
+
+    started: int = 0  # actors started
+    reused: int = 0  # actors kept from an earlier call that answered a shard
+    shards: int = 0
+    lost: int = 0  # shards handed out again after their actor or node was lost
+    roundtrip_s: float = 0.0  # hand-out to result, summed over shards
+    compute_s: float = 0.0  # the backends' own time on them
+
+    @property
+    def overhead_per_shard_s(self) -> float:
+        """The executor's own cost of a shard: round trip minus the backend's time."""
+        return (self.roundtrip_s - self.compute_s) / self.shards if self.shards else 0.0
+
+
+LAST = RunStats()
+
+
 class _Run:
     """One call's scheduling: start actors, feed them shards, take results, retry losses."""
 
@@ -179,12 +202,14 @@ class _Run:
         self.ex, self.study, self.delivery, self.threads = executor, study, delivery, threads
         self.queues = {w.id: _Queue(w, deque(w.shards)) for w in works}
         self.waits: dict[Any, _Actor] = {}
+        self.stats = RunStats()
         wanted = {self._key(w) for w in works}
         self.actors: list[_Actor] = []
         for actor in list(_CACHE):
             _CACHE.remove(actor)
             if actor.key in wanted:
-                actor.work, actor.ran = self.queues[actor.work.id].work, False
+                q = self.queues[actor.work.id]
+                actor.work, actor.ran, actor.cached, q.opened = q.work, False, True, True
                 self.actors.append(actor)
             else:
                 ray.kill(actor.handle)
@@ -208,6 +233,7 @@ class _Run:
             self._fail(q, "no node of the Ray cluster could take its actor")
             self.delivery.finish(q.work)
         _CACHE.extend(self.actors)
+        LAST.__dict__.update(self.stats.__dict__)
 
     # -- actors ---------------------------------------------------------------------------
 
@@ -265,6 +291,7 @@ class _Run:
             .remote(variant, work.spec, study, self.ex.factory)
         )
         actor = _Actor(handle, work, self._key(work))
+        self.stats.started += 1
         self.actors.append(actor)
         self.waits[handle.ready.remote()] = actor
 
@@ -288,7 +315,7 @@ class _Run:
         for actor in self.actors:
             q = self.queues.get(actor.work.id)
             if actor.idle and q is not None and q.shards and not q.failed:
-                actor.shard = q.shards.popleft()
+                actor.shard, actor.sent = q.shards.popleft(), time.perf_counter()
                 self.waits[actor.handle.run.remote(actor.shard)] = actor
 
     def _take(self, ref: Any, actor: _Actor) -> None:
@@ -308,7 +335,11 @@ class _Run:
             self._fail(q, got)
             return
         assert shard is not None
+        self.stats.reused += actor.cached and not actor.ran
         actor.ran = True
+        self.stats.shards += 1
+        self.stats.roundtrip_s += time.perf_counter() - actor.sent
+        self.stats.compute_s += got.eval_wall_s
         self.delivery.shard(got)
 
     def _lost(self, actor: _Actor, q: _Queue, exc: Exception) -> None:
@@ -327,6 +358,7 @@ class _Run:
             self._fail(q, f"shard {shard.number} lost {tries} times ({type(exc).__name__})")
             return
         q.shards.appendleft(shard)
+        self.stats.lost += 1
 
     def _fail(self, q: _Queue, message: str) -> None:
         q.failed = True
@@ -371,3 +403,12 @@ def _with_sha(variant: Variant) -> Variant:
 def create(spec: ExecutorSpec, factory: BackendFactory) -> RayExecutor:
     """The registry's factory."""
     return RayExecutor(spec, factory)
+
+
+def disconnect() -> None:
+    """Stop the kept actors and leave the cluster (the next call joins again)."""
+    while _CACHE:
+        with contextlib.suppress(RayError):
+            ray.kill(_CACHE.pop().handle)
+    if ray.is_initialized():
+        ray.shutdown()
