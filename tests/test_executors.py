@@ -69,7 +69,7 @@ def test_worker_refuses_a_file_with_other_bytes(tmp_path: Path, fake_study: Stud
     good = replace(fake_variant(path=path), sha256=sha256_file(path))
     VariantSession(good, fake_study.models[0], fake_study, fake_create).close()
     path.write_bytes(b"GGUF other bytes, same path")
-    with pytest.raises(BackendError, match="has SHA-256 .* not the driver's"):
+    with pytest.raises(BackendError, match=r"has SHA-256 .* not the driver's"):
         VariantSession(good, fake_study.models[0], fake_study, fake_create)
     gone = replace(good, path=tmp_path / "absent.gguf")
     with pytest.raises(BackendError, match="is not on this host"):
@@ -131,7 +131,7 @@ def test_executor_is_kept_out_of_the_hash_and_checked() -> None:
     ray = parse_study(fake_study_dict(executor="ray"))
     assert ray.executor.kind == "ray" and ray.config_hash() == plain.config_hash()
     assert "executor" not in ray.model_dump()
-    with pytest.raises(ConfigError, match="executor.kind"):
+    with pytest.raises(ConfigError, match=r"executor\.kind"):
         parse_study(fake_study_dict(executor="slurm"))
     bad = {"name": "m", "source": "fake", "backend": "fake", "levels": ["Q8_0"],
            "endpoints": ["http://h1:11434"]}  # fmt: skip
