@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from quantmatrix.cli import app
 from quantmatrix.config import Study, parse_study
 from quantmatrix.pipeline import RunOptions, run_study
 from quantmatrix.report.render import write_report
@@ -100,6 +103,30 @@ def test_actors_are_kept_between_calls(cluster: Cluster, tmp_path: Path) -> None
     assert again.evaluated == 32 and not again.failed_variants
     assert ray_executor.LAST.reused >= 1  # a model loaded in the first call answered again
     assert len(set(sample_keys(tmp_path / "b"))) == 32
+
+
+def test_doctor_lists_the_nodes_and_the_cli_runs_on_the_cluster(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from quantmatrix.doctor import cluster_facts, cluster_lines
+
+    facts = cluster_facts(cluster.address)
+    assert facts is not None and len(facts["nodes"]) == 2
+    labelled = [n for n in facts["nodes"] if "label" in n["resources"]]
+    assert len(labelled) == 1 and labelled[0]["resources"]["CPU"] == 1.0
+    lines = cluster_lines(facts)
+    assert "2 node(s), 2 offering the 'quantmatrix' slot" in lines[0] and len(lines) == 3
+    study = tmp_path / "study.yaml"
+    data = tiny_fake(None, "local").model_dump(mode="json")
+    study.write_text(yaml.safe_dump({**data, "executor": {"shard_samples": 4}}))
+    args = ["run", str(study), "--out", str(tmp_path / "run"), "--quiet",
+            "--executor", "ray", "--address", cluster.address]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "evaluated 32 samples" in result.output
+    assert len(set(sample_keys(tmp_path / "run"))) == 32
+    bad = CliRunner().invoke(app, [*args[:4], "--executor", "slurm"])
+    assert bad.exit_code == 2 and "unknown executor 'slurm'" in bad.output
 
 
 def test_lost_node_loses_nothing_and_matches_local(cluster: Cluster, tmp_path: Path) -> None:

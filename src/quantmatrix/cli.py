@@ -218,14 +218,20 @@ def doctor(
     cache: Annotated[Path | None, typer.Option(help="model and ladder cache folder")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the facts as JSON")] = False,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the engine probe")] = False,
+    address: Annotated[
+        str | None, typer.Option(help="a Ray cluster to list (default: RAY_ADDRESS when set)")
+    ] = None,
 ) -> None:
     """One screen about this machine's engine and assets, to paste into a bug report."""
     import json
 
-    from quantmatrix.doctor import collect, render
+    from quantmatrix.doctor import cluster_facts, collect, render
     from quantmatrix.models.sources import default_cache
 
     facts = collect(cache or default_cache(), probe=not no_probe)
+    cluster = cluster_facts(address)
+    if cluster is not None:
+        facts["cluster"] = cluster
     text = json.dumps(facts, indent=2) if as_json else render(facts)
     console.print(text, highlight=False, markup=False, soft_wrap=True)
 

@@ -10,15 +10,13 @@ to the queue and is answered elsewhere (its rows are keyed, so nothing is writte
 
 The connection is made once per process and kept; actors are kept between calls of the
 evaluation phase and reused for the same variant (adaptive rounds call it again and again).
-Ray is imported here only, and this module only when the ray executor is chosen.
+Ray is imported here and in ``ray_actor.py`` only, and those only when the ray executor is
+chosen (or ``doctor --address`` lists a cluster).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
-import socket
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -29,87 +27,15 @@ import ray
 from ray.exceptions import RayError
 
 from quantmatrix.backends.base import BackendError
-from quantmatrix.config import ExecutorSpec, ModelSpec, Study
+from quantmatrix.config import ExecutorSpec, Study
 from quantmatrix.models.hashing import default_cache, sha256_file
 from quantmatrix.models.ladder import Variant
-from quantmatrix.pipeline.executors.base import (
-    BackendFactory,
-    SessionStats,
-    Shard,
-    ShardResult,
-    VariantWork,
-)
+from quantmatrix.pipeline.executors.base import BackendFactory, Shard, VariantWork
 from quantmatrix.pipeline.executors.delivery import Delivery
 from quantmatrix.pipeline.executors.placement import SLOT, request_for, worker_study
-from quantmatrix.pipeline.executors.session import VariantSession
+from quantmatrix.pipeline.executors.ray_actor import connect, remote_class, slot_nodes
 
 WAIT_S = 5.0  # between checks while nothing comes back
-
-
-class VariantActor:
-    """Runs in a Ray worker: one variant's session; errors come back as one line of text."""
-
-    def __init__(
-        self, variant: Variant, spec: ModelSpec, study: Study, factory: BackendFactory
-    ) -> None:
-        node = ray.get_runtime_context().get_node_id()
-        self.where = f"{socket.gethostname()}:{node[:8]}"
-        self.error: str | None = None
-        self.session: VariantSession | None = None
-        try:
-            self.session = VariantSession(variant, spec, study, factory, self.where)
-        except BackendError as exc:
-            self.error = str(exc)
-
-    def ready(self) -> str | None:
-        return self.error
-
-    def run(self, shard: Shard) -> ShardResult | str:
-        assert self.session is not None
-        try:
-            return self.session.run(shard)
-        except BackendError as exc:
-            return str(exc)
-
-    def stats(self) -> SessionStats:
-        assert self.session is not None
-        return self.session.stats()
-
-    def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
-            self.session = None
-
-
-_REMOTE: Any = None
-
-
-def _remote_class() -> Any:
-    global _REMOTE
-    if _REMOTE is None:
-        _REMOTE = ray.remote(max_restarts=0, max_task_retries=0)(VariantActor)
-    return _REMOTE
-
-
-def connect(address: str | None) -> None:
-    """Join the cluster once per process (``address`` None: RAY_ADDRESS, else auto)."""
-    if ray.is_initialized():
-        return
-    where = address or os.environ.get("RAY_ADDRESS") or "auto"
-    try:
-        ray.init(address=where, log_to_driver=False, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BackendError(
-            f"cannot join the Ray cluster at {where!r}: {first}; start one with "
-            "`ray start --head` or pass --address HOST:PORT"
-        ) from None
-
-
-def slot_nodes() -> list[dict[str, Any]]:
-    """The alive nodes that offer the study's slot resource."""
-    nodes: Any = ray.nodes  # untyped in Ray
-    return [n for n in nodes() if n.get("Alive") and n["Resources"].get(SLOT, 0) >= 1]
 
 
 @dataclass
@@ -286,7 +212,7 @@ class _Run:
         if variant.path is not None and variant.sha256 is None:
             variant = _with_sha(variant)
         handle = (
-            _remote_class()
+            remote_class()
             .options(**request.options(), scheduling_strategy="SPREAD")
             .remote(variant, work.spec, study, self.ex.factory)
         )
