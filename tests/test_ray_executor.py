@@ -69,6 +69,14 @@ def analysis_of(out: Path) -> Any:
     return stripped(json.loads((out / "analysis.json").read_text()))
 
 
+def quality_of(out: Path) -> Any:
+    """The analysis without what the engine's speed and memory readings change."""
+    full = analysis_of(out)
+    variants = [{k: v for k, v in row.items() if k not in ("timing", "memory", "overhead")}
+                for row in full["variants"]]  # fmt: skip
+    return variants, {k: v for k, v in full["statistics"].items() if k != "timing"}
+
+
 def sample_keys(out: Path) -> list[tuple[str, str, str]]:
     return [(r["variant"], r["task"], r["item"]) for r in read_rows(out / SAMPLES).rows]
 
@@ -127,6 +135,28 @@ def test_doctor_lists_the_nodes_and_the_cli_runs_on_the_cluster(
     assert len(set(sample_keys(tmp_path / "run"))) == 32
     bad = CliRunner().invoke(app, [*args[:4], "--executor", "slurm"])
     assert bad.exit_code == 2 and "unknown executor 'slurm'" in bad.output
+
+
+@pytest.mark.engine
+def test_tiny_study_on_the_engine_matches_local(cluster: Cluster, tmp_path: Path) -> None:
+    """The real engine in Ray workers (one thread each, batches of 4): the same outputs and
+    the same accuracy and statistics as the local executor's (speeds and memory differ)."""
+    from quantmatrix.cli import preset_study
+    from quantmatrix.pipeline.executors import ray_executor
+
+    tiny = preset_study("tiny")
+    tiny = tiny.model_copy(update={"threads": 1, "divergence": tiny.divergence.model_copy(
+        update={"kld": False})})  # fmt: skip
+    run_study(tiny, RunOptions(tmp_path / "local"))  # the user's cache: its ladder is reused
+    ray_spec = tiny.executor.model_copy(update={"kind": "ray", "address": cluster.address})
+    on_ray = tiny.model_copy(update={"executor": ray_spec})
+    outcome = run_study(on_ray, RunOptions(tmp_path / "ray"))
+    assert outcome.failed_variants == [] and ray_executor.LAST.shards == 4
+    outputs = [{(r["variant"], r["item"]): r["output"] for r in read_rows(out / SAMPLES).rows}
+               for out in (tmp_path / "local", tmp_path / "ray")]  # fmt: skip
+    assert len(outputs[0]) == 32 and outputs[0] == outputs[1]
+    assert quality_of(tmp_path / "ray") == quality_of(tmp_path / "local")
+    ray_executor.disconnect()
 
 
 def test_lost_node_loses_nothing_and_matches_local(cluster: Cluster, tmp_path: Path) -> None:
