@@ -113,6 +113,20 @@ def test_actors_are_kept_between_calls(cluster: Cluster, tmp_path: Path) -> None
     assert len(set(sample_keys(tmp_path / "b"))) == 32
 
 
+def test_a_killed_driver_resumes_from_the_log(cluster: Cluster, tmp_path: Path) -> None:
+    """What a driver killed after ten rows leaves (its log cut there, a torn last line),
+    rerun on the cluster: only the rest is asked, nothing is written twice."""
+    study, out = tiny_fake(cluster.address), tmp_path / "run"
+    run_study(study, RunOptions(out, tmp_path / "cache"))
+    lines = (out / SAMPLES).read_text().splitlines(keepends=True)
+    (out / SAMPLES).write_text("".join(lines[:10]) + lines[10][:40])
+    (out / VARIANTS).unlink()
+    again = run_study(study, RunOptions(out, tmp_path / "cache"))
+    assert again.evaluated == 22 and again.skipped == 10 and not again.failed_variants
+    keys = sample_keys(out)
+    assert len(keys) == len(set(keys)) == 32 and verify_run(out) == ([], [])
+
+
 def test_doctor_lists_the_nodes_and_the_cli_runs_on_the_cluster(
     cluster: Cluster, tmp_path: Path
 ) -> None:
