@@ -19,7 +19,13 @@ from quantmatrix.models.ladder import Variant
 from quantmatrix.pipeline import RunOptions, run_study
 from quantmatrix.pipeline.executors.base import Evaluated, VariantWork, cut_shards
 from quantmatrix.pipeline.executors.delivery import Delivery, EvalLogs
-from quantmatrix.pipeline.executors.placement import PACK_SHARE, SLOT, request_for, worker_study
+from quantmatrix.pipeline.executors.placement import (
+    PACK_SHARE,
+    SLOT,
+    Request,
+    request_for,
+    worker_study,
+)
 from quantmatrix.pipeline.executors.session import VariantSession
 from quantmatrix.progress import SILENT
 from quantmatrix.runlog import SAMPLES, VARIANTS, AppendLog, read_rows
@@ -108,14 +114,19 @@ def two_ollamas() -> Iterator[tuple[OllamaStandIn, OllamaStandIn]]:
         server.stop()
 
 
+@pytest.mark.parametrize("kind", ["local", "ray"])
 def test_endpoints_share_a_models_work_without_ray(
-    tmp_path: Path, two_ollamas: tuple[OllamaStandIn, OllamaStandIn]
+    tmp_path: Path, two_ollamas: tuple[OllamaStandIn, OllamaStandIn], kind: str
 ) -> None:
+    """Also with the ray executor chosen: server work stays on the driver, no cluster joined."""
+    import ray
+
     urls = [s.url for s in two_ollamas]
     model = {"name": "tiny", "backend": "ollama", "endpoints": urls, "source": "tiny",
              "levels": ["Q8_0", "Q4_K_M"]}  # fmt: skip
     tasks = [{"kind": "arc_challenge", "n": 12}]
-    study = parse_study(fake_study_dict(models=[model], tasks=tasks, executor={"shard_samples": 2}))
+    executor = {"kind": kind, "shard_samples": 2}
+    study = parse_study(fake_study_dict(models=[model], tasks=tasks, executor=executor))
     outcome = run_study(study, RunOptions(tmp_path, tmp_path / "cache"))
     assert outcome.failed_variants == [] and outcome.evaluated == 24
     keys = [(r["variant"], r["item"]) for r in read_rows(tmp_path / SAMPLES).rows]
@@ -124,6 +135,7 @@ def test_endpoints_share_a_models_work_without_ray(
     assert all(n >= 4 for n in asked), asked  # warm-ups + shards on each server
     rows = read_rows(tmp_path / VARIANTS).rows
     assert [sorted(r["backend"]["hosts"]) for r in rows] == [sorted(urls)] * 2
+    assert not ray.is_initialized()
 
 
 def test_executor_is_kept_out_of_the_hash_and_checked() -> None:
@@ -140,3 +152,14 @@ def test_executor_is_kept_out_of_the_hash_and_checked() -> None:
     both = {**bad, "backend": "ollama", "endpoint": "http://h0:11434"}
     with pytest.raises(ConfigError, match="endpoint or endpoints, not both"):
         parse_study(fake_study_dict(models=[both]))
+
+
+def test_an_actor_no_node_can_hold_is_refused_up_front() -> None:
+    from quantmatrix.pipeline.executors.ray_executor import fits_a_node
+
+    nodes = [{"Resources": {"CPU": 4.0, "memory": 8e9, SLOT: 1.0}},
+             {"Resources": {"CPU": 1.0, "GPU": 1.0, "memory": 32e9, SLOT: 1.0}}]  # fmt: skip
+    assert fits_a_node(Request(4, 0, 6 * 10**9, 1.0).options(), nodes)
+    assert fits_a_node(Request(1, 1, 16 * 10**9, 1.0).options(), nodes)
+    assert not fits_a_node(Request(2, 1, 10**9, 1.0).options(), nodes)  # GPU node has 1 CPU
+    assert not fits_a_node(Request(1, 0, 64 * 10**9, PACK_SHARE).options(), nodes)

@@ -26,6 +26,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "imatrix": None,
     "calibration": None,
     "batch_size": 1,
+    "endpoints": None,
 }
 
 

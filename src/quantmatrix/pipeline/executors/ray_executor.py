@@ -32,10 +32,12 @@ from quantmatrix.models.hashing import default_cache, sha256_file
 from quantmatrix.models.ladder import Variant
 from quantmatrix.pipeline.executors.base import BackendFactory, Shard, VariantWork
 from quantmatrix.pipeline.executors.delivery import Delivery
+from quantmatrix.pipeline.executors.local import LocalExecutor
 from quantmatrix.pipeline.executors.placement import SLOT, request_for, worker_study
 from quantmatrix.pipeline.executors.ray_actor import connect, remote_class, slot_nodes
 
 WAIT_S = 5.0  # between checks while nothing comes back
+SERVER_BACKENDS = ("ollama", "openai")  # their models live on servers: no actor holds them
 
 
 @dataclass
@@ -57,6 +59,7 @@ class _Actor:
 @dataclass
 class _Queue:
     work: VariantWork
+    key: tuple[str, ...]  # the key its actors have
     shards: deque[Shard]
     tries: dict[int, int] = field(default_factory=dict)
     starts: int = 0
@@ -72,6 +75,16 @@ class RayExecutor:
         self.exclusive = spec.placement == "exclusive"
 
     def run(self, study: Study, works: Sequence[VariantWork], delivery: Delivery) -> None:
+        """Server models from the driver (threads per endpoint, no Ray worker needed), then
+        the rest on the cluster."""
+        served = [w for w in works if w.spec.backend in SERVER_BACKENDS]
+        if served:
+            LocalExecutor(self.factory).run(study, served, delivery)
+        rest = [w for w in works if w.spec.backend not in SERVER_BACKENDS]
+        if rest:
+            self._on_cluster(study, rest, delivery)
+
+    def _on_cluster(self, study: Study, works: Sequence[VariantWork], delivery: Delivery) -> None:
         connect(self.spec.address)
         nodes = slot_nodes()
         if not nodes:
@@ -126,19 +139,17 @@ class _Run:
         threads: int,
     ) -> None:
         self.ex, self.study, self.delivery, self.threads = executor, study, delivery, threads
-        self.queues = {w.id: _Queue(w, deque(w.shards)) for w in works}
+        self.queues = {w.id: _Queue(w, self._key(w), deque(w.shards)) for w in works}
         self.waits: dict[Any, _Actor] = {}
         self.stats = RunStats()
-        wanted = {self._key(w) for w in works}
         self.actors: list[_Actor] = []
-        for actor in list(_CACHE):
+        for actor in list(_CACHE):  # kept actors: reused, or spare until room is needed
             _CACHE.remove(actor)
-            if actor.key in wanted:
-                q = self.queues[actor.work.id]
-                actor.work, actor.ran, actor.cached, q.opened = q.work, False, True, True
-                self.actors.append(actor)
-            else:
-                ray.kill(actor.handle)
+            actor.ran, actor.cached = False, True
+            q = self._queue(actor)
+            if q is not None:
+                actor.work, q.opened = q.work, True
+            self.actors.append(actor)
 
     def _key(self, work: VariantWork) -> tuple[str, ...]:
         spec, study = work.spec.model_dump_json(), self.study.config_hash()
@@ -173,11 +184,11 @@ class _Run:
         """How many more actors the variant could use now."""
         if q.failed:
             return 0
-        mine = sum(a.work.id == q.work.id for a in self.actors)
+        mine = self._mine(q)
         if not q.opened and not q.work.shards:
-            return 1 if mine == 0 else 0  # no samples left, but no session row yet
-        busy = sum(a.work.id == q.work.id and a.shard is not None for a in self.actors)
-        return max(0, len(q.shards) + busy - mine)
+            return 1 if not mine else 0  # no samples left, but no session row yet
+        busy = sum(a.shard is not None for a in mine)
+        return max(0, len(q.shards) + busy - len(mine))
 
     def _staff(self) -> None:
         order = [q for q in self.queues.values() if self._needs(q) > 0]
@@ -207,6 +218,9 @@ class _Run:
             self._fail(q, "its actors kept dying while loading the model")
             return
         request = request_for(work.spec, work.variant, self.study, self.threads, self.ex.exclusive)
+        if not fits_a_node(request.options(), slot_nodes()):
+            self._fail(q, f"no node of the Ray cluster has room for its actor ({request})")
+            return
         study = worker_study(self.study, work.spec, self.threads)
         variant = work.variant
         if variant.path is not None and variant.sha256 is None:
@@ -221,13 +235,21 @@ class _Run:
         self.actors.append(actor)
         self.waits[handle.ready.remote()] = actor
 
-    def _left(self, actor: _Actor) -> int:
+    def _queue(self, actor: _Actor) -> _Queue | None:
+        """The queue this actor serves in this call (None: a spare kept actor)."""
         q = self.queues.get(actor.work.id)
+        return q if q is not None and q.key == actor.key else None
+
+    def _mine(self, q: _Queue) -> list[_Actor]:
+        return [a for a in self.actors if a.key == q.key]
+
+    def _left(self, actor: _Actor) -> int:
+        q = self._queue(actor)
         return 0 if q is None or q.failed else len(q.shards)
 
     def _retire(self, actor: _Actor) -> None:
         """Stop an actor (its stats kept first if its variant's row is still to come)."""
-        q = self.queues.get(actor.work.id)
+        q = self._queue(actor)
         if q is not None and not q.failed and actor.ran and actor.started:
             self._stats(actor)
             actor.ran = False
@@ -239,13 +261,14 @@ class _Run:
 
     def _feed(self) -> None:
         for actor in self.actors:
-            q = self.queues.get(actor.work.id)
+            q = self._queue(actor)
             if actor.idle and q is not None and q.shards and not q.failed:
                 actor.shard, actor.sent = q.shards.popleft(), time.perf_counter()
                 self.waits[actor.handle.run.remote(actor.shard)] = actor
 
     def _take(self, ref: Any, actor: _Actor) -> None:
-        q = self.queues[actor.work.id]
+        q = self._queue(actor)
+        assert q is not None  # a variant's waits are dropped with it
         try:
             got = ray.get(ref)
         except RayError as exc:
@@ -290,21 +313,27 @@ class _Run:
         q.failed = True
         q.shards.clear()
         self.delivery.fail(q.work.id, message)
-        for actor in [a for a in self.actors if a.work.id == q.work.id]:
+        self._drop(self._mine(q))
+
+    def _drop(self, actors: list[_Actor]) -> None:
+        """Stop these actors and forget what they were asked."""
+        for actor in actors:
             self.actors.remove(actor)
             ray.kill(actor.handle)
         for ref, actor in list(self.waits.items()):
-            if actor.work.id == q.work.id:
+            if actor in actors:
                 del self.waits[ref]
 
     def _close_finished(self) -> None:
         """A variant whose shards are all in: its actors' stats, then its session row."""
         for vid, q in list(self.queues.items()):
-            mine = [a for a in self.actors if a.work.id == vid]
-            if q.shards or any(a.shard is not None or not a.started for a in mine):
+            mine = self._mine(q)
+            if q.shards or any(a.shard is not None for a in mine):
                 continue
             if not q.failed and not q.opened:
                 continue  # not started yet
+            self._drop([a for a in mine if not a.started])  # extras still loading: not needed
+            mine = self._mine(q)
             for actor in mine:
                 if actor.ran or not q.work.shards:
                     self._stats(actor)
@@ -317,6 +346,13 @@ class _Run:
         except RayError:
             if actor in self.actors:
                 self.actors.remove(actor)
+
+
+def fits_a_node(options: dict[str, Any], nodes: list[dict[str, Any]]) -> bool:
+    """Whether some node has, in total, what the actor asks for (else it would wait forever)."""
+    asked = {"CPU": options["num_cpus"], "GPU": options["num_gpus"], "memory": options["memory"],
+             **options["resources"]}  # fmt: skip
+    return any(all(n["Resources"].get(k, 0) >= v for k, v in asked.items() if v) for n in nodes)
 
 
 def _with_sha(variant: Variant) -> Variant:
