@@ -190,5 +190,7 @@ def test_lost_node_loses_nothing_and_matches_local(cluster: Cluster, tmp_path: P
     keys = sample_keys(out)
     assert len(keys) == 32 and len(set(keys)) == 32  # none lost, none twice
     assert verify_run(out) == ([], [])
-    assert {r["variant"] for r in read_rows(out / VARIANTS).rows} == {"tiny@Q8_0", "tiny@Q4_K_M"}
+    rows = read_rows(out / VARIANTS).rows
+    assert {r["variant"] for r in rows} == {"tiny@Q8_0", "tiny@Q4_K_M"}
+    assert {r["backend"]["placement"] for r in rows} == {"exclusive"}
     assert analysis_of(out) == analysis_of(local)

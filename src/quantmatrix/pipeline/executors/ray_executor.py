@@ -20,7 +20,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ray
@@ -342,10 +342,14 @@ class _Run:
 
     def _stats(self, actor: _Actor) -> None:
         try:
-            self.delivery.session(actor.work.id, ray.get(actor.handle.stats.remote()))
+            stats = ray.get(actor.handle.stats.remote())
         except RayError:
             if actor in self.actors:
                 self.actors.remove(actor)
+            return
+        # the variant's row says whether its speed was measured alone on its node
+        backend = {**stats.backend, "placement": self.ex.spec.placement}
+        self.delivery.session(actor.work.id, replace(stats, backend=backend))
 
 
 def fits_a_node(options: dict[str, Any], nodes: list[dict[str, Any]]) -> bool:
@@ -356,8 +360,6 @@ def fits_a_node(options: dict[str, Any], nodes: list[dict[str, Any]]) -> bool:
 
 
 def _with_sha(variant: Variant) -> Variant:
-    from dataclasses import replace
-
     assert variant.path is not None
     return replace(variant, sha256=sha256_file(variant.path, default_cache()))
 
