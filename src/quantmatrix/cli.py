@@ -59,6 +59,20 @@ def preset_study(name: str) -> Study:
         return load_study(path)
 
 
+def with_executor(study: Study, kind: str | None, address: str | None) -> Study:
+    """The study with the command line's executor choice (kept out of its config hash)."""
+    if kind is None and address is None:
+        return study
+    update: dict[str, str] = {"address": address} if address else {}
+    if kind is not None:
+        if kind not in ("local", "ray"):
+            fail(f"unknown executor {kind!r}; choose local or ray")
+        update["kind"] = kind
+    elif study.executor.kind == "local":
+        update["kind"] = "ray"  # an address means a cluster
+    return study.model_copy(update={"executor": study.executor.model_copy(update=update)})
+
+
 @app.command()
 def run(
     study_file: Annotated[Path | None, typer.Argument(help="study YAML")] = None,
@@ -72,6 +86,12 @@ def run(
     ),
     cache: Annotated[Path | None, typer.Option(help="model and ladder cache folder")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+    executor: Annotated[
+        str | None, typer.Option(help="local or ray; default: the study's executor, else local")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="ray: auto, HOST:PORT or ray://HOST:10001")
+    ] = None,
 ) -> None:
     """Build missing variants, evaluate them, write the run log, then the report."""
     from quantmatrix.pipeline import RunOptions, run_study
@@ -83,6 +103,7 @@ def run(
         if study_file is None and not (demo or preset):
             fail("give a study file, or --demo for the built-in default study")
         study = load_study(study_file) if study_file else preset_study(preset or "demo")
+        study = with_executor(study, executor, address)
         options = RunOptions(out=out, force_new=force_new)
         if cache is not None:
             options = RunOptions(out=out, cache=cache, force_new=force_new)
@@ -197,14 +218,20 @@ def doctor(
     cache: Annotated[Path | None, typer.Option(help="model and ladder cache folder")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the facts as JSON")] = False,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the engine probe")] = False,
+    address: Annotated[
+        str | None, typer.Option(help="a Ray cluster to list (default: RAY_ADDRESS when set)")
+    ] = None,
 ) -> None:
     """One screen about this machine's engine and assets, to paste into a bug report."""
     import json
 
-    from quantmatrix.doctor import collect, render
+    from quantmatrix.doctor import cluster_facts, collect, render
     from quantmatrix.models.sources import default_cache
 
     facts = collect(cache or default_cache(), probe=not no_probe)
+    cluster = cluster_facts(address)
+    if cluster is not None:
+        facts["cluster"] = cluster
     text = json.dumps(facts, indent=2) if as_json else render(facts)
     console.print(text, highlight=False, markup=False, soft_wrap=True)
 

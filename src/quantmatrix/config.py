@@ -27,6 +27,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "calibration": None,
     "batch_size": 1,
     "sampling": {"mode": "fixed", "min_items": 100, "max_items": 1000, "round": 50},
+    "endpoints": None,
     # "timing": TIMING_OFF's dump, set below TimingSpec: no single-stream timing phase
 }
 
@@ -64,6 +65,12 @@ class ModelSpec(_Strict):
         description="level -> server model name (Ollama tag); for ollama, default: expanded "
         "from source as a family, e.g. llama3.2:1b-instruct -> llama3.2:1b-instruct-q4_K_M",
     )
+    endpoints: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="several servers holding the same tags (e.g. an Ollama per host), instead "
+        "of endpoint: shards of samples are spread over them, each with in_flight requests",
+    )
     in_flight: int = Field(default=1, ge=1, description="requests in flight (servers only)")
     gpu_layers: GpuLayers | None = Field(
         default=None, description="llamacpp only; overrides the study's gpu_layers"
@@ -81,7 +88,8 @@ class ModelSpec(_Strict):
         self._check_imatrix()
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"model {self.name!r}: a quant level is listed twice")
-        if self.backend == "openai" and not self.endpoint:
+        self._check_endpoints()
+        if self.backend == "openai" and not (self.endpoint or self.endpoints):
             raise ValueError(f"model {self.name!r}: the openai backend needs an endpoint URL")
         if self.backend == "openai" and not self.tags:
             raise ValueError(
@@ -101,6 +109,31 @@ class ModelSpec(_Strict):
                 f"{self.levels}; add it to levels or pick one of them"
             )
         return self
+
+    def _check_endpoints(self) -> None:
+        if self.endpoints is None:
+            return
+        if self.backend not in ("ollama", "openai"):
+            raise ValueError(
+                f"model {self.name!r}: endpoints name servers (ollama, openai backends); "
+                f"the {self.backend} backend has none"
+            )
+        if self.endpoint is not None:
+            raise ValueError(f"model {self.name!r}: give endpoint or endpoints, not both")
+        if len(set(self.endpoints)) != len(self.endpoints):
+            raise ValueError(f"model {self.name!r}: an endpoint is listed twice")
+
+    def server_endpoints(self) -> list[str | None]:
+        """The servers to spread this model's work over (None: the backend's default URL)."""
+        return list(self.endpoints) if self.endpoints else [self.endpoint]
+
+    def on_endpoint(self, endpoint: str | None = None) -> ModelSpec:
+        """This model served by one endpoint (default: its first), as a backend is created."""
+        if not self.endpoints:
+            return self
+        return self.model_copy(
+            update={"endpoint": endpoint or self.endpoints[0], "endpoints": None}
+        )
 
     def _check_imatrix(self) -> None:
         marked = [lv for lv in self.levels if check_level(lv).imatrix]
@@ -275,6 +308,33 @@ TIMING_OFF = TimingSpec(enabled=False)
 ADDED_FIELDS["timing"] = TIMING_OFF.model_dump(mode="json")
 
 
+class ExecutorSpec(_Strict):
+    """Where the evaluation runs (pipeline/executors/): here, or over a Ray cluster.
+
+    Not part of the config hash nor of the manifest's config: it changes where samples are
+    answered, never what they are (shards are whole batch groups, so outputs are the same).
+    """
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = Field(
+        default=None,
+        description="ray: auto, HOST:PORT or ray://HOST:10001; default: RAY_ADDRESS, else auto",
+    )
+    placement: Literal["exclusive", "pack"] = Field(
+        default="exclusive",
+        description="ray: exclusive runs each variant's actor alone on its node (clean tok/s); "
+        "pack lets quality-only work share nodes (its speed figures are not clean)",
+    )
+    shard_samples: int = Field(
+        default=8, ge=1, description="samples per unit of work, rounded up to whole batch groups"
+    )
+    retries: int = Field(default=3, ge=0, description="ray: times a lost shard is asked again")
+
+
+def _executor_spec(value: Any) -> Any:
+    return {"kind": value} if isinstance(value, str) else value
+
+
 class Study(_Strict):
     """A whole study: what to build, what to ask, how to decode, what an hour costs."""
 
@@ -316,6 +376,19 @@ class Study(_Strict):
         description="fixed: every item; adaptive: rounds in one seeded order, a variant stops "
         "once its tier is decided",
     )
+
+    executor: ExecutorSpec = Field(
+        default=ExecutorSpec(),
+        exclude=True,
+        description="local (default) or ray, or a mapping with kind, address, placement",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _executor_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "executor" in data:
+            return {**data, "executor": _executor_spec(data["executor"])}
+        return data
 
     @model_validator(mode="after")
     def _unique_names(self) -> Study:

@@ -62,6 +62,15 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
+def cluster_facts(address: str | None) -> dict[str, Any] | None:
+    """The Ray cluster's nodes and resources when an address is given or RAY_ADDRESS is set."""
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        return None
+    from quantmatrix.pipeline.executors.ray_actor import cluster_facts as facts
+
+    return facts(address)
+
+
 def collect(cache: Path, probe: bool = True) -> dict[str, Any]:
     """Every fact the doctor screen shows, as plain data (JSON-able)."""
     from quantmatrix.engine.build import build_facts
@@ -115,6 +124,27 @@ def _device_lines(build: dict[str, Any], nvml: dict[str, Any]) -> list[str]:
     return lines or ["  (none)"]
 
 
+def _bytes_or_count(name: str, value: float) -> str:
+    if name in ("memory", "object_store_memory"):
+        return f"{name}={value / 1e9:.1f}GB"
+    return f"{name}={value:g}"
+
+
+def cluster_lines(cluster: dict[str, Any]) -> list[str]:
+    """The Ray part of the doctor screen: one line per node with its resources."""
+    if "error" in cluster:
+        return [f"ray cluster: {cluster['error']}"]
+    nodes = cluster["nodes"]
+    slots = sum(1 for n in nodes if n["alive"] and n["resources"].get(cluster["slot"], 0) >= 1)
+    lines = [f"ray {cluster['ray']} cluster at {cluster['address']}: {len(nodes)} node(s), "
+             f"{slots} offering the {cluster['slot']!r} slot"]  # fmt: skip
+    for n in nodes:
+        res = " ".join(_bytes_or_count(k, v) for k, v in n["resources"].items())
+        state = "alive" if n["alive"] else "dead"
+        lines.append(f"  {n['host']} ({n['ip']}) node {n['node']} {state}: {res or '-'}")
+    return lines
+
+
 def render(facts: dict[str, Any]) -> str:
     """The doctor screen: short lines, one fact each, pasted as is into a bug report."""
     cpu, build = facts["cpu"], facts["build"]
@@ -149,4 +179,6 @@ def render(facts: dict[str, Any]) -> str:
         lines.append(f"  {a['what']}: {'installed' if a['installed'] else a['pip']}")
     cache = facts["cache"]
     lines.append(f"cache: {cache['folder']} ({_gb(cache['bytes'])})")
+    if facts.get("cluster"):
+        lines += cluster_lines(facts["cluster"])
     return "\n".join(lines)

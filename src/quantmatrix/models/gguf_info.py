@@ -157,3 +157,22 @@ def read_info(path: Path) -> GGUFInfo:
         bits_per_weight=8.0 * n_bytes / n_params if n_params else 0.0,
         has_chat_template=bool(kv.get("tokenizer.chat_template")),
     )
+
+
+def kv_cache_bytes(path: Path, n_ctx: int) -> int | None:
+    """The F16 KV cache of ``n_ctx`` tokens the file's model needs (None: the header lacks the
+    attention sizes): 2 (K and V) x layers x KV heads x head size x 2 bytes per token."""
+    try:
+        kv, _, _ = _scan(path)
+    except (OSError, EOFError, ValueError, struct.error):
+        return None
+    arch = kv.get("general.architecture")
+    layers, embd = kv.get(f"{arch}.block_count"), kv.get(f"{arch}.embedding_length")
+    heads = kv.get(f"{arch}.attention.head_count")
+    if not (isinstance(layers, int) and isinstance(embd, int) and isinstance(heads, int)):
+        return None
+    kv_heads = kv.get(f"{arch}.attention.head_count_kv")
+    kv_heads = kv_heads if isinstance(kv_heads, int) and kv_heads > 0 else heads
+    head_size = kv.get(f"{arch}.attention.key_length")
+    head_size = head_size if isinstance(head_size, int) and head_size > 0 else embd // heads
+    return 2 * layers * kv_heads * head_size * 2 * n_ctx

@@ -48,6 +48,7 @@ class Variant:
     origin: str = ""  # models/origin.py; "" for a variant without a file: from the backend
     source_label: str = ""  # the source as the study file spells it
     imatrix: Mapping[str, Any] | None = None  # the importance matrix it was built with
+    sha256: str | None = None  # the file's, once the driver has hashed it (workers check it)
 
     @property
     def id(self) -> str:

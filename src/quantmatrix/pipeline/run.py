@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from quantmatrix.backends import registry
@@ -81,6 +81,8 @@ def run_study(
     sources, variants = build_variants(study, options.cache, progress)
     digests = [(v, sha256_file(v.path, options.cache) if v.path else None) for _, v in variants]
     record_sources(out, manifest, sources, digests)
+    # workers (the ray executor's, maybe on other hosts) check their file against this
+    variants = [(s, replace(v, sha256=d)) for (s, _), (v, d) in zip(variants, digests, strict=True)]
     done = logged_keys(out, SampleRow, manifest)
     measured = {r.variant for r in load_rows(out, VariantRow, manifest).rows}
     config, session = manifest["config_hash"], new_session()

@@ -125,7 +125,8 @@ class _Backends:
         if self.open is not None and self.open[0] == visit.variant.id:
             return self.open[1]
         self.close()
-        backend = self.factory(visit.variant, visit.spec, self.study)
+        # timed on one server: a model on several endpoints is timed on its first
+        backend = self.factory(visit.variant, visit.spec.on_endpoint(), self.study)
         self.open = (visit.variant.id, backend)
         _warm_up(backend, self.study.timing.warmup_runs)
         return backend
