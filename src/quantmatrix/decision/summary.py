@@ -90,8 +90,10 @@ def _cheapest_line(rows: Sequence[VariantRow], basis: Basis) -> list[str]:
     ]
 
 
-def _cliff_line(c: Cliff) -> str:
-    m = c.model
+def _cliff_line(c: Cliff, basis: Basis) -> str:
+    """Where a model's point tiers turn unsafe (cliffs are drawn on point tiers: under the
+    certified basis the line says so)."""
+    m = c.model if basis == "point" else f"{c.model} (point tiers, as published)"
     if c.first_unsafe is None:
         if c.last_safe is None:
             return f"{m}: tiers not computed (no baseline)."
@@ -116,11 +118,12 @@ def _memory_line(mem: Sequence[MemoryRow]) -> list[str]:
     ]
 
 
-def _counts_line(counts: Mapping[str, int]) -> str:
+def _counts_line(counts: Mapping[str, int], basis: Basis) -> str:
     parts = [f"{counts.get(t, 0)} {t}" for t in TIERS]
     if counts.get("unknown"):
         parts.append(f"{counts['unknown']} unknown")
-    return "Tiers: " + ", ".join(parts) + "."
+    head = "Tiers: " if basis == "point" else "Point tiers (as published): "
+    return head + ", ".join(parts) + "."
 
 
 def executive_summary(
@@ -137,9 +140,9 @@ def executive_summary(
         return ["The run has no evaluated variants: nothing to decide."]
     lines = tier_lines(matrix, by_variant, basis)
     lines += _cheapest_line(rows, basis)
-    lines += [_cliff_line(c) for c in cliffs]
+    lines += [_cliff_line(c, basis) for c in cliffs]
     lines += _memory_line(memory)
-    lines.append(_counts_line(counts))
+    lines.append(_counts_line(counts, basis))
     lines += _certified_counts(rows, basis)
     return lines
 
