@@ -105,6 +105,25 @@ def test_undecided_variants_get_a_projection_of_the_items_to_decide() -> None:
     assert "about 1125 more paired items would decide it" in rec.undecided[0]
 
 
+def test_variants_held_back_only_by_their_certified_tier_say_what_would_let_them_in() -> None:
+    a = ladder()
+    # on 1.9 GB only Q3_K_S fits; certified concerning (worse than the default max tier),
+    # best case negligible: nothing is recommended, and the answer says what would decide it
+    rec = recommend(a, 1.9)
+    assert rec.best is None
+    assert len(rec.undecided) == 1
+    assert rec.undecided[0].startswith("m@Q3_K_S undecided: certified concerning")
+    assert "about 1125 more paired items" in rec.undecided[0]
+    # with room for all, the pick comes first and Q3_K_S is still listed as held back
+    wide = recommend(a, 8)
+    assert wide.best is not None and wide.best.variant != "m@Q3_K_S"
+    assert any(line.startswith("m@Q3_K_S undecided") for line in wide.undecided)
+    # on the point basis Q3_K_S is the pick itself (its undecided line is the pick's own)
+    point = recommend(a, 1.9, basis="point")
+    assert point.best is not None and point.best.variant == "m@Q3_K_S"
+    assert len(point.undecided) == 1
+
+
 def test_model_option_and_bad_input() -> None:
     a = ladder()
     assert recommend(a, 8, model="m").best is not None

@@ -151,24 +151,35 @@ def recommend(
     rows = _rows(analysis, model, cost_per_hour)
     bars = Bars(memory_gb, min_accuracy, max_tier, conservative, basis)
     rejected: dict[str, int] = {}
-    ok = []
+    ok, held = [], []
     for r in rows:
         why = _rejection(r, bars)
         if why is None:
             ok.append(r)
         else:
             rejected[why] = rejected.get(why, 0) + 1
+            if why.startswith("certified worse") and _could_qualify(r, bars.max_tier):
+                held.append(r)  # more items could let it in: say how many
     if not ok:
         reason = _nothing(rejected, len(rows), memory_gb)
-        return Recommendation(memory_gb, objective, None, [], reason, basis)
+        return Recommendation(
+            memory_gb, objective, None, [], reason, basis,
+            undecided=[line for r in held if (line := undecided_line(r)) is not None],
+        )  # fmt: skip
     choice = choose(ok, objective, basis, conservative)
     picks = [_pick(r, i, len(ok), bars, objective) for i, r in enumerate(choice.ranked)]
     top = choice.ranked[: 1 + RUNNERS_UP]
     return Recommendation(
         memory_gb, objective, picks[0], picks[1 : 1 + RUNNERS_UP], "", basis,
         tie=[r.variant for r in choice.tie], tie_note=_tie_note(choice.tie, objective),
-        undecided=[line for r in top if (line := undecided_line(r)) is not None],
+        undecided=[line for r in [*top, *held] if (line := undecided_line(r)) is not None],
     )  # fmt: skip
+
+
+def _could_qualify(row: VariantRow, max_tier: str) -> bool:
+    """Held back by its certified tier alone, while its best case is within ``max_tier``."""
+    best = row.best_tier
+    return best is not None and TIERS.index(best) <= TIERS.index(max_tier)
 
 
 _LEAD = {
