@@ -30,9 +30,10 @@ from quantmatrix.backends.base import Backend, BackendError, GenerationRequest, 
 from quantmatrix.config import ModelSpec, Study, TimingSpec
 from quantmatrix.models.ladder import Variant
 from quantmatrix.pipeline.evaluate import WARMUP_PROMPT, BackendFactory, request
+from quantmatrix.pipeline.executors.session import logged_timing
 from quantmatrix.pipeline.resume import logged_keys
 from quantmatrix.progress import SILENT, Reporter, console
-from quantmatrix.runlog import TIMING, AppendLog, SampleTiming, TimingRow, read_manifest
+from quantmatrix.runlog import TIMING, AppendLog, TimingRow, read_manifest
 from quantmatrix.runlog.rows import Key
 from quantmatrix.tasks.base import Sample
 
@@ -94,8 +95,6 @@ def _warm_up(backend: Backend, runs: int) -> None:
 
 
 def timing_row(visit: Visit, sample: Sample, result: GenerationResult, session: str) -> TimingRow:
-    t = result.timing
-    timing = SampleTiming(**{name: getattr(t, name) for name in SampleTiming.model_fields})
     v = visit.variant
     return TimingRow(
         variant=v.id,
@@ -107,7 +106,7 @@ def timing_row(visit: Visit, sample: Sample, result: GenerationResult, session: 
         round=visit.round,
         output=result.text,
         finish_reason=result.finish_reason,
-        timing=timing,
+        timing=logged_timing(result.timing),
         error=result.error,
         session=session,
     )

@@ -11,7 +11,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from quantmatrix.backends.base import Backend, BackendError, GenerationRequest, GenerationResult
+from quantmatrix.backends.base import (
+    Backend,
+    BackendError,
+    GenerationRequest,
+    GenerationResult,
+    Timing,
+)
 from quantmatrix.backends.batching import group_of
 from quantmatrix.config import ModelSpec, Study
 from quantmatrix.models.hashing import sha256_file
@@ -38,8 +44,12 @@ def request(sample: Sample, study: Study, index: int) -> GenerationRequest:
     )
 
 
+def logged_timing(t: Timing) -> SampleTiming:
+    """A result's timings as a log row keeps them (sample and timing rows alike)."""
+    return SampleTiming(**{name: getattr(t, name) for name in SampleTiming.model_fields})
+
+
 def sample_row(variant: Variant, sample: Sample, result: GenerationResult) -> SampleRow:
-    t = result.timing
     letters = None
     if result.letter_probs is not None:
         stats = multiple_choice.letter_stats(result.letter_probs, sample.inputs["gold"])
@@ -55,15 +65,7 @@ def sample_row(variant: Variant, sample: Sample, result: GenerationResult) -> Sa
         output=result.text,
         finish_reason=result.finish_reason,
         letters=letters,
-        timing=SampleTiming(
-            prompt_tokens=t.prompt_tokens,
-            generated_tokens=t.generated_tokens,
-            prompt_eval_s=t.prompt_eval_s,
-            decode_s=t.decode_s,
-            decode_tokens=t.decode_tokens,
-            ttft_s=t.ttft_s,
-            wall_s=t.wall_s,
-        ),
+        timing=logged_timing(result.timing),
         error=result.error,
     )
 
