@@ -116,16 +116,18 @@ def _scan(path: Path) -> tuple[dict[str, Any], list[tuple[str, int, int, int]], 
     return kv, tensors, start
 
 
-def read_info(path: Path) -> GGUFInfo:
+def read_info(path: Path, whole_size: int | None = None) -> GGUFInfo:
     """Parse the header and tensor table; a truncated file is reported as such.
 
     gguf's ``GGUFReader`` decodes every tokenizer string (about 20 s for a 150k vocabulary on
     2 cores); this scan skips them and takes block sizes from ``gguf.GGML_QUANT_SIZES``.
+    ``whole_size``: ``path`` is the first piece of a file of that size (a packaged model's
+    first part, whose header is whole), read before the pieces are assembled.
     """
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     check_magic(path)
-    size = path.stat().st_size
+    size = whole_size or path.stat().st_size
     try:
         kv, tensors, data_start = _scan(path)
     except (EOFError, ValueError, struct.error) as exc:

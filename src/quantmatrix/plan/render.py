@@ -1,0 +1,69 @@
+"""A plan as plain text lines, at most about 80 columns wide (pure)."""
+
+from __future__ import annotations
+
+from quantmatrix.plan.model import Phase, Plan, Range, Speeds, VariantPlan
+
+BASIS_MARK = {"measured": "", "given": " g", "scaled": " ~"}
+
+
+def duration(seconds: float | None) -> str:
+    """``95.0`` -> ``1 min 35 s``; ``None`` -> ``unknown``."""
+    if seconds is None:
+        return "unknown"
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s"
+
+
+def span(r: Range) -> str:
+    if r.low is None or r.high is None:
+        return "unknown"
+    if abs(r.high - r.low) < 1.0:
+        return duration(r.high)
+    return f"{duration(r.low)} .. {duration(r.high)}"
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def _speeds(s: Speeds | None) -> str:
+    if s is None:
+        return "?"
+    return f"{s.prompt_tps:.0f}/{s.decode_tps:.1f}{BASIS_MARK[s.basis]}"
+
+
+def _row(v: VariantPlan) -> str:
+    mc = f"{v.mc[0]}" if v.mc[0] == v.mc[1] else f"{v.mc[0]}-{v.mc[1]}"
+    name = v.variant + (" *" if v.baseline else "")
+    ev = v.eval_s
+    when = _clock(ev.high) if ev.low == ev.high else f"{_clock(ev.low)}-{_clock(ev.high)}"
+    return f"  {name:<24} {mc:>6} {v.generation:>4} {_speeds(v.speeds):>13} {when:>10}  {v.file}"
+
+
+def _phase(p: Phase) -> str:
+    return f"  {p.name:<11} {span(p.seconds):<24} {p.note}"
+
+
+def render(plan: Plan) -> list[str]:
+    lines = [f"study {plan.study}: {plan.design}", *plan.resolution, ""]
+    lines.append(f"  {'variant (* baseline)':<24} {'MC':>6} {'gen':>4} {'tok/s pp/tg':>13} "
+                 f"{'eval':>10}  weights")  # fmt: skip
+    lines += [_row(v) for v in plan.variants]
+    lines += ["  (~: scaled from a measured level by file size; g: given in the speeds file)", ""]
+    lines += ["samples:", *(f"  {s}" for s in plan.samples)]
+    lines += ["to download:", *(f"  {d}" for d in plan.downloads or ("nothing",))]
+    lines += ["to build:", *(f"  {b}" for b in plan.builds or ("nothing",))]
+    lines += ["ETA:", *(_phase(p) for p in plan.phases)]
+    lines.append(f"  {'total':<11} {span(plan.total)}")
+    lines += ["assumptions:", *(f"  {a}" for a in plan.assumptions)]
+    return lines
