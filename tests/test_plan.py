@@ -237,3 +237,12 @@ def test_a_speeds_file_with_an_unknown_field_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path / "s.yaml", {"variant": {}})
     with pytest.raises(ConfigError, match="variant"):
         load_speeds_file(path)
+
+
+def test_run_prints_the_sizes_and_their_resolution_first(tmp_path: Path) -> None:
+    study = _write(tmp_path / "s.yaml", fake_study_dict())
+    result = runner.invoke(app, ["run", str(study), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("study fake: 12 mmlu + 6 arc_challenge multiple-choice items")
+    assert lines[1] == "18 multiple-choice items per variant: one question moves accuracy by 5.6pp"

@@ -94,7 +94,9 @@ def run(
         False
     ),
     cache: Annotated[Path | None, typer.Option(help="model and ladder cache folder")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="no progress bars, no opening lines")
+    ] = False,
     executor: Annotated[
         str | None, typer.Option(help="local or ray; default: the study's executor, else local")
     ] = None,
@@ -113,7 +115,8 @@ def run(
             fail("give a study file, or --demo for the built-in default study")
         study = load_study(study_file) if study_file else preset_study(preset or "demo")
         study = with_executor(study, executor, address)
-        opening(study)
+        if not quiet:
+            opening(study)
         options = RunOptions(out=out, force_new=force_new)
         if cache is not None:
             options = RunOptions(out=out, cache=cache, force_new=force_new)
