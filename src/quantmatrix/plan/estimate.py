@@ -114,7 +114,7 @@ def _eval_s(study: Study, spec: ModelSpec, sp: Speeds | None, work: _Work) -> Ra
 
 def _file_line(facts: ModelFacts, spec: ModelSpec, level: str) -> str:
     if facts.source_kind == "server":
-        return spec.server_model(level)
+        return f"{spec.backend} server"
     if facts.source_kind == "fake":
         return "scripted (fake)"
     lv = facts.level(level)
@@ -306,7 +306,7 @@ def _sample_lines(study: Study, work: _Work, variants: Sequence[VariantPlan]) ->
     kl = f"{study.divergence.corpus_tokens} corpus tokens x {local} local variants"
     return (
         f"multiple choice: {mc} samples in all ({len(variants)} variants)",
-        f"generation: {gen} samples; timing (single-stream): {timing} requests",
+        f"generation: {gen:,} samples; timing (single-stream): {timing:,} requests",
         f"KL: {kl}" if study.divergence.kld and local else "KL: none",
     )
 

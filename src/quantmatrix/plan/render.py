@@ -1,8 +1,13 @@
-"""A plan as plain text lines, at most about 80 columns wide (pure)."""
+"""A plan as plain text lines, 80 columns wide when the study's model names are short (pure)."""
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Iterable
+
 from quantmatrix.plan.model import Phase, Plan, Range, Speeds, VariantPlan
+
+WIDTH = 80
 
 BASIS_MARK = {"measured": "", "given": " g", "scaled": " ~"}
 
@@ -47,23 +52,31 @@ def _row(v: VariantPlan) -> str:
     name = v.variant + (" *" if v.baseline else "")
     ev = v.eval_s
     when = _clock(ev.high) if ev.low == ev.high else f"{_clock(ev.low)}-{_clock(ev.high)}"
-    return f"  {name:<24} {mc:>6} {v.generation:>4} {_speeds(v.speeds):>13} {when:>10}  {v.file}"
+    return f"  {name:<20} {mc:>6} {v.generation:>3} {_speeds(v.speeds):>11} {when:>9}  {v.file}"
 
 
 def _phase(p: Phase) -> str:
-    return f"  {p.name:<11} {span(p.seconds):<24} {p.note}"
+    return f"  {p.name:<11} {span(p.seconds):<22} {p.note}"
+
+
+def _wrapped(lines: Iterable[str], indent: str = "") -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        out += textwrap.wrap(line, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                             break_on_hyphens=False) or [""]  # fmt: skip
+    return out
 
 
 def render(plan: Plan) -> list[str]:
-    lines = [f"study {plan.study}: {plan.design}", *plan.resolution, ""]
-    lines.append(f"  {'variant (* baseline)':<24} {'MC':>6} {'gen':>4} {'tok/s pp/tg':>13} "
-                 f"{'eval':>10}  weights")  # fmt: skip
+    lines = [*_wrapped([f"study {plan.study}: {plan.design}", *plan.resolution]), ""]
+    lines.append(f"  {'variant (* baseline)':<20} {'MC':>6} {'gen':>3} {'pp/tg tok/s':>11} "
+                 f"{'eval':>9}  weights")  # fmt: skip
     lines += [_row(v) for v in plan.variants]
-    lines += ["  (~: scaled from a measured level by file size; g: given in the speeds file)", ""]
-    lines += ["samples:", *(f"  {s}" for s in plan.samples)]
-    lines += ["to download:", *(f"  {d}" for d in plan.downloads or ("nothing",))]
-    lines += ["to build:", *(f"  {b}" for b in plan.builds or ("nothing",))]
+    lines += ["  (~ scaled from a measured level by file size; g given in the speeds file)", ""]
+    lines += ["samples:", *_wrapped(plan.samples, "  ")]
+    lines += ["to download:", *_wrapped(plan.downloads or ("nothing",), "  ")]
+    lines += ["to build:", *_wrapped(plan.builds or ("nothing",), "  ")]
     lines += ["ETA:", *(_phase(p) for p in plan.phases)]
     lines.append(f"  {'total':<11} {span(plan.total)}")
-    lines += ["assumptions:", *(f"  {a}" for a in plan.assumptions)]
+    lines += ["assumptions:", *_wrapped(plan.assumptions, "  ")]
     return lines
