@@ -161,10 +161,8 @@ def _facts(levels: list[LevelFacts], **over: Any) -> ModelFacts:
 
 
 def test_a_quantized_source_builds_its_f16_first_even_when_not_evaluated() -> None:
-    model = {"name": "q", "source": "x.gguf", "backend": "fake", "levels": ["Q8_0", "Q4_K_M"]}
+    model = {"name": "q", "source": "x.gguf", "levels": ["Q8_0", "Q4_K_M"]}  # no file: pure
     study = parse_study(fake_study_dict(models=[model]))
-    local = study.models[0].model_copy(update={"backend": "llamacpp"})  # no file needed: pure
-    study = study.model_copy(update={"models": [local]})
     facts = _facts([LevelFacts("Q8_0", False, 2_100_000_000),
                     LevelFacts("Q4_K_M", True, 1_100_000_000, is_source=True)],
                    float_parent_present=False)  # fmt: skip
@@ -221,6 +219,7 @@ def test_cli_plan_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
         (["plan", "nope.yaml"], "study file not found"),
         (["plan", "{study}", "--speeds", "nope.yaml"], "speeds file not found"),
         (["plan", "{study}", "--speeds", "{bad}"], "variants.m.decode_tps"),
+        (["plan", "{study}", "--recalibrate"], "not both"),
     ],
 )
 def test_cli_plan_bad_input_is_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
@@ -246,3 +245,16 @@ def test_run_prints_the_sizes_and_their_resolution_first(tmp_path: Path) -> None
     lines = result.output.splitlines()
     assert lines[0].startswith("study fake: 12 mmlu + 6 arc_challenge multiple-choice items")
     assert lines[1] == "18 multiple-choice items per variant: one question moves accuracy by 5.6pp"
+
+
+def test_a_missing_importance_matrix_is_a_build_whose_time_is_unknown() -> None:
+    model = {"name": "q", "source": "x.gguf", "levels": ["F16", "Q4_K_M-imat"]}  # no file: pure
+    study = parse_study(fake_study_dict(models=[model]))
+    facts = _facts([LevelFacts("F16", True, 4_000_000_000, is_source=True),
+                    LevelFacts("Q4_K_M-imat", False, 1_100_000_000)],
+                   source_type="F16", imatrix_present=False)  # fmt: skip
+    plan = make_plan(
+        study, plan_samples(study), Inputs({"q": facts}, {}, QuantSpeeds({"Q4_K_M": 9.0}))
+    )
+    assert plan.builds == ("q: Q4_K_M-imat, importance matrix (llama-imatrix, time not estimated)",)
+    assert plan.phases[0].seconds.high is None

@@ -2,9 +2,8 @@
 
 Time model, phase by phase (the pipeline's own order, ``pipeline/run.py``):
 
-- ladder: assembling or converting sources, then each missing level at the quantizer's measured
-  seconds per billion weights (F16 first when the source is quantized: lower levels are built
-  from it); downloads are listed, not timed (the network's speed is not known here);
+- ladder: assembling or converting sources, then each missing level (``builds.py``); downloads
+  are listed, not timed (the network's speed is not known here);
 - evaluation: per variant, its multiple-choice items (adaptive: from the first look to
   ``max_items``) and generation prompts at the batch's aggregate speeds, plus one load and
   warm-up per round it takes part in;
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 
 from quantmatrix.backends.batching import batch_size_for
 from quantmatrix.config import ModelSpec, Study
-from quantmatrix.levels import check_level
+from quantmatrix.plan.builds import build_lines, download_lines, ladder_s
 from quantmatrix.plan.model import (
     ZERO,
     Inputs,
@@ -146,7 +145,7 @@ def make_plan(study: Study, samples: Sequence[Sample], inputs: Inputs) -> Plan:
         for level in spec.ordered_levels
     )
     phases = (
-        Phase("ladder", _ladder_s(study, inputs), "downloads not timed"),
+        Phase("ladder", ladder_s(study, inputs), "downloads not timed"),
         Phase("evaluation", _sum(v.eval_s for v in variants), _eval_note(study)),
         Phase("timing", _timing_s(study, work, inputs), "single-stream subset"),
         Phase("KL", _kl_s(study, work, inputs), _kl_note(study)),
@@ -155,8 +154,8 @@ def make_plan(study: Study, samples: Sequence[Sample], inputs: Inputs) -> Plan:
     return Plan(
         study=study.name, design=design_line(study, samples),
         resolution=resolution_lines(study, samples), variants=variants,
-        samples=_sample_lines(study, work, variants), downloads=_downloads(inputs),
-        builds=_builds(study, inputs), phases=phases, assumptions=_assumptions(inputs),
+        samples=_sample_lines(study, work, variants), downloads=download_lines(inputs),
+        builds=build_lines(study, inputs), phases=phases, assumptions=_assumptions(inputs),
     )  # fmt: skip
 
 
@@ -235,65 +234,6 @@ def _scoring_s(work: _Work, variants: Sequence[VariantPlan], cost: ScoringCost |
     cost = cost or SCORING
     pairs = n_gen * (2 * len(variants) - sum(v.baseline for v in variants))
     return Range.fixed(cost.load_s + pairs * cost.pair_s)
-
-
-def _ladder_s(study: Study, inputs: Inputs) -> Range:
-    total: float | None = 0.0
-    for spec in study.models:
-        facts = inputs.facts[spec.name]
-        for _, s in _build_steps(spec, facts, inputs):
-            total = None if total is None or s is None else total + s
-        if facts.prepare_s is None:
-            total = None
-        elif total is not None:
-            total += facts.prepare_s
-    return Range.fixed(total)
-
-
-def _build_steps(
-    spec: ModelSpec, facts: ModelFacts, inputs: Inputs
-) -> list[tuple[str, float | None]]:
-    """(what, seconds) for each file the ladder phase must quantize for this model."""
-    if spec.backend != "llamacpp":
-        return []
-    missing = [lv for lv in facts.levels if not lv.present and not lv.is_source]
-    steps: list[str] = []
-    listed = [lv.level for lv in missing]
-    if missing and not facts.float_parent_present and "F16" not in listed:
-        steps.append("F16")  # lower levels of a quantized source are built from its F16
-    steps += [lv.level for lv in missing]
-    if any(check_level(s).imatrix for s in steps) and not facts.imatrix_present:
-        steps.append("imatrix")
-    q = inputs.quantize.s_per_billion if inputs.quantize else {}
-
-    def seconds(step: str) -> float | None:
-        if step == "imatrix" or facts.n_params is None:
-            return None
-        per = q.get(check_level(step).base)
-        return None if per is None else per * facts.n_params / 1e9
-
-    return [(step, seconds(step)) for step in steps]
-
-
-def _builds(study: Study, inputs: Inputs) -> tuple[str, ...]:
-    out: list[str] = []
-    for spec in study.models:
-        facts = inputs.facts[spec.name]
-        out += [f"{spec.name}: {line}" for line in facts.prepare]
-        steps = _build_steps(spec, facts, inputs)
-        listed = set(spec.levels)
-        names = [
-            "importance matrix (llama-imatrix, time not estimated)" if s == "imatrix"
-            else f"{s} (parent of the lower levels, not evaluated)" if s not in listed else s
-            for s, _ in steps
-        ]  # fmt: skip
-        if names:
-            out.append(f"{spec.name}: " + ", ".join(names))
-    return tuple(out)
-
-
-def _downloads(inputs: Inputs) -> tuple[str, ...]:
-    return tuple(f"{name}: {line}" for name, f in inputs.facts.items() for line in f.downloads)
 
 
 def _sample_lines(study: Study, work: _Work, variants: Sequence[VariantPlan]) -> tuple[str, ...]:
