@@ -7,6 +7,7 @@ same minutes, so the machine's load weighs on both (the load average is printed)
 
     python bench/bench_plan.py                         # the small two-model study below
     python bench/bench_plan.py examples/demo.yaml      # a whole study (as long as running it)
+    python bench/bench_plan.py --threads 1             # on a busy machine
 """
 
 from __future__ import annotations
@@ -79,8 +80,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", nargs="?", type=Path, help="default: a small two-model study")
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="default: the study's")
     args = parser.parse_args()
     study: Study = load_study(args.study) if args.study else parse_study(SMALL, "bench_plan")
+    if args.threads:  # one thread: on a busy machine no thread spins waiting for another
+        study = study.model_copy(update={"threads": args.threads})
     cache = args.cache or default_cache()
     inputs = gather(study, GatherOptions(cache), say=lambda line: print(line, file=sys.stderr))
     plan = make_plan(study, plan_samples(study), inputs)

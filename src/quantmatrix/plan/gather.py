@@ -50,7 +50,8 @@ class _Meter:
         key = sp.file_key(digest, self.threads, batch, gpu)
         measured = None if self.again else self.table.speeds(key)
         if measured is None and self.calibrate:
-            self.say(f"calibrating {label} ({path.name}, {self.threads} threads, batch {batch})")
+            threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
+            self.say(f"calibrating {label} ({path.name}, {threads}, batch {batch})")
             measured = calibrate_file(path, self.threads, batch, gpu)
             self.table.put(key, measured)
         return measured
