@@ -70,7 +70,7 @@ def budget_answer(
 def any_size_label(rows: Sequence[VariantRow]) -> str:
     """'any size (all fit in 3.6 GB)': the open budget, with what the largest variant needs."""
     known = [float(r.memory_bytes) for r in rows if r.memory_bytes is not None]
-    return f"any size (all fit in {max(known) / GB:.1f} GB)" if known else "any size"
+    return f"any size (all fit in {max(known) / GB:.2g} GB)" if known else "any size"
 
 
 def budget_answers(

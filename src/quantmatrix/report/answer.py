@@ -74,7 +74,7 @@ def _same(a: BudgetAnswer, b: BudgetAnswer) -> bool:
 
 
 def budget_item(
-    b: BudgetAnswer, prev: BudgetAnswer | None, d: Decision, rows: Mapping[str, VariantRow]
+    b: BudgetAnswer, first: BudgetAnswer | None, d: Decision, rows: Mapping[str, VariantRow]
 ) -> tuple[str, list[str]]:
     """One budget: the line after its label, and the lines under it."""
     if b.pick is None:
@@ -86,8 +86,8 @@ def budget_item(
             f"nothing is recommended: {b.fits} variant(s) fit, none {which}{safe_text()}",
             [],
         )
-    if prev is not None and _same(b, prev):
-        return f"the same as {prev.label}: run {b.pick}", []
+    if first is not None and _same(b, first):
+        return f"the same as {first.label}: run {b.pick}", []
     subs = []
     if b.pick in b.admitted:
         subs.append(admitted_text(rows[b.pick]))
@@ -103,13 +103,15 @@ def budget_item(
 
 
 def budget_items(d: Decision) -> list[tuple[str, str, list[str]]]:
-    """(label, line, lines under it) per answer budget."""
+    """(label, line, lines under it) per answer budget; a budget with the same answer as the
+    one before refers to the first of them."""
     rows = d.rows()
-    out, prev = [], None
+    out, first = [], None
     for b in d.budgets:
-        line, subs = budget_item(b, prev, d, rows)
+        line, subs = budget_item(b, first, d, rows)
         out.append((b.label, line, subs))
-        prev = b
+        if first is None or not _same(b, first):
+            first = b
     return out
 
 
@@ -131,23 +133,29 @@ def _interval_words(d: Decision) -> str:
 
 def answer_note(d: Decision) -> str:
     """How the answer is made, in words (after the budgets)."""
-    if d.basis == "certified":
-        rule = (
-            f"The pick: of the variants that fit, those whose certified tier (the worst the "
-            f"data allow against their own model's baseline, 95% family-wise per model) is "
-            f"{safe_text()}, plus, as a tier is relative to its own baseline, any variant of a "
-            "model with none of those that is certified more accurate than every one of them "
-            "(recommended across models); the pick has the best certified accuracy (baseline "
-            "accuracy plus the certified lower bound of the change) and is never certified less "
-            "accurate than another of another model; the runner-up is the next. A tie: variants "
-            "the data cannot separate (within a model, overlapping paired ranges; across "
-            "models, a paired interval containing 0)."
-        )
-    else:
+    across = any(b.comparisons for b in d.budgets)
+    if d.basis == "point":
         rule = (
             f"The pick: of the variants that fit the budget and whose point tier (as published) "
             f"is {safe_text()}, the most accurate; the runner-up is the next."
         )
+        return f"{rule} {_interval_words(d)}"
+    admission = (
+        ", plus, as a tier is relative to its own baseline, any variant of a model with none "
+        "of those that is certified more accurate than every one of them (recommended across "
+        "models)"
+        if across
+        else ""
+    )
+    beaten = " and is never certified less accurate than another of another model" if across else ""
+    rule = (
+        f"The pick: of the variants that fit, those whose certified tier (the worst the data "
+        f"allow against their own model's baseline, 95% family-wise per model) is "
+        f"{safe_text()}{admission}; the pick has the best certified accuracy (baseline "
+        f"accuracy plus the certified lower bound of the change){beaten}; the runner-up is "
+        "the next. A tie: variants the data cannot separate (within a model, overlapping paired "
+        "ranges" + ("; across models, a paired interval containing 0)." if across else ").")
+    )
     return f"{rule} {_interval_words(d)}"
 
 
