@@ -16,7 +16,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from quantmatrix.analysis.build import analyze
-from quantmatrix.analysis.cross_model import CROSS_ALPHA
+from quantmatrix.analysis.cross_model import CROSS_ALPHA, cross_model_pairs
 from quantmatrix.analysis.cross_model_model import CrossModelPair
 from quantmatrix.analysis.model import Analysis
 from quantmatrix.analysis.stats.paired import PairedCounts, interval_of_counts, tango_bounds
@@ -184,6 +184,11 @@ def test_recommend_answers_across_models(three_models: Path) -> None:
         "smollm2-135m@Q8_0",
     }
     assert all("certified better" in ln for ln in across)
+    # the same answer from the run's analysis.json (its cross-model pairs read back)
+    again = CliRunner().invoke(
+        app, ["recommend", str(three_models / "analysis.json"), "--memory", "1GB"]
+    )
+    assert again.exit_code == 0 and again.output == out.output
     rec = recommend(analyze(RunLog.load(three_models)), 2.0, model="qwen-0.5b")
     assert rec.best is not None and rec.best.variant == "qwen-0.5b@F16"
     assert rec.across == []  # one model asked: nothing to compare
@@ -243,3 +248,52 @@ def test_run_prints_the_answer_first(tmp_path: Path) -> None:
     assert " ".join(printed.split()) == " ".join(opening.replace("\n- ", "\n").lstrip("- ").split())
     for name in ("qwen-1.5b@F16", "qwen-1.5b@Q4_K_M", "qwen-0.5b@F16", "qwen-0.5b@Q4_K_M"):
         assert any(line.startswith(name + " ") for line in lines), name
+
+
+def test_adaptive_runs_pair_the_shared_prefix_with_the_betting_sequence(tmp_path: Path) -> None:
+    from quantmatrix.analysis.certified_signals import mc_items, prefix
+    from quantmatrix.analysis.stats.sequential import paired_change_sequence
+    from tests.multi_model import run_three_models
+
+    sampling = {"mode": "adaptive", "min_items": 40, "max_items": 240, "round": 40}
+    run = run_three_models(tmp_path / "run", tmp_path / "cache", mmlu=160, arc=80,
+                           sampling=sampling, timing={"enabled": False})  # fmt: skip
+    log = RunLog.load(run)
+    order = [str(k) for k in log.manifest["round_order"]]
+    items = mc_items(log)
+    pairs = cross_model_pairs(log)
+    assert len(pairs) == 26 and {p.method for p in pairs} == {"betting-cs"}
+    lengths = {len(prefix(v, order)) for v in items.values()}
+    assert len(lengths) > 1, "some variants stopped early: the prefixes differ"
+    for p in pairs:
+        a, b = prefix(items[p.a], order), prefix(items[p.b], order)
+        n = min(len(a), len(b))
+        want = paired_change_sequence(b[:n], a[:n], CROSS_ALPHA, 240)
+        assert p.n == n and (p.change, p.low, p.high) == pytest.approx(
+            (want.change, want.low, want.high)
+        )
+
+
+def test_the_answer_plots_draw_what_the_decision_says(decision: Decision) -> None:
+    from matplotlib.colors import to_hex
+
+    from quantmatrix.report.plots_answer import plot_flips, plot_frontier, plot_tier_ladder
+
+    frontier = plot_frontier(decision).axes[0]
+    labels = frontier.get_legend_handles_labels()[1]
+    assert labels[:3] == [m["name"] for m in MODELS] and labels[3].startswith("frontier")
+    faces = [to_hex(c.get_edgecolor()[0]) for c in frontier.collections if c.get_label() in labels]
+    assert len(set(faces)) == 3  # one colour per model
+    ladder = [ax for ax in plot_tier_ladder(decision).axes if ax.get_visible() and ax.axison]
+    assert [ax.get_title() for ax in ladder] == [m["name"] for m in MODELS]
+    for ax in ladder:  # the tier bounds drawn on every model's panel
+        flat = {
+            round(line.get_ydata()[0], 6) for line in ax.lines if len(set(line.get_ydata())) == 1
+        }
+        assert {-3.0, -5.0, -10.0, 0.0} <= flat
+    rows = decision.rows()
+    flips = [ax for ax in plot_flips(decision).axes if ax.axison]
+    for ax, model in zip(flips, [m["name"] for m in MODELS], strict=True):
+        below = [r for r in rows.values() if r.model == model and not r.is_baseline]
+        heights = [round(p.get_height()) for p in ax.patches]
+        assert heights == [r.flips_gained for r in below] + [-(r.flips_lost or 0) for r in below]

@@ -16,13 +16,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 
+import numpy as np
+
 from quantmatrix.analysis.certified_signals import Item, mc_items, model_order, prefix
 from quantmatrix.analysis.cross_model_model import CrossModelPair
 from quantmatrix.analysis.stats.paired import (
     CERTIFY_METHOD,
     PairedChange,
     PairedCounts,
-    interval_of_counts,
+    tango_bounds,
 )
 from quantmatrix.analysis.stats.sequential import paired_change_sequence
 from quantmatrix.runlog import RunLog
@@ -30,14 +32,28 @@ from quantmatrix.runlog import RunLog
 CROSS_ALPHA = 0.05  # two-sided, per comparison
 
 
-def pair_interval(
-    a: Sequence[bool], b: Sequence[bool], alpha: float, adaptive: bool, horizon: int
-) -> PairedChange:
-    """accuracy(a) - accuracy(b) in pp with its paired interval; ``a[i]``, ``b[i]`` the two
-    variants' correctness on shared item ``i`` (in round order when ``adaptive``)."""
+def pair_intervals(
+    shared: Sequence[tuple[Sequence[bool], Sequence[bool]]],
+    alpha: float,
+    adaptive: bool,
+    horizon: int,
+) -> list[PairedChange]:
+    """accuracy(a) - accuracy(b) in pp with its paired interval, per ``(a, b)``: the two
+    variants' correctness on their shared items (in round order when ``adaptive``); Tango's
+    bounds of every table at once."""
     if adaptive:
-        return paired_change_sequence(b, a, alpha, horizon)
-    return interval_of_counts(PairedCounts.of(b, a), alpha, CERTIFY_METHOD)
+        return [paired_change_sequence(b, a, alpha, horizon) for a, b in shared]
+    counts = [PairedCounts.of(b, a) for a, b in shared]
+    gained = np.array([c.gained for c in counts], dtype=float)
+    lost = np.array([c.lost for c in counts], dtype=float)
+    n = np.array([c.n for c in counts], dtype=float)
+    low, high = tango_bounds(gained, lost, n, alpha)
+    out = []
+    for c, lo, hi in zip(counts, low, high, strict=True):
+        change = 100.0 * (c.gained - c.lost) / c.n
+        lo_pp, hi_pp = min(100.0 * float(lo), change), max(100.0 * float(hi), change)
+        out.append(PairedChange(c.n, change, lo_pp, hi_pp, alpha, CERTIFY_METHOD))
+    return out
 
 
 def _shared(
@@ -88,13 +104,17 @@ def cross_model_pairs(log: RunLog, alpha: float = CROSS_ALPHA) -> tuple[CrossMod
         [f"{m.name}@{lv}" for lv in m.ordered_levels if items.get(f"{m.name}@{lv}")]
         for m in study.models
     ]
-    out = []
+    found = []
     for first, second in combinations(ids, 2):
         for a_id in first:
             for b_id in second:
                 a, b = _shared(items[a_id], items[b_id], order)
-                if not a:
-                    continue
-                iv = pair_interval(a, b, alpha, order is not None, study.sampling.max_items)
-                out.append(_pair(a_id, b_id, a, b, iv))
-    return tuple(out)
+                if a:
+                    found.append((a_id, b_id, a, b))
+    if not found:
+        return ()
+    shared = [(a, b) for _, _, a, b in found]
+    ivs = pair_intervals(shared, alpha, order is not None, study.sampling.max_items)
+    return tuple(
+        _pair(a_id, b_id, a, b, iv) for (a_id, b_id, a, b), iv in zip(found, ivs, strict=True)
+    )
