@@ -9,8 +9,8 @@ from collections.abc import Collection, Sequence
 from quantmatrix.decision import GB
 from quantmatrix.decision.answer_model import BudgetAnswer, CrossComparison
 from quantmatrix.decision.choose import choose
-from quantmatrix.decision.cross import CrossIndex
-from quantmatrix.decision.matrix import fits, recommended_on
+from quantmatrix.decision.cross import CrossIndex, recommended_on
+from quantmatrix.decision.matrix import fits
 from quantmatrix.decision.model import Basis, VariantRow
 
 

@@ -37,7 +37,7 @@ class BudgetAnswer(Frozen):
     label: str
     limit_gb: float | None
     fits: int  # variants within the budget
-    recommended: int  # of those, recommended (matrix.recommended_on)
+    recommended: int  # of those, recommended (cross.recommended_on)
     admitted: tuple[str, ...]  # of those, recommended only across models (cross.admitted)
     pick: str | None
     runner_up: str | None

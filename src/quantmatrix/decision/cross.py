@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from quantmatrix.analysis.cross_model_model import CrossModelPair
 from quantmatrix.decide import TIER_BOUNDS_BENCH
 from quantmatrix.decision.answer_model import CrossComparison, Verdict
-from quantmatrix.decision.model import VariantRow
+from quantmatrix.decision.model import Basis, VariantRow
 
 # an interval within +-this (the negligible tier's bound, pp) says the two are equivalent
 EQUIVALENT_PP = -TIER_BOUNDS_BENCH[0][1]
@@ -102,3 +102,15 @@ def admitted(
         and r.model not in models_safe
         and all(index.better(r.variant, s.variant) for s in safe)
     ]
+
+
+def recommended_on(
+    inside: Sequence[VariantRow], basis: Basis, index: CrossIndex | None = None
+) -> list[VariantRow]:
+    """Of the variants that fit a budget, those recommended: tier safe on ``basis``, and,
+    on the certified basis, those admitted across models (:func:`admitted`)."""
+    safe = [r for r in inside if r.safe_on(basis)]
+    if basis != "certified" or index is None:
+        return safe
+    extra = {r.variant for r in admitted(inside, safe, index)}
+    return [r for r in inside if r in safe or r.variant in extra]

@@ -16,7 +16,7 @@ from quantmatrix.analysis.variant_model import VariantSummary
 from quantmatrix.decide import SAFE_TIERS, TIERS
 from quantmatrix.decision import GB
 from quantmatrix.decision.cost import cost_rows
-from quantmatrix.decision.cross import CrossIndex, admitted
+from quantmatrix.decision.cross import CrossIndex, recommended_on
 from quantmatrix.decision.memory import memory_rows
 from quantmatrix.decision.model import (
     Basis,
@@ -125,18 +125,6 @@ def fits(row: VariantRow, limit_gb: float | None) -> bool:
     return used is not None and used <= limit_gb * GB
 
 
-def recommended_on(
-    inside: Sequence[VariantRow], basis: Basis, index: CrossIndex | None = None
-) -> list[VariantRow]:
-    """Of the variants that fit a budget, those recommended: tier safe on ``basis``, and,
-    on the certified basis, those admitted across models (``cross.admitted``)."""
-    safe = [r for r in inside if r.safe_on(basis)]
-    if basis != "certified" or index is None:
-        return safe
-    extra = {r.variant for r in admitted(inside, safe, index)}
-    return [r for r in inside if r in safe or r.variant in extra]
-
-
 def memory_matrix(
     rows: Sequence[VariantRow],
     tiers_gb: Sequence[float],
@@ -145,7 +133,7 @@ def memory_matrix(
 ) -> list[MatrixEntry]:
     """Per budget: the variants that fit and those recommended (fit and tier safe on
     ``basis``: the certified tier by default, the point tier with ``"point"``; on the
-    certified basis also those admitted across models, :func:`recommended_on`).
+    certified basis also those admitted across models, ``cross.recommended_on``).
 
     The last budget is open-ended ("8+ GB"): every variant is listed there, memory shown.
     """
