@@ -113,10 +113,13 @@ def run(
     except USER_ERRORS as exc:
         fail(str(exc))
         return
-    from quantmatrix.report.summary import headline_text
+    from quantmatrix.decision.build import decide
+    from quantmatrix.decision.model import Policy
+    from quantmatrix.report.summary import terminal_summary
 
     warn(list(analysis.log_warnings))
-    console.print(headline_text(analysis), highlight=False)
+    for part in terminal_summary(decide(analysis, Policy()), console.width):  # the report's opening
+        console.print(part, highlight=False)
     console.print(
         f"evaluated {outcome.evaluated} samples, reused {outcome.skipped}; report: {report}",
         highlight=False,

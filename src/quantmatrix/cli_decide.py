@@ -99,6 +99,7 @@ def recommend_cmd(
 ) -> None:
     """The best variant that fits a memory budget, with its guarantee, ties and runners-up."""
     from quantmatrix.decision.recommend import recommend
+    from quantmatrix.report.answer import ADMITTED, comparison_text
 
     try:
         gb = None if memory is None else parse_memory_gb(memory)
@@ -114,11 +115,15 @@ def recommend_cmd(
         typer.echo(rec.reason)
         return
     typer.echo(f"run {rec.best.variant}: {rec.best.why}")
+    if rec.best.variant in rec.admitted:
+        typer.echo(f"  {ADMITTED}")
     for line in [rec.tie_note, *rec.undecided]:
         if line:
             typer.echo(f"  {line}")
     for pick in rec.runners_up:
         typer.echo(f"  or {pick.variant}: {pick.why}")
+    for found in rec.across:
+        typer.echo(f"  across models: {comparison_text(found)}")
 
 
 def validate_cmd(
