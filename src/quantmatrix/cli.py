@@ -73,6 +73,16 @@ def with_executor(study: Study, kind: str | None, address: str | None) -> Study:
     return study.model_copy(update={"executor": study.executor.model_copy(update=update)})
 
 
+def with_determinism(study: Study, items: int | None) -> Study:
+    """The study with the command line's determinism check (kept out of its config hash)."""
+    if items is None:
+        return study
+    if items < 0:
+        fail(f"--check-determinism {items}: give a number of items, 0 or more (0: no check)")
+    check = study.determinism.model_copy(update={"items": items})
+    return study.model_copy(update={"determinism": check})
+
+
 @app.command()
 def run(
     study_file: Annotated[Path | None, typer.Argument(help="study YAML")] = None,
@@ -92,6 +102,15 @@ def run(
     address: Annotated[
         str | None, typer.Option(help="ray: auto, HOST:PORT or ray://HOST:10001")
     ] = None,
+    check_determinism: Annotated[
+        int | None,
+        typer.Option(
+            "--check-determinism",
+            metavar="K",
+            help="ask K answered items of each kind per variant again on a fresh backend "
+            "(another thread count) and compare them bit for bit",
+        ),
+    ] = None,
 ) -> None:
     """Build missing variants, evaluate them, write the run log, then the report."""
     from quantmatrix.pipeline import RunOptions, run_study
@@ -104,6 +123,7 @@ def run(
             fail("give a study file, or --demo for the built-in default study")
         study = load_study(study_file) if study_file else preset_study(preset or "demo")
         study = with_executor(study, executor, address)
+        study = with_determinism(study, check_determinism)
         options = RunOptions(out=out, force_new=force_new)
         if cache is not None:
             options = RunOptions(out=out, cache=cache, force_new=force_new)
@@ -113,10 +133,13 @@ def run(
     except USER_ERRORS as exc:
         fail(str(exc))
         return
+    from quantmatrix.report.determinism_md import determinism_line
     from quantmatrix.report.summary import headline_text
 
     warn(list(analysis.log_warnings))
     console.print(headline_text(analysis), highlight=False)
+    if (line := determinism_line(analysis)) is not None:
+        console.print(line, highlight=False)
     console.print(
         f"evaluated {outcome.evaluated} samples, reused {outcome.skipped}; report: {report}",
         highlight=False,

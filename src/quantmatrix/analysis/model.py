@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from quantmatrix.analysis.determinism import Determinism
 from quantmatrix.analysis.divergence_model import Divergence, DivergenceCliff
 from quantmatrix.analysis.frozen import Frozen
 from quantmatrix.analysis.stats.model import Statistics
@@ -70,6 +71,15 @@ class Analysis(Frozen):
     divergence: Divergence
     divergence_cliffs: dict[str, DivergenceCliff]  # model -> its cliffs
     log_warnings: tuple[str, ...]  # rows the reading ignored (runlog_check.read_warnings)
+    # the determinism check (analysis/determinism.py); None, and absent from analysis.json,
+    # for a run without it, so such runs' files stay as they were
+    determinism: Determinism | None = None
+
+    def json_dict(self) -> dict[str, object]:
+        data = super().json_dict()
+        if self.determinism is None:
+            del data["determinism"]
+        return data
 
     def accuracy_deltas(self) -> dict[str, float]:
         return accuracy_deltas(self.variants)
