@@ -30,9 +30,8 @@ def study_file(folder: Path, source: Path) -> Path:
         "tasks": [
             {"kind": "mmlu", "per_subject": None, "n": 10},
             {"kind": "arc_challenge", "n": 6},
-            {"kind": "generation", "per_task": 1, "tasks": ["summarization"],
-             "max_new_tokens": 24},
-        ],  # fmt: skip
+            {"kind": "generation", "per_task": 1, "tasks": ["summarization"], "max_new_tokens": 24},
+        ],
         "decoding": {"mc_max_new_tokens": 6},
         "divergence": {"kld": False},
         "timing": {"enabled": False},
