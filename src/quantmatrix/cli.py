@@ -244,17 +244,51 @@ def doctor(
     address: Annotated[
         str | None, typer.Option(help="a Ray cluster to list (default: RAY_ADDRESS when set)")
     ] = None,
+    determinism: Annotated[
+        bool,
+        typer.Option(
+            "--determinism",
+            help="check that greedy decoding repeats bit for bit in fresh contexts and at "
+            "another thread count (the engine probe's tiny model)",
+        ),
+    ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(help="check whether this server (URL) is deterministic at temperature 0"),
+    ] = None,
+    server_model: Annotated[
+        str | None, typer.Option(help="with --server: the model (tag) it serves to ask")
+    ] = None,
+    server_kind: Annotated[
+        str, typer.Option(help="with --server: ollama or openai (OpenAI-compatible)")
+    ] = "ollama",
 ) -> None:
     """One screen about this machine's engine and assets, to paste into a bug report."""
     import json
 
-    from quantmatrix.doctor import cluster_facts, collect, render
+    from quantmatrix.doctor import (
+        cluster_facts,
+        collect,
+        engine_determinism,
+        render,
+        server_determinism,
+    )
     from quantmatrix.models.sources import default_cache
 
-    facts = collect(cache or default_cache(), probe=not no_probe)
+    if (server is None) != (server_model is None):
+        fail("--server and --server-model go together: the server's URL and the model to ask")
+    folder = cache or default_cache()
+    facts = collect(folder, probe=not no_probe)
     cluster = cluster_facts(address)
     if cluster is not None:
         facts["cluster"] = cluster
+    try:
+        if determinism:
+            facts["determinism"] = engine_determinism(folder)
+        if server is not None and server_model is not None:
+            facts["server_determinism"] = server_determinism(server_kind, server, server_model)
+    except (BackendError, ValueError, RuntimeError) as exc:  # EngineError is a RuntimeError
+        fail(str(exc))
     text = json.dumps(facts, indent=2) if as_json else render(facts)
     console.print(text, highlight=False, markup=False, soft_wrap=True)
 
