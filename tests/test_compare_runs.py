@@ -111,12 +111,11 @@ def fake_run(folder: Path, factory: Scripted) -> Path:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("compare")
+    worse = Scripted(wrong=("Q4_K_M",), all_wrong=True, loop=("Q8_0",))
     return {
         "a": fake_run(root / "a", Scripted(wrong=("Q4_K_M",))),
         "same": fake_run(root / "same", Scripted(wrong=("Q4_K_M",))),
-        "worse": fake_run(
-            root / "worse", Scripted(wrong=("Q4_K_M",), all_wrong=True, loop=("Q8_0",))
-        ),  # fmt: skip
+        "worse": fake_run(root / "worse", worse),
     }
 
 
