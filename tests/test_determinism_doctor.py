@@ -110,3 +110,21 @@ def test_the_engine_here_is_deterministic_across_contexts_and_threads(tmp_path: 
     ]  # fmt: skip
     assert found.deterministic, found.as_dict()
     assert all(r.max_abs_diff == 0.0 for r in found.repeats)
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_llama_cpp_server_is_deterministic_at_temperature_0(tmp_path: Path) -> None:
+    """A real OpenAI-compatible server (``python -m llama_cpp.server``, SmolLM2-135M)."""
+    from quantmatrix.models.sources import resolve_source
+    from tests.test_openai_backend import LlamaServer, free_port
+
+    model = resolve_source("smollm2-135m-instruct", "smollm2-135m-instruct").path
+    server = LlamaServer(model, free_port(), tmp_path / "server.log")
+    server.start()
+    try:
+        found = probe_server_determinism("openai", server.url, "smollm2")
+    finally:
+        server.kill()
+    assert all(p.first for p in found.prompts)  # real answers, not empty ones
+    assert found.deterministic, found.as_dict()
