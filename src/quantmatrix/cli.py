@@ -73,6 +73,16 @@ def with_executor(study: Study, kind: str | None, address: str | None) -> Study:
     return study.model_copy(update={"executor": study.executor.model_copy(update=update)})
 
 
+def with_determinism(study: Study, items: int | None) -> Study:
+    """The study with the command line's determinism check (kept out of its config hash)."""
+    if items is None:
+        return study
+    if items < 0:
+        fail(f"--check-determinism {items}: give a number of items, 0 or more (0: no check)")
+    check = study.determinism.model_copy(update={"items": items})
+    return study.model_copy(update={"determinism": check})
+
+
 @app.command()
 def run(
     study_file: Annotated[Path | None, typer.Argument(help="study YAML")] = None,
@@ -92,6 +102,15 @@ def run(
     address: Annotated[
         str | None, typer.Option(help="ray: auto, HOST:PORT or ray://HOST:10001")
     ] = None,
+    check_determinism: Annotated[
+        int | None,
+        typer.Option(
+            "--check-determinism",
+            metavar="K",
+            help="ask K answered items of each kind per variant again on a fresh backend "
+            "(another thread count) and compare them bit for bit",
+        ),
+    ] = None,
 ) -> None:
     """Build missing variants, evaluate them, write the run log, then the report."""
     from quantmatrix.pipeline import RunOptions, run_study
@@ -104,6 +123,7 @@ def run(
             fail("give a study file, or --demo for the built-in default study")
         study = load_study(study_file) if study_file else preset_study(preset or "demo")
         study = with_executor(study, executor, address)
+        study = with_determinism(study, check_determinism)
         options = RunOptions(out=out, force_new=force_new)
         if cache is not None:
             options = RunOptions(out=out, cache=cache, force_new=force_new)
@@ -115,11 +135,14 @@ def run(
         return
     from quantmatrix.decision.build import decide
     from quantmatrix.decision.model import Policy
+    from quantmatrix.report.determinism_md import determinism_line
     from quantmatrix.report.summary import terminal_summary
 
     warn(list(analysis.log_warnings))
     for part in terminal_summary(decide(analysis, Policy()), console.width):  # the report's opening
         console.print(part, highlight=False)
+    if (line := determinism_line(analysis)) is not None:
+        console.print(line, highlight=False)
     console.print(
         f"evaluated {outcome.evaluated} samples, reused {outcome.skipped}; report: {report}",
         highlight=False,
@@ -224,17 +247,51 @@ def doctor(
     address: Annotated[
         str | None, typer.Option(help="a Ray cluster to list (default: RAY_ADDRESS when set)")
     ] = None,
+    determinism: Annotated[
+        bool,
+        typer.Option(
+            "--determinism",
+            help="check that greedy decoding repeats bit for bit in fresh contexts and at "
+            "another thread count (the engine probe's tiny model)",
+        ),
+    ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(help="check whether this server (URL) is deterministic at temperature 0"),
+    ] = None,
+    server_model: Annotated[
+        str | None, typer.Option(help="with --server: the model (tag) it serves to ask")
+    ] = None,
+    server_kind: Annotated[
+        str, typer.Option(help="with --server: ollama or openai (OpenAI-compatible)")
+    ] = "ollama",
 ) -> None:
     """One screen about this machine's engine and assets, to paste into a bug report."""
     import json
 
-    from quantmatrix.doctor import cluster_facts, collect, render
+    from quantmatrix.doctor import (
+        cluster_facts,
+        collect,
+        engine_determinism,
+        render,
+        server_determinism,
+    )
     from quantmatrix.models.sources import default_cache
 
-    facts = collect(cache or default_cache(), probe=not no_probe)
+    if (server is None) != (server_model is None):
+        fail("--server and --server-model go together: the server's URL and the model to ask")
+    folder = cache or default_cache()
+    facts = collect(folder, probe=not no_probe)
     cluster = cluster_facts(address)
     if cluster is not None:
         facts["cluster"] = cluster
+    try:
+        if determinism:
+            facts["determinism"] = engine_determinism(folder)
+        if server is not None and server_model is not None:
+            facts["server_determinism"] = server_determinism(server_kind, server, server_model)
+    except (BackendError, ValueError, RuntimeError) as exc:  # EngineError is a RuntimeError
+        fail(str(exc))
     text = json.dumps(facts, indent=2) if as_json else render(facts)
     console.print(text, highlight=False, markup=False, soft_wrap=True)
 

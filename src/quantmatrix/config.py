@@ -331,6 +331,30 @@ class ExecutorSpec(_Strict):
     retries: int = Field(default=3, ge=0, description="ray: times a lost shard is asked again")
 
 
+class DeterminismSpec(_Strict):
+    """``determinism:`` of a study (pipeline/determinism.py): after the evaluation, ``items``
+    answered items of each kind per variant are asked again on a fresh backend (the embedded
+    engine with another thread count) and compared bit for bit with the logged answers.
+
+    Not part of the config hash nor of the manifest's config, like ``executor``: the re-runs
+    write their own rows and change no sample, so a finished run can be checked later (or
+    resumed without the check) under the same hash.
+    """
+
+    items: int = Field(
+        default=0,
+        ge=0,
+        description="items of each kind (multiple choice, generation) per variant, rounded up "
+        "to whole batch groups; 0: no check",
+    )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="embedded engine: the re-run's thread count; default: half the "
+        "evaluation's (at least 1), or 2 when it used 1",
+    )
+
+
 def _executor_spec(value: Any) -> Any:
     return {"kind": value} if isinstance(value, str) else value
 
@@ -381,6 +405,13 @@ class Study(_Strict):
         default=ExecutorSpec(),
         exclude=True,
         description="local (default) or ray, or a mapping with kind, address, placement",
+    )
+
+    determinism: DeterminismSpec = Field(
+        default=DeterminismSpec(),
+        exclude=True,
+        description="re-ask some answered items on a fresh backend and compare them bit for "
+        "bit (`quantmatrix run --check-determinism K`); not in the config hash",
     )
 
     @model_validator(mode="before")

@@ -14,6 +14,7 @@ from quantmatrix.config import Study
 from quantmatrix.models.ladder import Variant
 from quantmatrix.models.sources import ResolvedSource
 from quantmatrix.runlog import (
+    DETERMINISM,
     KLD,
     MANIFEST,
     SAMPLES,
@@ -79,6 +80,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             SCORES,
             KLD,
             TIMING,
+            DETERMINISM,
             "report.md",
             "report.html",
             "analysis.json",

@@ -2,7 +2,8 @@
 
 Its replies come from a script (a function of the request, or a key -> text mapping), and its
 option-letter probabilities, when it is given them, from another; its timings are computed from
-token counts at fixed simulated speeds, so they are deterministic.
+token counts at fixed simulated speeds, so they are deterministic. :class:`Unsteady` scripts
+the opposite: backends that answer differently once a variant's backend is opened again.
 """
 
 from __future__ import annotations
@@ -126,3 +127,43 @@ def create(variant: Variant, spec: ModelSpec, study: Study) -> FakeBackend:
     so each variant answers differently and every run of it the same."""
     salt = variant.id
     return FakeBackend(hashed_letter_script(salt), letters=hashed_letter_probs(salt))
+
+
+class Unsteady:
+    """A backend factory for scripted nondeterminism (tests of the determinism check).
+
+    The first backend opened for a variant answers as :func:`create`'s does; every backend
+    opened for it later adds a word to the replies to requests ``text_on`` picks, and moves
+    the letter probabilities of those ``letters_on`` picks by ``nudge`` (the text unchanged).
+    """
+
+    def __init__(
+        self,
+        text_on: Callable[[GenerationRequest], bool] | None = None,
+        letters_on: Callable[[GenerationRequest], bool] | None = None,
+        nudge: float = 1e-9,
+    ) -> None:
+        self.text_on = text_on
+        self.letters_on = letters_on
+        self.nudge = nudge
+        self.opened: dict[str, int] = {}
+
+    def __call__(self, variant: Variant, spec: ModelSpec, study: Study) -> FakeBackend:
+        again = self.opened.get(variant.id, 0) > 0
+        self.opened[variant.id] = self.opened.get(variant.id, 0) + 1
+        reply, probs = hashed_letter_script(variant.id), hashed_letter_probs(variant.id)
+        if not again:
+            return FakeBackend(reply, letters=probs)
+        text_on, letters_on, nudge = self.text_on, self.letters_on, self.nudge
+
+        def unsteady_reply(request: GenerationRequest) -> str:
+            text = reply(request)
+            return f"{text} again" if text_on is not None and text_on(request) else text
+
+        def unsteady_probs(request: GenerationRequest) -> list[float]:
+            values = list(probs(request))
+            if letters_on is not None and letters_on(request):
+                values[0] += nudge
+            return values
+
+        return FakeBackend(unsteady_reply, letters=unsteady_probs)

@@ -1,4 +1,5 @@
-"""Run a study, phase after phase: ladder, evaluate, timing, divergence, score; resumable.
+"""Run a study, phase after phase: ladder, evaluate, timing, determinism, divergence, score;
+resumable.
 
 The run log is the single source of truth: a unit of work whose row is already in the log is
 never done again (``resume.py``), so re-running the same command resumes where a crash or kill
@@ -19,6 +20,7 @@ from quantmatrix.manifest import prepare_run_dir, record_environment, record_sou
 from quantmatrix.models.ladder import Variant
 from quantmatrix.models.sources import default_cache, sha256_file
 from quantmatrix.pipeline.adaptive import evaluate_in_rounds
+from quantmatrix.pipeline.determinism import run_determinism_phase
 from quantmatrix.pipeline.divergence import run_divergence_phase
 from quantmatrix.pipeline.evaluate import BackendFactory, EvalLogs, evaluate_all
 from quantmatrix.pipeline.ladder import build_variants
@@ -45,6 +47,7 @@ class RunOutcome:
     scored: int = 0
     timed: int = 0  # single-stream timing rows written (pipeline/timing.py)
     failed_variants: list[str] = field(default_factory=list)
+    rechecked: int = 0  # determinism rows written (pipeline/determinism.py)
 
 
 def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
@@ -99,7 +102,12 @@ def run_study(
     failed = evaluated.failed_variants
     answered = [(s, v) for s, v in variants if v.id not in failed]
     timed = run_timing_phase(study, out, answered, samples, backend_factory, session, progress)
+    checked = run_determinism_phase(
+        study, out, answered, samples, backend_factory, session, progress
+    )
     run_divergence_phase(study, out, [v for _, v in variants], progress)
     scored = score_run(out, progress, scorer)
-    failed += [v for v in timed.failed_variants if v not in failed]
-    return RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows, failed)
+    for also in (timed.failed_variants, checked.failed_variants):
+        failed += [v for v in also if v not in failed]
+    return RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows, failed,
+                      checked.rows)  # fmt: skip

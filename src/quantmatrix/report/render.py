@@ -13,6 +13,7 @@ from quantmatrix.decision.build import decide
 from quantmatrix.decision.model import Decision, Policy
 from quantmatrix.report.certified_md import render_certified_md
 from quantmatrix.report.decision_files import write_decision_outputs
+from quantmatrix.report.determinism_md import determinism_note, render_determinism_md
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
 from quantmatrix.report.fmt import MISSING, gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
@@ -23,6 +24,7 @@ from quantmatrix.runlog import RunLog
 
 def _notes(analysis: Analysis) -> list[str]:
     notes = [f"**Run log:** {w}." for w in analysis.log_warnings]
+    notes += determinism_note(analysis)
     notes += origin_notes(analysis.variants)
     dec = analysis.decoding
     notes.append(
@@ -193,6 +195,7 @@ def render_markdown(analysis: Analysis, decision_md: str = "", answer_md: str = 
         render_certified_md(analysis),
         render_generation_md(analysis),
         _divergence_section(analysis),
+        *_if_any(render_determinism_md(analysis)),
         "## Variant files and memory",
         "",
         _files(analysis),
@@ -214,6 +217,11 @@ def render_markdown(analysis: Analysis, decision_md: str = "", answer_md: str = 
             "",
         ]
     return "\n".join(parts)
+
+
+def _if_any(section: str) -> list[str]:
+    """A section that a run may not have: nothing at all (not an empty line) when absent."""
+    return [section] if section else []
 
 
 def _divergence_section(analysis: Analysis) -> str:

@@ -8,6 +8,7 @@ known versions) and repairs it; ``log.py`` reads a whole run back as typed rows.
 
 from quantmatrix.runlog.check import LogIntegrityError, load_rows
 from quantmatrix.runlog.files import (
+    DETERMINISM,
     KLD,
     LOG_FILES,
     MANIFEST,
@@ -27,6 +28,7 @@ from quantmatrix.runlog.files import (
 )
 from quantmatrix.runlog.log import RunLog
 from quantmatrix.runlog.rows import (
+    DeterminismRow,
     KldRow,
     LetterStats,
     LogRow,
@@ -39,6 +41,7 @@ from quantmatrix.runlog.rows import (
 )
 
 __all__ = [
+    "DETERMINISM",
     "KLD",
     "LOG_FILES",
     "MANIFEST",
@@ -47,6 +50,7 @@ __all__ = [
     "TIMING",
     "VARIANTS",
     "AppendLog",
+    "DeterminismRow",
     "KldRow",
     "LetterStats",
     "LineProblem",

@@ -23,8 +23,9 @@ VARIANTS = "variants.jsonl"
 SCORES = "scores.jsonl"
 KLD = "kld.jsonl"
 TIMING = "timing.jsonl"
+DETERMINISM = "determinism.jsonl"
 MANIFEST = "manifest.json"
-LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING)
+LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING, DETERMINISM)
 
 
 def canonical_json(obj: Any) -> str:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from quantmatrix.runlog.files import (
+    DETERMINISM,
     KLD,
     SAMPLES,
     SCORES,
@@ -48,6 +49,7 @@ STEPS: dict[str, dict[int, Step]] = {
     SCORES: {},
     KLD: {},
     TIMING: {},
+    DETERMINISM: {},
 }
 
 
