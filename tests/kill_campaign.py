@@ -1,0 +1,397 @@
+"""The kill campaign: a study killed with SIGKILL at seeded points of every phase, resumed each
+time, and compared with an uninterrupted run (bench/campaign_kill.py runs it in full,
+tests/test_campaign_kill.py a reduced one).
+
+1. The reference: the study run once without a kill, into a fresh cache, its progress lines
+   and the growth of every log file and ladder file recorded (:class:`Timeline`).
+2. The plan: for each phase, seeded points on that timeline (:func:`plan_kills`), each a
+   :class:`~tests.kill_watch.Trigger` that is met again after a resume: the n-th row of a log
+   file, a ladder level's temporary file, a progress line, plus a seeded delay no longer than
+   the reference's time for that step. Times are this machine's own, measured in step 1.
+3. The campaign, in a second fresh cache and run folder: attempt after attempt, each killed at
+   the next point (its whole process group), the run folder checked after each kill
+   (``verify``'s checks: a torn last line is allowed, a duplicate or a bad row is not); some
+   evaluation attempts run on a Ray cluster, killing its driver; then a last run to the end.
+4. The verdict (:class:`Verdict`): every log file's rows equal to the reference's but for
+   timing (tests/log_compare.py), ``quantmatrix verify`` clean, no temporary file left in the
+   run folder or the cache, ``quantmatrix report`` rewriting byte-identical report files (none
+   half-written), ``analysis.json`` equal but for timing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantmatrix.runlog import KLD, SAMPLES, SCORES, TIMING
+from quantmatrix.verify import check_run
+from tests import log_compare
+from tests.kill_watch import Attempt, Snapshot, Trigger, Watch
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTUP, LADDER, EVAL, ADAPTIVE = "startup", "ladder", "evaluation", "adaptive round 2+"
+TIMING_PHASE, KL, SCORING, REPORT = "timing", "KL", "scoring", "report"
+PHASES = (STARTUP, LADDER, EVAL, ADAPTIVE, TIMING_PHASE, KL, SCORING, REPORT)
+RAY = "ray driver"
+# kills per phase in a 24-kill campaign; other sizes are scaled from these
+WEIGHTS = {STARTUP: 1, LADDER: 3, EVAL: 4, ADAPTIVE: 3, RAY: 3, TIMING_PHASE: 3, KL: 3,
+           SCORING: 2, REPORT: 2}  # fmt: skip
+# what counts as a temporary file left behind: names written before a rename
+TEMP_PATTERNS = ("*.tmp", "*.partial", "*.partial.*", "*-tmp", "*.lock")
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    aim: str  # the phase it is meant to hit
+    trigger: Trigger
+    order: float  # its place on the reference's timeline (seconds)
+    executor: str = "local"
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The reference run as seen from outside."""
+
+    lines: list[tuple[float, str]]
+    snapshots: list[Snapshot]
+    wall_s: float
+
+    def total(self, name: str) -> int:
+        return self.snapshots[-1].rows[name]
+
+    def when_rows(self, name: str, count: int) -> float:
+        return next(s.t for s in self.snapshots if s.rows[name] >= count)
+
+    def when_file(self, name: str) -> float | None:
+        return next((s.t for s in self.snapshots if name in s.ladder), None)
+
+    def when_line(self, needle: str) -> float | None:
+        return next((t for t, text in self.lines if needle in text), None)
+
+    def gap(self, name: str) -> float:
+        """The median time between two rows of a file (0.5 s when it has too few)."""
+        pairs = itertools.pairwise(self.snapshots)
+        times = [b.t for a, b in pairs if b.rows[name] > a.rows[name]]
+        if len(times) < 3:
+            return 0.5
+        return statistics.median(b - a for a, b in itertools.pairwise(times))
+
+    def builds(self) -> list[tuple[str, float, float]]:
+        """(level, start, seconds) of each ladder file built: its temporary file's life."""
+        out = []
+        for name in sorted({n for s in self.snapshots for n in s.ladder if n.endswith(".partial")}):
+            start = self.when_file(name)
+            done = self.when_file(name.removesuffix(".partial") + ".gguf")
+            if start is not None and done is not None:
+                out.append((name, start, max(done - start, 0.05)))
+        return sorted(out, key=lambda b: b[1])
+
+    def round_starts(self) -> list[int]:
+        """Sample rows logged when each evaluation round began (its first ``eval`` line)."""
+        seen: set[str] = set()
+        starts: list[int] = []
+        for t, text in self.lines:
+            if not text.startswith("[phase] eval "):
+                continue
+            if text in seen or not starts:
+                seen = set()
+                starts.append(self.rows_at(SAMPLES, t))
+            seen.add(text)
+        return starts
+
+    def rows_at(self, name: str, t: float) -> int:
+        return max((s.rows[name] for s in self.snapshots if s.t <= t), default=0)
+
+
+def quotas(kills: int, ray: bool) -> dict[str, int]:
+    """Kills per phase: the 24-kill weights scaled (largest remainders), one each at least."""
+    weights = dict(WEIGHTS)
+    if not ray:
+        weights[EVAL] += weights.pop(RAY)
+    total = sum(weights.values())
+    exact = {k: kills * w / total for k, w in weights.items()}
+    out = {k: max(1, int(v)) for k, v in exact.items()}
+    order = sorted(exact, key=lambda k: exact[k] - int(exact[k]), reverse=True)
+    i = 0
+    while sum(out.values()) < kills:
+        out[order[i % len(order)]] += 1
+        i += 1
+    return out
+
+
+def plan_kills(ref: Timeline, counts: dict[str, int], seed: int) -> list[KillPoint]:
+    """Seeded points of each phase on the reference's timeline, in timeline order."""
+    rng = random.Random(seed)
+    points: list[KillPoint] = []
+    for aim, n in counts.items():
+        points += [p for _ in range(n) if (p := _point(ref, aim, rng)) is not None]
+    return sorted(points, key=lambda p: p.order)
+
+
+def _rows_point(ref: Timeline, aim: str, name: str, low: int, high: int,
+                rng: random.Random, executor: str = "local") -> KillPoint | None:  # fmt: skip
+    if high <= low:
+        return None
+    count = rng.randrange(low, high)
+    delay = rng.uniform(0, ref.gap(name))
+    return KillPoint(aim, Trigger("rows", name, count, delay_s=delay),
+                     ref.when_rows(name, count) + delay, executor)  # fmt: skip
+
+
+def _line_point(ref: Timeline, aim: str, needle: str, until: float | None,
+                rng: random.Random, needs: str = "") -> KillPoint | None:  # fmt: skip
+    start = ref.when_line(needle)
+    if start is None:
+        return None
+    span = max((until if until is not None else ref.wall_s) - start, 0.1)
+    delay = rng.uniform(0.05, 0.75) * span
+    count = ref.total(needs) if needs else 0
+    trigger = Trigger("line", needle, count, needs, delay)
+    return KillPoint(aim, trigger, start + delay)
+
+
+def _point(ref: Timeline, aim: str, rng: random.Random) -> KillPoint | None:
+    samples = ref.total(SAMPLES)
+    rounds = ref.round_starts()
+    second = rounds[1] if len(rounds) > 1 else samples
+    if aim == STARTUP:
+        first = ref.lines[0][0] if ref.lines else 1.0
+        delay = rng.uniform(0.2, 0.9) * first
+        return KillPoint(aim, Trigger("time", delay_s=delay), delay)
+    if aim == LADDER:
+        builds = ref.builds()
+        if not builds:
+            return None
+        name, start, took = rng.choice(builds)
+        delay = rng.uniform(0.1, 0.9) * took
+        return KillPoint(aim, Trigger("file", name, delay_s=delay), start + delay)
+    if aim == EVAL:
+        return _rows_point(ref, aim, SAMPLES, 1, max(second, 2), rng)
+    if aim == ADAPTIVE:
+        return _rows_point(ref, aim, SAMPLES, second, samples, rng)
+    if aim == RAY:
+        return _rows_point(ref, aim, SAMPLES, 1, samples, rng, executor="ray")
+    if aim == TIMING_PHASE:
+        if rng.random() < 0.25:  # while the phase opens its backend and warms it up
+            return _line_point(ref, aim, "[phase] timing", ref.when_rows(TIMING, 1), rng)
+        return _rows_point(ref, aim, TIMING, 1, ref.total(TIMING), rng)
+    if aim == KL:
+        if rng.random() < 0.34:  # while the baseline's logits are computed and stored
+            return _line_point(ref, aim, "baseline logits", ref.when_line("token KL"), rng)
+        return _rows_point(ref, aim, KLD, 1, ref.total(KLD), rng)
+    if aim == SCORING:  # from the end of KL (the scorer loads) to the report
+        return _line_point(ref, aim, "token KL", ref.when_line("[phase] report"), rng, KLD)
+    if aim == REPORT:
+        return _line_point(ref, aim, "[phase] report", None, rng)
+    raise ValueError(f"unknown phase {aim!r}")
+
+
+def phase_hit(lines: list[tuple[float, str]], state: Snapshot, ref: Timeline) -> str:
+    """The phase a kill hit: the attempt's last progress line, with the log's state."""
+    last = lines[-1][1] if lines else ""
+    if not last:
+        return STARTUP
+    if last.startswith("[phase] ladder"):
+        return LADDER
+    if last.startswith("[phase] eval"):
+        rounds = ref.round_starts()
+        late = len(rounds) > 1 and state.rows[SAMPLES] >= rounds[1]
+        return ADAPTIVE if late else EVAL
+    if last.startswith("[phase] timing"):
+        return TIMING_PHASE
+    if last.startswith(("baseline logits", "token KL")):
+        return SCORING if state.rows[KLD] >= ref.total(KLD) and ref.total(SCORES) else KL
+    if last.startswith("[phase] score"):
+        return SCORING
+    if last.startswith("[phase] report"):
+        return REPORT
+    return last
+
+
+def temp_files(*folders: Path) -> list[Path]:
+    """Temporary files (:data:`TEMP_PATTERNS`) anywhere under the folders."""
+    found: set[Path] = set()
+    for folder in folders:
+        for pattern in TEMP_PATTERNS:
+            found |= set(folder.rglob(pattern))
+    return sorted(found)
+
+
+@dataclass
+class Kill:
+    point: KillPoint
+    hit: str  # the phase it hit
+    rows: dict[str, int]
+    temp_left: list[str]  # temporary files present right after the kill
+    problems: list[str]  # verify's problems right after the kill (must be none)
+
+
+@dataclass
+class Verdict:
+    kills: list[Kill] = field(default_factory=list)
+    missed: list[KillPoint] = field(default_factory=list)  # the run ended before the point
+    resumes: int = 0
+    comparisons: list[log_compare.FileComparison] = field(default_factory=list)
+    verify_rc: int | None = None
+    verify_out: str = ""
+    stray: list[str] = field(default_factory=list)
+    reports_rewritten_equal: bool = False
+    analysis_equal: bool = False
+    final_rc: int | None = None
+    wall_s: float = 0.0
+    reference_s: float = 0.0
+
+    @property
+    def mismatches(self) -> int:
+        c = self.comparisons
+        return sum(len(x.lost) + len(x.extra) + len(x.duplicated) + len(x.mismatched) for x in c)
+
+    @property
+    def ok(self) -> bool:
+        clean = all(not k.problems for k in self.kills) and self.final_rc == 0
+        checks = (self.mismatches == 0, self.verify_rc == 0, not self.stray)
+        return clean and all(checks) and self.reports_rewritten_equal and self.analysis_equal
+
+    def per_phase(self) -> dict[str, int]:
+        hits = Counter(k.hit for k in self.kills)
+        return {p: hits[p] for p in (*PHASES, *sorted(set(hits) - set(PHASES)))}
+
+    def summary(self) -> list[str]:
+        ray = sum(k.point.executor == "ray" for k in self.kills)
+        out = [f"kills: {len(self.kills)} ({ray} of the Ray driver), missed points: "
+               f"{len(self.missed)}, resumes: {self.resumes}"]  # fmt: skip
+        out += [f"  {phase}: {n}" for phase, n in self.per_phase().items()]
+        aims = Counter((k.point.aim, k.hit) for k in self.kills if k.point.aim != k.hit)
+        if aims:
+            out.append("  aimed elsewhere: " + ", ".join(f"{a}->{h} {n}" for (a, h), n in
+                                                          sorted(aims.items())))  # fmt: skip
+        left = sum(bool(k.temp_left) for k in self.kills)
+        out.append(f"temporary files right after a kill: {left} kills left some (replaced by "
+                   "the next run)")  # fmt: skip
+        out.append(f"verify problems right after kills: {sum(len(k.problems) for k in self.kills)}")
+        out += log_compare.lines(self.comparisons)
+        compared = sum(c.compared for c in self.comparisons)
+        out.append(f"rows compared: {compared}, mismatches: {self.mismatches}")
+        out.append(f"quantmatrix verify: exit {self.verify_rc}; stray temporary files: "
+                   f"{len(self.stray)} {self.stray[:5]}")  # fmt: skip
+        out.append(f"report files rewritten byte-identical: {self.reports_rewritten_equal}; "
+                   f"analysis.json equal but for timing: {self.analysis_equal}")  # fmt: skip
+        out.append(f"wall: reference run {self.reference_s:.0f} s, campaign {self.wall_s:.0f} s")
+        return out
+
+
+@dataclass
+class Setup:
+    """How to run the study: the command's start (``python -m quantmatrix`` or a test entry),
+    its environment, the work folder, and a Ray address for the driver's attempts."""
+
+    study: Path
+    work: Path
+    entry: list[str] = field(default_factory=lambda: [sys.executable, "-m", "quantmatrix"])
+    env: dict[str, str] = field(default_factory=dict)
+    ray_address: str | None = None
+    timeout_s: float = 3600.0
+
+    def command(self, out: Path, cache: Path, executor: str = "local") -> list[str]:
+        cmd = [*self.entry, "run", str(self.study), "--out", str(out), "--cache", str(cache),
+               "--progress", "lines"]  # fmt: skip
+        if executor == "ray" and self.ray_address:
+            cmd += ["--executor", "ray", "--address", self.ray_address]
+        return cmd
+
+    def watch(self, out: Path, cache: Path, executor: str = "local") -> Watch:
+        return Watch(self.command(out, cache, executor), self.env, out, cache)
+
+
+def reference_run(setup: Setup) -> Timeline:
+    out, cache = setup.work / "reference", setup.work / "reference-cache"
+    attempt = setup.watch(out, cache).run(None, setup.timeout_s, record=True)
+    if attempt.rc != 0:
+        raise RuntimeError(f"the reference run failed ({attempt.rc}): {attempt.stderr_tail}")
+    return Timeline(attempt.lines, attempt.snapshots, attempt.wall_s)
+
+
+def run_campaign(
+    setup: Setup, ref: Timeline, points: list[KillPoint], say: Callable[[str], None] | None = None
+) -> Verdict:
+    """Each point in turn: an attempt killed there (a point the run ended before is missed),
+    then a last run to the end, then the verdict; ``say`` hears one line per attempt."""
+    out, cache = setup.work / "campaign", setup.work / "campaign-cache"
+    verdict = Verdict(reference_s=ref.wall_s)
+    started = time.monotonic()
+    for number, point in enumerate(points, start=1):
+        attempt = setup.watch(out, cache, point.executor).run(point.trigger, setup.timeout_s)
+        if not attempt.killed:
+            verdict.missed.append(point)
+            if attempt.rc != 0:
+                raise RuntimeError(f"an attempt failed ({attempt.rc}): {attempt.stderr_tail}")
+            continue
+        kill = _after_kill(point, attempt, out, cache, ref)
+        verdict.kills.append(kill)
+        verdict.resumes += 1
+        if say is not None:
+            say(f"kill {number}/{len(points)} ({point.executor}): aimed at {point.aim}, hit "
+                f"{kill.hit} after {attempt.wall_s:.1f} s; rows {kill.rows}; temporary "
+                f"files {kill.temp_left}; verify problems {len(kill.problems)}")  # fmt: skip
+    final = setup.watch(out, cache).run(None, setup.timeout_s)
+    verdict.final_rc = final.rc
+    verdict.wall_s = time.monotonic() - started
+    _judge(setup, verdict, out, cache)
+    return verdict
+
+
+def _after_kill(point: KillPoint, attempt: Attempt, out: Path, cache: Path, ref: Timeline) -> Kill:
+    assert attempt.killed_at is not None
+    problems = check_run(out).problems if (out / "manifest.json").exists() else []
+    left = [str(p.relative_to(out.parent)) for p in temp_files(out, cache)]
+    hit = phase_hit(attempt.lines, attempt.killed_at, ref)
+    return Kill(point, hit, dict(attempt.killed_at.rows), left, problems)
+
+
+REPORT_FILES = ("report.md", "report.html", "analysis.json")
+
+
+def _judge(setup: Setup, verdict: Verdict, out: Path, cache: Path) -> None:
+    reference = setup.work / "reference"
+    verdict.comparisons = log_compare.compare_runs(reference, out)
+    done = _cli(setup, "verify", str(out))
+    verdict.verify_rc, verdict.verify_out = done.returncode, done.stdout[-2000:]
+    verdict.stray = [str(p) for p in temp_files(out, cache)]
+    before = _report_bytes(out)
+    _cli(setup, "report", str(out))
+    verdict.reports_rewritten_equal = bool(before) and before == _report_bytes(out)
+    verdict.analysis_equal = log_compare.analysis_quality(reference) == (
+        log_compare.analysis_quality(out)
+    )
+
+
+def _report_bytes(out: Path) -> dict[str, bytes]:
+    files = [out / n for n in REPORT_FILES] + sorted((out / "plots").glob("*"))
+    return {p.name: p.read_bytes() for p in files if p.is_file()}
+
+
+def _cli(setup: Setup, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*setup.entry, *args], env=setup.env, capture_output=True, text=True,
+                          timeout=600, check=False)  # fmt: skip
+
+
+def campaign(setup: Setup, kills: int, seed: int) -> tuple[Verdict, list[KillPoint]]:
+    """The reference, the plan, the campaign and its verdict."""
+    ref = reference_run(setup)
+    points = plan_kills(ref, quotas(kills, setup.ray_address is not None), seed)
+    return run_campaign(setup, ref, points), points
+
+
+def describe(points: list[KillPoint]) -> list[dict[str, Any]]:
+    return [{"aim": p.aim, "executor": p.executor, "trigger": p.trigger.kind,
+             "target": p.trigger.target, "count": p.trigger.count,
+             "delay_s": round(p.trigger.delay_s, 3)} for p in points]  # fmt: skip
