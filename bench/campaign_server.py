@@ -67,7 +67,9 @@ def main() -> None:
     try:
         study = sc.server_study(proxy.url, backend, args.mc, tags)
         counts = {kind: args.faults for kind in KINDS}
-        schedule = Schedule.seeded(args.seed, counts, start=2, spacing=(2, 5))
+        # a restarted llama_cpp.server takes several retries to come back: wider spacing
+        spacing = (4, 8) if args.server == "llama" else (2, 5)
+        schedule = Schedule.seeded(args.seed, counts, start=2, spacing=spacing)
         print(f"{args.server}: {args.mc} items x 2 levels, {args.faults} faults of each kind, "
               f"seed {args.seed}, client timeout {retry.timeout_s:g} s, {retry.retries} retries "
               f"over {retry.patience_s:g} s; work folder {work}")  # fmt: skip

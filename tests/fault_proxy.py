@@ -11,7 +11,8 @@ connection of its own) or injects the fault instead:
   for ``stall_s``, past the client's timeout;
 * ``5xx``: an HTTP 500, 502 or 503 answered by the proxy (a burst: the next requests too);
 * ``malformed``: ``200`` with a body that is not JSON (a streamed request gets a broken line);
-* ``drop``: the reply forwarded, then the connection cut after a random share of its bytes;
+* ``drop``: the reply forwarded, then the connection cut after a random share of its bytes
+  (half of the time just after a whole line: an NDJSON object or an SSE event);
 * ``restart``: the reply cut after part of its body and the upstream server killed, then
   started again ``restart_s`` later; while it is down the proxy closes connections without an
   answer (as a client talking to a dead server sees them fail);
@@ -287,12 +288,20 @@ class FaultProxy:
             if fault == "ok":
                 return _relay(up, conn)
             head, body = _read_reply(up)
-            cut = self.rng.randint(0, max(0, len(body) - 1))
-            conn.sendall(_with_close(head) + b"\r\n\r\n" + body[:cut])
+            conn.sendall(_with_close(head) + b"\r\n\r\n" + body[: self._cut(body)])
             if fault == "stall":
                 time.sleep(self.stall_s)
             elif fault == "restart":
                 self._take_down(self.restart_s)
+
+    def _cut(self, body: bytes) -> int:
+        """Where to cut a reply: half of the time at any byte, half of the time just after a
+        whole line (an NDJSON object, an SSE event), where a client that takes the stream's
+        end for granted would log a partial answer."""
+        ends = [i + 1 for i in range(len(body) - 1) if body[i : i + 1] == b"\n"]
+        if ends and self.rng.random() < 0.5:
+            return self.rng.choice(ends)
+        return self.rng.randint(0, max(0, len(body) - 1))
 
 
 _RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER on, 0 s: close() sends a reset

@@ -21,6 +21,7 @@ tests/test_campaign_kill.py a reduced one).
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import statistics
 import subprocess
@@ -120,7 +121,7 @@ def quotas(kills: int, ray: bool) -> dict[str, int]:
     total = sum(weights.values())
     exact = {k: kills * w / total for k, w in weights.items()}
     out = {k: max(1, int(v)) for k, v in exact.items()}
-    order = sorted(exact, key=lambda k: exact[k] - int(exact[k]), reverse=True)
+    order = sorted(exact, key=lambda k: exact[k] - out[k], reverse=True)
     i = 0
     while sum(out.values()) < kills:
         out[order[i % len(order)]] += 1
@@ -226,6 +227,27 @@ def temp_files(*folders: Path) -> list[Path]:
     return sorted(found)
 
 
+PNG_END = b"IEND\xaeB`\x82"
+
+
+def half_written(out: Path) -> list[str]:
+    """Report files a kill left incomplete: analysis.json that is not JSON, report.html
+    without its end, a plot without its PNG end (report.md has no end marker to check)."""
+    found = []
+    analysis = out / "analysis.json"
+    if analysis.exists():
+        try:
+            json.loads(analysis.read_bytes())
+        except ValueError:
+            found.append(analysis.name)
+    html = out / "report.html"
+    if html.exists() and not html.read_bytes().rstrip().endswith(b"</html>"):
+        found.append(html.name)
+    found += [f"plots/{p.name}" for p in sorted((out / "plots").glob("*.png"))
+              if not p.read_bytes().endswith(PNG_END)]  # fmt: skip
+    return found
+
+
 @dataclass
 class Kill:
     point: KillPoint
@@ -233,6 +255,13 @@ class Kill:
     rows: dict[str, int]
     temp_left: list[str]  # temporary files present right after the kill
     problems: list[str]  # verify's problems right after the kill (must be none)
+    torn_reports: list[str] = field(default_factory=list)  # half-written report files
+
+    @property
+    def on_aim(self) -> bool:
+        """It hit the phase it aimed at (a Ray driver's kill: its evaluation)."""
+        aim = self.point.aim
+        return self.hit == aim or (aim == RAY and self.hit in (EVAL, ADAPTIVE))
 
 
 @dataclass
@@ -270,7 +299,7 @@ class Verdict:
         out = [f"kills: {len(self.kills)} ({ray} of the Ray driver), missed points: "
                f"{len(self.missed)}, resumes: {self.resumes}"]  # fmt: skip
         out += [f"  {phase}: {n}" for phase, n in self.per_phase().items()]
-        aims = Counter((k.point.aim, k.hit) for k in self.kills if k.point.aim != k.hit)
+        aims = Counter((k.point.aim, k.hit) for k in self.kills if not k.on_aim)
         if aims:
             out.append("  aimed elsewhere: " + ", ".join(f"{a}->{h} {n}" for (a, h), n in
                                                           sorted(aims.items())))  # fmt: skip
@@ -278,6 +307,9 @@ class Verdict:
         out.append(f"temporary files right after a kill: {left} kills left some (replaced by "
                    "the next run)")  # fmt: skip
         out.append(f"verify problems right after kills: {sum(len(k.problems) for k in self.kills)}")
+        torn = [f for k in self.kills for f in k.torn_reports]
+        out.append(f"half-written report files right after kills: {len(torn)} {torn[:4]} "
+                   "(rewritten whole by the next run)")  # fmt: skip
         out += log_compare.lines(self.comparisons)
         compared = sum(c.compared for c in self.comparisons)
         out.append(f"rows compared: {compared}, mismatches: {self.mismatches}")
@@ -341,7 +373,8 @@ def run_campaign(
         if say is not None:
             say(f"kill {number}/{len(points)} ({point.executor}): aimed at {point.aim}, hit "
                 f"{kill.hit} after {attempt.wall_s:.1f} s; rows {kill.rows}; temporary "
-                f"files {kill.temp_left}; verify problems {len(kill.problems)}")  # fmt: skip
+                f"files {kill.temp_left}; half-written reports {kill.torn_reports}; verify "
+                f"problems {len(kill.problems)}")  # fmt: skip
     final = setup.watch(out, cache).run(None, setup.timeout_s)
     verdict.final_rc = final.rc
     verdict.wall_s = time.monotonic() - started
@@ -354,7 +387,7 @@ def _after_kill(point: KillPoint, attempt: Attempt, out: Path, cache: Path, ref:
     problems = check_run(out).problems if (out / "manifest.json").exists() else []
     left = [str(p.relative_to(out.parent)) for p in temp_files(out, cache)]
     hit = phase_hit(attempt.lines, attempt.killed_at, ref)
-    return Kill(point, hit, dict(attempt.killed_at.rows), left, problems)
+    return Kill(point, hit, dict(attempt.killed_at.rows), left, problems, half_written(out))
 
 
 REPORT_FILES = ("report.md", "report.html", "analysis.json")

@@ -44,6 +44,7 @@ def fake_study(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_kills_on_the_fake_backend_lose_nothing(tmp_path: Path) -> None:
     entry = [sys.executable, "-m", "tests.campaign_cli"]
     setup = Setup(fake_study(tmp_path), tmp_path, entry=entry, env=env(), timeout_s=300)
@@ -72,7 +73,7 @@ def engine_study(folder: Path) -> Path:
         "tasks": [{"kind": "mmlu", "per_subject": None, "n": 4},
                   {"kind": "arc_challenge", "n": 4},
                   {"kind": "generation", "per_task": 1, "tasks": ["qa"], "max_new_tokens": 12}],
-        "warmup_runs": 1, "threads": 2, "context_length": 1024, "batch_size": 4,
+        "warmup_runs": 1, "threads": 1, "context_length": 1024, "batch_size": 4,
         "decoding": {"mc_max_new_tokens": 8},
         "sampling": {"mode": "adaptive", "min_items": 4, "max_items": 8, "round": 4},
         "timing": {"multiple_choice": 2, "generation": 1, "round_items": 2, "warmup_runs": 0},
