@@ -15,6 +15,8 @@ import pytest
 from tests import server_campaign as sc
 from tests.fault_proxy import FaultProxy, Schedule
 
+pytestmark = pytest.mark.slow  # stalls past the timeout, restarts: tens of seconds
+
 KINDS = {"refuse": 2, "stall": 2, "5xx": 2, "malformed": 2, "drop": 3, "restart": 2}
 QUICK = sc.Retry(timeout_s=1.0, retries=4, backoff_s=0.1)  # 1.5 s of retries in all
 
@@ -61,4 +63,33 @@ def test_a_server_down_past_the_retries_fails_its_variant_and_the_rerun_complete
     assert first.failed_variants == ["tiny@Q8_0"], verdict.summary()  # the other one went on
     assert rest and rest[-1].failed_variants == []
     assert verdict.comparisons[0].compared == 20 and verdict.mismatches == 0
+    assert verdict.problems == [] and verdict.analysis_equal
+
+
+@pytest.mark.engine
+def test_every_fault_kind_on_a_real_llama_cpp_server_loses_nothing(tmp_path: Path) -> None:
+    """The OpenAI-compatible backend against ``python -m llama_cpp.server`` on SmolLM2 (one
+    thread): the server killed mid-reply comes back by itself (it reloads the model), within
+    the client's retries; greedy answers equal the fault-free run's."""
+    from quantmatrix.models.sources import resolve_source
+
+    model = resolve_source("smollm2-135m-instruct", "smollm2-135m-instruct").path
+    upstream = sc.LlamaUpstream(model, tmp_path / "server.log")
+    upstream.start()
+    retry = sc.Retry(timeout_s=30.0, retries=6, backoff_s=0.5)  # 31.5 s of retries
+    proxy = FaultProxy(upstream.address, Schedule(), upstream.kill, upstream.start,
+                       refuse_s=2.0, stall_s=31.0, restart_s=1.0)  # fmt: skip
+    try:
+        upstream.wait_up()
+        faults = {2: "5xx", 3: "5xx", 6: "refuse", 9: "stall", 12: "malformed", 15: "drop",
+                  18: "restart"}  # fmt: skip
+        study = sc.server_study(proxy.url, "openai", 6, dict.fromkeys(sc.TAGS, "smollm2"))
+        verdict = sc.campaign(proxy, Schedule(faults), study, retry, tmp_path)
+    finally:
+        proxy.close()
+        upstream.kill()
+    print("\n".join(verdict.summary()))
+    assert dict(verdict.counts.faults) == dict(Schedule(faults).planned())
+    assert upstream.starts == 2 and verdict.outcomes[0].failed_variants == []
+    assert verdict.comparisons[0].compared == 12 and verdict.mismatches == 0
     assert verdict.problems == [] and verdict.analysis_equal
