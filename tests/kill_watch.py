@@ -54,9 +54,10 @@ def snapshot(out: Path, cache: Path, t: float) -> Snapshot:
 @dataclass(frozen=True)
 class Trigger:
     """When to kill: ``kind`` rows (``target`` a log file, at ``count`` rows and at least one
-    row more than the attempt started with), file (a ladder file named ``target`` exists),
-    line (a progress line holding ``target``, and ``count`` rows of ``needs`` when given), or
-    time (since the start); then ``delay_s`` more."""
+        row more than the attempt started with), file (a ladder file named ``target`` written in
+    this attempt),
+        line (a progress line holding ``target``, and ``count`` rows of ``needs`` when given), or
+        time (since the start); then ``delay_s`` more."""
 
     kind: str
     target: str = ""
@@ -88,6 +89,7 @@ class Watch:
         self.cmd, self.env, self.out, self.cache = cmd, env, out, cache
         self.lines: list[tuple[float, str]] = []
         self._raw: list[str] = []
+        self._started_wall = 0.0
 
     def _read(self, proc: subprocess.Popen[bytes], started: float) -> None:
         assert proc.stderr is not None
@@ -99,7 +101,7 @@ class Watch:
                 self.lines.append((time.monotonic() - started, match.group(1)))
 
     def run(self, trigger: Trigger | None, timeout_s: float, record: bool = False) -> Attempt:
-        started = time.monotonic()
+        started, self._started_wall = time.monotonic(), time.time()
         first = snapshot(self.out, self.cache, 0.0)
         proc = subprocess.Popen(
             self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -139,12 +141,20 @@ class Watch:
         if trigger.kind == "rows":
             at_least = max(trigger.count, first.rows[trigger.target] + 1)
             return state.rows[trigger.target] >= at_least
-        if trigger.kind == "file":
-            return trigger.target in state.ladder
+        if trigger.kind == "file":  # written in this attempt (a kill leaves its file behind)
+            found = (self.cache / "ladder").glob(f"*/{trigger.target}")
+            return any(_mtime(p) >= self._started_wall for p in found)
         if trigger.kind == "line":
             seen = any(trigger.target in text for _, text in self.lines)
             return seen and (not trigger.needs or state.rows[trigger.needs] >= trigger.count)
         raise ValueError(f"unknown trigger kind {trigger.kind!r}")
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _changed(a: Snapshot, b: Snapshot) -> bool:
