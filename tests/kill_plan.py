@@ -130,9 +130,11 @@ def _line_point(ref: Timeline, aim: str, needle: str, until: float | None,
     start = ref.when_line(needle)
     if start is None:
         return None
+    count = ref.total(needs) if needs else 0
+    if needs:  # armed once the line was seen and the file holds all its rows
+        start = max(start, ref.when_rows(needs, count))
     span = max((until if until is not None else ref.wall_s) - start, 0.1)
     delay = rng.uniform(0.05, 0.75) * span
-    count = ref.total(needs) if needs else 0
     trigger = Trigger("line", needle, count, needs, delay)
     return KillPoint(aim, trigger, start + delay)
 
