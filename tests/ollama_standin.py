@@ -16,8 +16,9 @@ first token is measurably shorter than its wall time.
 Faults are scripted per generation request (``faults`` is consumed one entry per request to
 ``/api/generate`` or ``/api/chat``): ``"500"`` (HTTP 500), ``"malformed"`` (a body that is not
 JSON), ``"drop"`` (close the connection without an answer), ``"hang"`` (answer after
-``hang_s``), ``"cut"`` (a stream broken off after its first object); ``"ok"`` answers
-normally. :meth:`OllamaStandIn.stop` kills the server for good.
+``hang_s``), ``"cut"`` (a stream broken off after its first object), ``"cut_tail"`` (a
+stream broken off before its last object: the final metrics, or the usage chunk and
+``[DONE]``); ``"ok"`` answers normally. :meth:`OllamaStandIn.stop` kills the server for good.
 
 ``unsteady = True`` makes it nondeterministic at temperature 0, as a server that batches or
 caches differently from one request to the next may be: the n-th time (n > 1) the same prompt
@@ -165,6 +166,7 @@ class OllamaStandIn(LocalServer):
 class _Handler(BaseHTTPRequestHandler):
     standin: OllamaStandIn
     cut = False
+    cut_tail = False
     protocol_version = "HTTP/1.0"  # one request per connection: stop() really cuts clients off
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -195,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.end_headers()
         for i, obj in enumerate(objects):
-            if i > 0 and self.cut:
+            if (i > 0 and self.cut) or (i == len(objects) - 1 and self.cut_tail):
                 return  # the connection closes: a stream without its end
             if i > 0 and self.standin.token_delay_s:
                 time.sleep(self.standin.token_delay_s)
@@ -247,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _generation(self, body: dict[str, Any]) -> None:
         s = self.standin
         fault = s.faults.popleft() if s.faults else "ok"
-        self.cut = fault == "cut"
+        self.cut, self.cut_tail = fault == "cut", fault == "cut_tail"
         if fault == "drop":
             return  # no answer at all: the client sees the connection close
         if fault == "hang":

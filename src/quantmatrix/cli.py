@@ -20,7 +20,7 @@ from quantmatrix.manifest import RunDirError
 from quantmatrix.models.gguf_info import GGUFError
 from quantmatrix.models.ladder import QuantizeError
 from quantmatrix.models.sources import SourceError
-from quantmatrix.progress import SILENT, Reporter, RichReporter, console
+from quantmatrix.progress import SILENT, LineReporter, Reporter, RichReporter, console
 from quantmatrix.runlog import LogIntegrityError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -43,10 +43,13 @@ def warn(lines: list[str]) -> None:
 
 
 @contextmanager
-def reporter(quiet: bool) -> Iterator[Reporter]:
-    """Progress bars on stderr, or none with ``--quiet``."""
+def reporter(quiet: bool, style: str = "bars") -> Iterator[Reporter]:
+    """Progress bars on stderr, plain lines (``--progress lines``), or none with ``--quiet``."""
     if quiet:
         yield SILENT
+        return
+    if style == "lines":
+        yield LineReporter()
         return
     with RichReporter() as bars:
         yield bars
@@ -111,6 +114,10 @@ def run(
             "(another thread count) and compare them bit for bit",
         ),
     ] = None,
+    progress_style: Annotated[
+        str,
+        typer.Option("--progress", help="bars, or lines: one plain line per phase (for logs)"),
+    ] = "bars",
 ) -> None:
     """Build missing variants, evaluate them, write the run log, then the report."""
     from quantmatrix.pipeline import RunOptions, run_study
@@ -121,15 +128,19 @@ def run(
             fail("give a study file or --demo/--preset, not both")
         if study_file is None and not (demo or preset):
             fail("give a study file, or --demo for the built-in default study")
+        if progress_style not in ("bars", "lines"):
+            fail(f"unknown --progress {progress_style!r}; choose bars or lines")
         study = load_study(study_file) if study_file else preset_study(preset or "demo")
         study = with_executor(study, executor, address)
         study = with_determinism(study, check_determinism)
         options = RunOptions(out=out, force_new=force_new)
         if cache is not None:
             options = RunOptions(out=out, cache=cache, force_new=force_new)
-        with reporter(quiet) as progress:
+        with reporter(quiet, progress_style) as progress:
             outcome = run_study(study, options, progress=progress)
-        report, analysis = write_report(out)
+            progress.phase("report", 1)
+            report, analysis = write_report(out)
+            progress.advance()
     except USER_ERRORS as exc:
         fail(str(exc))
         return

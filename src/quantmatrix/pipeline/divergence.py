@@ -95,7 +95,9 @@ class BaselineStore:
         for i, (toks, ch) in enumerate(zip(self.chunks, self.stored, strict=True)):
             arrays |= {
                 f"c{i}_tokens": np.asarray(toks, dtype=np.int32),
-                f"c{i}_target": ch.target_logprobs.astype(np.float32),
+                # float64, exactly as computed: the nll sums of a resumed run's KL rows (read
+                # back from here) equal an unbroken run's (computed in memory)
+                f"c{i}_target": ch.target_logprobs.astype(np.float64),
                 **{f"c{i}_{name}": a for name, a in ch.top.arrays().items()},
             }
             if ch.full_f16 is not None:
@@ -177,7 +179,8 @@ def _store_meta(
 def _baseline_store(
     run_dir: Path, base: Variant, text: str, options: DivergenceOptions
 ) -> BaselineStore:
-    """Load the model's stored baseline rows, or compute and save them (atomically)."""
+    """Load the model's stored baseline rows, or compute and save them (atomically) and read
+    them back."""
     assert base.path is not None
     with _load(base, options, True, options.chunk_tokens) as llm:
         chunks = lg.corpus_chunks(llm, text, options.corpus_tokens, options.chunk_tokens)
@@ -190,8 +193,11 @@ def _baseline_store(
                                   options.tail_samples, seed=i)
                 for i, c in enumerate(chunks)
             ]  # fmt: skip
-            store = BaselineStore(meta, chunks, stored)
-            store.save(path)
+            BaselineStore(meta, chunks, stored).save(path)
+            # the rows as stored, so every KL row is computed from the same numbers whether
+            # the baseline was computed in this run or read back after a kill and a resume
+            store = BaselineStore.load(path, meta)
+            assert store is not None
     return store
 
 
