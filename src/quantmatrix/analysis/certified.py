@@ -146,7 +146,7 @@ def _block(
         return None
     return CertifiedBlock.model_validate(
         {
-            "baseline": f"{spec.name}@{spec.baseline_level}",
+            "baseline": spec.baseline_id,
             "design": design,
             "bench": None if bench is None else _interval(bench, "pp"),
             "bench_tiers": None if bench is None else _tiers(bench.tiers),
@@ -171,8 +171,8 @@ def _model_blocks(
     log: RunLog, spec: ModelSpec, mc: Mapping[str, Mapping[str, Item]], alpha: float
 ) -> dict[str, CertifiedBlock]:
     study = log.study
-    base_id = f"{spec.name}@{spec.baseline_level}"
-    ids = [f"{spec.name}@{lv}" for lv in spec.ordered_levels if lv != spec.baseline_level]
+    base_id = spec.baseline_id  # the ladder: by level, then KV type (ModelSpec.ordered_labels)
+    ids = [spec.variant_id(lv) for lv in spec.ordered_labels if lv != spec.baseline_label]
     gen = {vid: item_metrics(log, vid).get("key_avg", {}) for vid in [base_id, *ids]}
     ids = [v for v in ids if mc.get(v) or gen[v]]
     if not ids or not (mc.get(base_id) or gen[base_id]):

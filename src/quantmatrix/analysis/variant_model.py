@@ -155,6 +155,9 @@ class VariantSummary(AccuracyBlock):
     # the timing phase's rows (pipeline/timing.py): one request at a time, as one user sees
     # it; when given, the decision's speed figures (``speed``) come from here
     single_stream: TimingBlock | None = None
+    # the KV-cache type it ran with, when its model has a KV axis (``kv_cache`` in the study;
+    # ``level`` is then the label, e.g. Q4_K_M+kv-q8_0)
+    kv_cache: str | None = None
 
     @model_serializer(mode="wrap")
     def _only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
@@ -183,4 +186,4 @@ def batch_basis(batch_size: int | None) -> str:
     return f"at batch {batch_size}" if batch_size and batch_size > 1 else "one at a time"
 
 
-WHEN_GIVEN = ("origin", "source", "imatrix", "batch_size", "single_stream")
+WHEN_GIVEN = ("origin", "source", "imatrix", "batch_size", "single_stream", "kv_cache")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from quantmatrix.analysis.model import Analysis
 from quantmatrix.analysis.variant_model import FileInfo, MemoryInfo, VariantSummary
 from quantmatrix.decision.memory_model import MemoryRow
+from quantmatrix.kvcache import split_label
 from quantmatrix.levels import LEVELS
 
 ESTIMATE_OVERHEAD = 1.1  # the published rule of thumb: weights plus 10%
@@ -39,7 +40,8 @@ def memory_row(summary: VariantSummary) -> MemoryRow:
     """Estimate, measurement, their disagreement, and the figure the decision uses."""
     file = summary.file or FileInfo()
     mem = summary.memory or MemoryInfo()
-    estimate = estimate_bytes(file.n_params, summary.level)
+    level = split_label(summary.level)[0]  # the published estimate knows no KV cache
+    estimate = estimate_bytes(file.n_params, level)
     offloaded = bool(mem.offloaded)
     # an offloaded model is bounded by GPU memory (NVML); None there means not measured
     measured_raw = mem.vram_bytes if offloaded else mem.peak_bytes
@@ -55,7 +57,7 @@ def memory_row(summary: VariantSummary) -> MemoryRow:
         model=summary.model,
         level=summary.level,
         n_params=file.n_params,
-        nominal_bpw=LEVELS[summary.level].bits if summary.level in LEVELS else None,
+        nominal_bpw=LEVELS[level].bits if level in LEVELS else None,
         estimate_bytes=estimate,
         measured_bytes=measured,
         source=source,

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from quantmatrix.decide import TIER_BOUNDS, TIERS
 from quantmatrix.decision.model import Decision, FigureName, VariantRow
-from quantmatrix.levels import RANK
+from quantmatrix.kvcache import label_rank
 from quantmatrix.report.fmt import MISSING
 
 DPI = 100
@@ -35,7 +35,7 @@ def _color(tier: str | None) -> str:
 
 
 def _levels(rows: Sequence[VariantRow]) -> list[str]:
-    return sorted({r.level for r in rows}, key=lambda lv: (RANK.get(lv, len(RANK)), lv))
+    return sorted({r.level for r in rows}, key=lambda lv: (label_rank(lv), lv))
 
 
 def _models(rows: Sequence[VariantRow]) -> list[str]:
@@ -69,7 +69,7 @@ def plot_accuracy(decision: Decision) -> Figure:
     fig = Figure(figsize=(11, 6.5), dpi=DPI, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, model in zip(axes, models, strict=False):
-        mine = sorted((r for r in rows if r.model == model), key=lambda r: RANK.get(r.level, 99))
+        mine = sorted((r for r in rows if r.model == model), key=lambda r: label_rank(r.level))
         known = [(r, r.accuracy) for r in mine if r.accuracy is not None]
         mine = [r for r, _ in known]
         if not mine:
