@@ -16,6 +16,7 @@ from quantmatrix.models.sources import ResolvedSource
 from quantmatrix.runlog import (
     KLD,
     MANIFEST,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
@@ -79,6 +80,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             SCORES,
             KLD,
             TIMING,
+            MEMORY,
             "report.md",
             "report.html",
             "analysis.json",
@@ -116,6 +118,8 @@ def record_sources(
             "level": variant.level,
             "model": variant.model,
             "imatrix": dict(variant.imatrix) if variant.imatrix else None,
+            # the KV-cache type, for a variant of a KV axis other than f16 (one file per level)
+            **({"kv_cache": variant.kv_cache} if variant.label != variant.level else {}),
         }
     write_json_atomic(out / MANIFEST, manifest)
 

@@ -15,11 +15,18 @@ from quantmatrix.analysis.certified_model import CertifiedBlock
 from quantmatrix.analysis.divergence_model import Divergence
 from quantmatrix.analysis.generation import generation_summaries
 from quantmatrix.analysis.stats.describe import wilson_ci
-from quantmatrix.analysis.variant_model import VariantSummary
+from quantmatrix.analysis.variant_model import ContextMemoryPoint, VariantSummary
 from quantmatrix.config import ModelSpec
 from quantmatrix.decide import tier
 from quantmatrix.kvcache import split_label
-from quantmatrix.runlog import RunLog, SampleRow, SampleTiming, TimingRow, VariantRow
+from quantmatrix.runlog import (
+    ContextMemoryRow,
+    RunLog,
+    SampleRow,
+    SampleTiming,
+    TimingRow,
+    VariantRow,
+)
 from quantmatrix.tasks import multiple_choice
 
 
@@ -130,6 +137,7 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
         by_variant[row.variant].append(row)
     meta = _last_variant_rows(log)
     timed = _timing_rows(log)
+    memory = _memory_rows(log)
     generation = generation_summaries(log)
     out: list[dict[str, Any]] = []
     for spec in study.models:
@@ -160,10 +168,26 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
                 **_batch_field(meta.get(vid) or {}),
                 **_single_stream_field(timed.get(vid, [])),
                 **_kv_field(spec, level),
+                **_context_memory_field(memory.get(vid, [])),
             }
             out.append(summary)
         _add_deltas([s for s in out if s["model"] == spec.name], spec.baseline_label)
     return out
+
+
+def _memory_rows(log: RunLog) -> dict[str, list[ContextMemoryRow]]:
+    by_variant: dict[str, list[ContextMemoryRow]] = defaultdict(list)
+    for row in sorted(log.memory, key=lambda r: r.key):
+        by_variant[row.variant].append(row)
+    return by_variant
+
+
+def _context_memory_field(rows: list[ContextMemoryRow]) -> dict[str, Any]:
+    """The memory phase's points, when it ran for the variant (older logs: nothing)."""
+    if not rows:
+        return {}
+    names = ContextMemoryPoint.model_fields
+    return {"context_memory": [{k: getattr(r, k) for k in names} for r in rows]}
 
 
 def _kv_field(spec: ModelSpec, label: str) -> dict[str, Any]:

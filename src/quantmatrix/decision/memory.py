@@ -2,7 +2,9 @@
 
 The measured figure wins when present; otherwise the estimate is used, and every row says which.
 The measured figure is the process's RSS peak, or, for a model offloaded to a GPU, the GPU
-memory NVML saw the process hold (the RSS stays beside it as ``rss_bytes``).
+memory NVML saw the process hold (the RSS stays beside it as ``rss_bytes``); where the memory
+phase measured the variant at the study's own context length (a fresh process, the context
+filled: ``pipeline/memory.py``), that figure is used instead.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ def _verdict(error_pct: float | None, measured: int | None, estimate: float | No
     return f"estimate misleads: {abs(error_pct):.0f}% {side}"
 
 
-def memory_row(summary: VariantSummary) -> MemoryRow:
-    """Estimate, measurement, their disagreement, and the figure the decision uses."""
+def memory_row(summary: VariantSummary, context_length: int | None = None) -> MemoryRow:
+    """Estimate, measurement, their disagreement, and the figure the decision uses (the
+    memory phase's at ``context_length``, the study's, where it measured that length)."""
     file = summary.file or FileInfo()
     mem = summary.memory or MemoryInfo()
     level = split_label(summary.level)[0]  # the published estimate knows no KV cache
@@ -47,6 +50,10 @@ def memory_row(summary: VariantSummary) -> MemoryRow:
     measured_raw = mem.vram_bytes if offloaded else mem.peak_bytes
     measured = None if measured_raw is None else int(measured_raw)
     source = (None if mem.gpu is None else mem.gpu.source) if offloaded else mem.source
+    point = next((p for p in summary.context_memory or () if p.n_ctx == context_length), None)
+    if point is not None:
+        measured, offloaded = point.peak_bytes, point.vram_bytes is not None
+        source = f"memory phase at {point.n_ctx} tokens: {point.basis}"
     error_pct = None
     if measured and estimate is not None:
         error_pct = 100.0 * (estimate - measured) / measured
@@ -72,4 +79,4 @@ def memory_row(summary: VariantSummary) -> MemoryRow:
 
 
 def memory_rows(analysis: Analysis) -> list[MemoryRow]:
-    return [memory_row(s) for s in analysis.variants]
+    return [memory_row(s, analysis.context_length) for s in analysis.variants]

@@ -1,4 +1,5 @@
-"""Run a study, phase after phase: ladder, evaluate, timing, divergence, score; resumable.
+"""Run a study, phase after phase: ladder, evaluate, timing, memory, divergence, score;
+resumable.
 
 The run log is the single source of truth: a unit of work whose row is already in the log is
 never done again (``resume.py``), so re-running the same command resumes where a crash or kill
@@ -22,6 +23,7 @@ from quantmatrix.pipeline.adaptive import evaluate_in_rounds
 from quantmatrix.pipeline.divergence import run_divergence_phase
 from quantmatrix.pipeline.evaluate import BackendFactory, EvalLogs, evaluate_all
 from quantmatrix.pipeline.ladder import build_variants
+from quantmatrix.pipeline.memory import run_memory_phase
 from quantmatrix.pipeline.resume import logged_keys
 from quantmatrix.pipeline.score import Scorer, score_run
 from quantmatrix.pipeline.timing import run_timing_phase
@@ -45,6 +47,8 @@ class RunOutcome:
     scored: int = 0
     timed: int = 0  # single-stream timing rows written (pipeline/timing.py)
     failed_variants: list[str] = field(default_factory=list)
+    memory_rows: int = 0  # memory vs context rows written (pipeline/memory.py)
+    memory_failed: list[str] = field(default_factory=list)  # one line per failed measurement
 
 
 def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
@@ -99,7 +103,9 @@ def run_study(
     failed = evaluated.failed_variants
     answered = [(s, v) for s, v in variants if v.id not in failed]
     timed = run_timing_phase(study, out, answered, samples, backend_factory, session, progress)
+    memory = run_memory_phase(study, out, variants, session, progress)
     run_divergence_phase(study, out, [v for _, v in variants], progress)
     scored = score_run(out, progress, scorer)
     failed += [v for v in timed.failed_variants if v not in failed]
-    return RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows, failed)
+    outcome = RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows, failed)
+    return replace(outcome, memory_rows=memory.rows, memory_failed=memory.failed)

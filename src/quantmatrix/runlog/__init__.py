@@ -11,6 +11,7 @@ from quantmatrix.runlog.files import (
     KLD,
     LOG_FILES,
     MANIFEST,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
@@ -27,6 +28,7 @@ from quantmatrix.runlog.files import (
 )
 from quantmatrix.runlog.log import RunLog
 from quantmatrix.runlog.rows import (
+    ContextMemoryRow,
     KldRow,
     LetterStats,
     LogRow,
@@ -42,11 +44,13 @@ __all__ = [
     "KLD",
     "LOG_FILES",
     "MANIFEST",
+    "MEMORY",
     "SAMPLES",
     "SCORES",
     "TIMING",
     "VARIANTS",
     "AppendLog",
+    "ContextMemoryRow",
     "KldRow",
     "LetterStats",
     "LineProblem",

@@ -23,8 +23,10 @@ VARIANTS = "variants.jsonl"
 SCORES = "scores.jsonl"
 KLD = "kld.jsonl"
 TIMING = "timing.jsonl"
+MEMORY = "memory.jsonl"
 MANIFEST = "manifest.json"
-LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING)
+LOG_FILES: tuple[str, ...] = (SAMPLES, VARIANTS, SCORES, KLD, TIMING)
+LOG_FILES += (MEMORY,)
 
 
 def canonical_json(obj: Any) -> str:

@@ -11,7 +11,14 @@ from typing import Any
 from quantmatrix.config import Study
 from quantmatrix.runlog.check import load_rows
 from quantmatrix.runlog.files import MANIFEST, read_manifest
-from quantmatrix.runlog.rows import KldRow, SampleRow, ScoreRow, TimingRow, VariantRow
+from quantmatrix.runlog.rows import (
+    ContextMemoryRow,
+    KldRow,
+    SampleRow,
+    ScoreRow,
+    TimingRow,
+    VariantRow,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,7 @@ class RunLog:
     kld: list[KldRow] = field(default_factory=list)
     timing: list[TimingRow] = field(default_factory=list)  # the single-stream subset's rows
     warnings: list[str] = field(default_factory=list)  # rows ignored on read, one line a file
+    memory: list[ContextMemoryRow] = field(default_factory=list)  # memory vs context
 
     @classmethod
     def load(cls, run_dir: Path) -> RunLog:
@@ -41,6 +49,7 @@ class RunLog:
         scores = load_rows(run_dir, ScoreRow, manifest)
         kld = load_rows(run_dir, KldRow, manifest)
         timing = load_rows(run_dir, TimingRow, manifest)
+        memory = load_rows(run_dir, ContextMemoryRow, manifest)
         return cls(
             samples=samples.rows,
             variants=variants.rows,
@@ -54,7 +63,9 @@ class RunLog:
                 *scores.warnings,
                 *kld.warnings,
                 *timing.warnings,
+                *memory.warnings,
             ],
+            memory=memory.rows,
         )
 
     @cached_property

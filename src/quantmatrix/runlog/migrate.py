@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from quantmatrix.runlog.files import (
     KLD,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
@@ -48,6 +49,7 @@ STEPS: dict[str, dict[int, Step]] = {
     SCORES: {},
     KLD: {},
     TIMING: {},
+    MEMORY: {},
 }
 
 
