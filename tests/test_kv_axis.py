@@ -105,6 +105,7 @@ def test_a_fake_study_runs_every_pair_against_the_f16_baseline(tmp_path: Path) -
     for vid, summary in by_id.items():  # each pair is compared with the one baseline
         if vid != "m@F16":
             assert summary.certified is not None and summary.certified.baseline == "m@F16"
+            assert "(by level, then KV-cache type)" in summary.certified.family_rule
             assert summary.delta_pp is not None
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Q4_K_M+kv-q8_0" in report

@@ -50,16 +50,20 @@ def signal_alpha(study: Study) -> float:
     return study_alpha(study)
 
 
-def family_rule(design: str, alpha: float) -> str:
-    """The family-wise rule in words."""
+def family_rule(design: str, alpha: float, kv_axis: bool = False) -> str:
+    """The family-wise rule in words (``kv_axis``: the ladder holds (level, KV type) pairs,
+    ordered by level, then KV type: one fixed sequence over all of them)."""
     how = (
         "betting confidence sequences (anytime-valid, any stopping round)"
         if design == "adaptive"
         else f"{CERTIFY_METHOD} score intervals (benchmark) and delta-method intervals (generation)"
     )
+    above = "every level above it"
+    if kv_axis:
+        above = "every variant above it (by level, then KV-cache type)"
     return (
         f"fixed sequence down the ladder: a variant's certified bound is the worst lower end "
-        f"of it and every level above it; {how} at two-sided alpha {alpha:.4g} each, so the "
+        f"of it and {above}; {how} at two-sided alpha {alpha:.4g} each, so the "
         f"chance that any tier of the model's ladder is certified better than its true tier "
         f"is at most {FAMILY_ALPHA:g} (union bound over the tier bounds and signals)"
     )
@@ -160,7 +164,7 @@ def _block(
             "flips": ev.flips,
             "same_answer": ev.same,
             "unparsed": ev.unparsed,
-            "family_rule": family_rule(design, alpha),
+            "family_rule": family_rule(design, alpha, spec.kv_cache is not None),
             "items_used": 0 if bench is None else bench.interval.n,
             "items_fixed": items_fixed,
         }
