@@ -109,3 +109,44 @@ def test_a_fake_study_runs_every_pair_against_the_f16_baseline(tmp_path: Path) -
             assert summary.delta_pp is not None
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Q4_K_M+kv-q8_0" in report
+
+
+def test_a_ray_actor_asks_for_the_memory_of_its_kv_type(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from quantmatrix.engine.tiny_model import write_tiny_llama
+    from quantmatrix.models.gguf_info import kv_cache_bytes, read_info
+    from quantmatrix.models.ladder import Variant
+    from quantmatrix.pipeline.executors.placement import MEMORY_MARGIN, memory_bytes
+
+    path = write_tiny_llama(tmp_path / "tiny.gguf")
+    study = parse_study(kv_study(kv_cache=["f16", "q4_0"]))
+    f16 = Variant("m", "F16", path, read_info(path), "x", "F16", False)
+    q4 = replace(f16, kv_cache="q4_0")
+    assert q4.id == "m@F16+kv-q4_0" and q4.path == f16.path  # one file for both
+    size, ctx = path.stat().st_size, study.context_length
+    assert memory_bytes(f16, study) == int((size + kv_cache_bytes(path, ctx)) * MEMORY_MARGIN)
+    kv_q4 = kv_cache_bytes(path, ctx, "q4_0")
+    assert kv_q4 is not None and memory_bytes(q4, study) == int((size + kv_q4) * MEMORY_MARGIN)
+
+
+def test_an_ollama_variant_names_the_server_kv_type_and_has_no_memory_phase(
+    tmp_path: Path,
+) -> None:
+    from tests.ollama_standin import OllamaStandIn
+
+    server = OllamaStandIn(models={"tiny:q4_K_M": 300_000_000}).start()
+    try:
+        model = {"name": "tiny", "backend": "ollama", "endpoint": server.url, "source": "tiny",
+                 "levels": ["Q4_K_M"], "kv_cache": ["q8_0"]}  # fmt: skip
+        data = fake_study_dict(models=[model], tasks=[{"kind": "arc_challenge", "n": 3}])
+        study = parse_study({**data, "memory": {"contexts": [4096]}})
+        outcome = run_study(study, RunOptions(tmp_path / "run", tmp_path / "cache"))
+    finally:
+        server.stop()
+    assert not outcome.failed_variants and outcome.memory_rows == 0  # a server's own memory
+    log = RunLog.load(tmp_path / "run")
+    assert {r.variant for r in log.samples} == {"tiny@Q4_K_M+kv-q8_0"}
+    (row,) = log.variants
+    assert row.backend["kv_cache"] == {"type": "q8_0", "set_by": "the server"}
+    assert row.backend["tag"] == "tiny:q4_K_M"  # the level's tag: the KV type is no tag
