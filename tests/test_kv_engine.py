@@ -81,10 +81,14 @@ def test_the_batched_context_keeps_the_kv_type(tmp_path: Path) -> None:
 
 def test_the_memory_child_reads_llama_cpp_buffers(tmp_path: Path) -> None:
     path = write_tiny_llama(tmp_path / "tiny.gguf")
+    ballast = bytearray(512 * 2**20)  # this process's peak must not be the child's
+    ballast[::4096] = b"\x01" * len(ballast[::4096])
     found = {}
     for kv in ("f16", "q8_0", "q4_0"):
         engine = EngineSettings(kv_cache=kv)
         found[kv] = measure(ChildJob(path, 1024, engine, 2, "full"))
+    del ballast
+    assert all(m.rss_peak_bytes < 256 * 2**20 for m in found.values())
     f16, q4 = found["f16"], found["q4_0"]
     assert f16.kv_bytes == kv_cache_bytes(path, 1024)  # 2 MiB: llama.cpp's log matches
     # llama.cpp logs MiB with two decimals: equal to within 0.005 MiB

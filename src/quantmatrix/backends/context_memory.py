@@ -5,8 +5,9 @@ variant's KV-cache type and flash attention, this machine's GPU layers and buffe
 context of ``n_ctx`` tokens, batches of 512), and fills the context by decoding token ids:
 
 - ``fill: full``: ``n_ctx - 1`` tokens, so every KV cell is written and the compute buffers
-  have run at the full context; the figure is the child's peak RSS (the kernel's
-  ``ru_maxrss``), the true peak of a full context.
+  have run at the full context; the figure is the child's peak RSS (the kernel's high-water
+  mark ``VmHWM``, which starts afresh at ``exec``: ``ru_maxrss`` would carry the parent's peak
+  over), the true peak of a full context.
 - ``fill: batch``: one batch of 512 tokens (every weight touched, the KV cache already
   allocated and zeroed by llama.cpp at creation); the figure is the larger of the peak RSS and
   the RSS before loading plus every buffer llama.cpp allocated (model, KV, compute, output),
@@ -137,10 +138,16 @@ def measure_variant(variant: Variant, spec: ModelSpec, study: Study, n_ctx: int)
     return measure(ChildJob(Path(variant.path), n_ctx, engine, threads, fill))
 
 
+def peak_rss() -> int:
+    """This process's peak RSS since it was exec'd: ``VmHWM`` of ``/proc/self/status``."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    raise BackendError("no VmHWM in /proc/self/status: peak memory is measured on Linux only")
+
+
 def _child(job: ChildJob) -> dict[str, Any]:
     """Open, fill, read; everything the parent needs as one JSON line."""
-    import resource
-
     import llama_cpp
     import psutil
 
@@ -166,7 +173,7 @@ def _child(job: ChildJob) -> dict[str, Any]:
     started = time.perf_counter()
     llm.eval([(7919 * i + 13) % vocab for i in range(n_fill)])
     fill_s = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = peak_rss()
     vram = gpu_bytes(nvml.read(), gpu_before) if nvml else None
     sizes = buffer_sizes("".join(said))
     allocated = sum(sizes.values())
