@@ -10,7 +10,9 @@ need flash attention, so the control separates its effect from the cache's):
   turn per item (the same load for each), engine-native prompt and decode tok/s; and one long
   prompt of ``--long`` tokens evaluated per type (prompt tok/s at a fuller context);
 - agreement with f16: identical replies, the same letter read, the same most probable letter,
-  the largest letter-probability difference, accuracy.
+  the largest letter-probability difference, accuracy; and token-level KL(f16 || type) with
+  the top-token agreement over ``--kl-tokens`` tokens of the items' own text (full softmax,
+  chunks of 256 from an empty cache, as the KL phase).
 
 Ratios are against f16 in the same run. Run with ``nice``; a shared machine's load moves
 absolute figures, less so ratios taken item by item.
@@ -106,6 +108,41 @@ def long_prompt(backend: LlamaCppBackend, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+def token_kl(path: Path, threads: int, n_tokens: int, text: str) -> None:
+    """KL(f16 || type) per token and the top-token agreement, every arm on the same chunks."""
+    import numpy as np
+
+    from quantmatrix.engine.load import open_llama
+    from quantmatrix.scoring import logits as lg
+
+    def logprobs(arm: Arm) -> list[np.ndarray]:
+        extra = {"flash_attn": True} if arm.name == "f16+fa" else {}
+        llm = open_llama(path, arm.engine, n_ctx=256, n_batch=256, n_threads=threads,
+                         n_threads_batch=threads, logits_all=True, **extra)  # fmt: skip
+        chunks = lg.corpus_chunks(llm, text, n_tokens, 256)
+        out = []
+        for chunk in chunks:
+            x = lg.token_logits(llm, chunk).astype(np.float64)
+            x -= x.max(axis=1, keepdims=True)
+            out.append(x - np.log(np.exp(x).sum(axis=1, keepdims=True)))
+        llm.close()
+        return out
+
+    every = arms(machine_settings(0))
+    ref = logprobs(every[0])
+    print(
+        f"\ntoken KL vs f16 ({sum(len(c) for c in ref)} positions) | KL mean | KL p99 | "
+        "same top token"
+    )
+    for arm in every[1:]:
+        got = logprobs(arm)
+        pairs = list(zip(ref, got, strict=True))
+        kl = np.concatenate([(np.exp(p) * (p - q)).sum(axis=1) for p, q in pairs])
+        same = np.concatenate([p.argmax(axis=1) == q.argmax(axis=1) for p, q in pairs])
+        print(f"{arm.name:6} | {kl.mean():.4g} | {np.percentile(kl, 99):.4g} | "
+              f"{same.mean():.3f}")  # fmt: skip
+
+
 def _top(p: Sequence[float]) -> int:
     return max(range(len(p)), key=p.__getitem__)
 
@@ -160,6 +197,7 @@ def main() -> None:
     parser.add_argument("--full", type=int, default=None, help="also fill N tokens whole")
     parser.add_argument("--long", type=int, default=1536, help="long prompt tokens (0: skip)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--kl-tokens", type=int, default=512, help="0: skip token KL")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     threads = args.threads or os.cpu_count() or 1
@@ -203,6 +241,11 @@ def main() -> None:
         print(f"{name:6} | {agreement(ref, t, inputs)}")
     for b in backends.values():
         b.close()
+    if args.kl_tokens:
+        from quantmatrix.scoring import logits as lg
+        from quantmatrix.tasks.plan import mc_items
+
+        token_kl(path, threads, args.kl_tokens, lg.corpus_text(mc_items(study)))
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
