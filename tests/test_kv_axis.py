@@ -150,3 +150,14 @@ def test_an_ollama_variant_names_the_server_kv_type_and_has_no_memory_phase(
     (row,) = log.variants
     assert row.backend["kv_cache"] == {"type": "q8_0", "set_by": "the server"}
     assert row.backend["tag"] == "tiny:q4_K_M"  # the level's tag: the KV type is no tag
+
+
+def test_the_kv_preset_has_the_axis_and_memory_vs_context() -> None:
+    from quantmatrix.cli import PRESETS, preset_study
+
+    assert "kv" in PRESETS
+    study = preset_study("kv")
+    spec = study.models[0]
+    assert spec.baseline_id == "qwen2.5-coder-0.5b-instruct@Q8_0"
+    assert len(spec.ordered_labels) == 6 and "Q4_K_M+kv-q4_0" in spec.ordered_labels
+    assert study.memory is not None and study.memory.lengths(study.context_length) == [2048, 8192]
