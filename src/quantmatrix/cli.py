@@ -29,7 +29,7 @@ USER_ERRORS = (
     ConfigError, DataError, RunDirError, SourceError, GGUFError, QuantizeError, BackendError,
     FileNotFoundError, LogIntegrityError,
 )  # fmt: skip
-PRESETS = ("demo", "tr125", "tiny")
+PRESETS = ("demo", "tr125", "tiny", "kv")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -93,7 +93,9 @@ def run(
         "runs/latest"
     ),
     demo: Annotated[bool, typer.Option("--demo", help="the built-in default study")] = False,
-    preset: Annotated[str | None, typer.Option(help="a built-in study: demo, tr125, tiny")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="a built-in study: demo, tr125, tiny, kv")
+    ] = None,
     force_new: Annotated[bool, typer.Option("--force-new", help="move a different run aside")] = (
         False
     ),
@@ -150,6 +152,7 @@ def run(
     from quantmatrix.report.summary import terminal_summary
 
     warn(list(analysis.log_warnings))
+    warn([f"memory not measured: {line}" for line in outcome.memory_failed])
     for part in terminal_summary(decide(analysis, Policy()), console.width):  # the report's opening
         console.print(part, highlight=False)
     if (line := determinism_line(analysis)) is not None:

@@ -104,6 +104,12 @@ def recommend_cmd(
     conservative: Annotated[
         bool, typer.Option(help="point basis: rank by the CI's lower bound")
     ] = False,
+    context: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="memory at this context length (tokens), from the study's memory phase"
+        ),
+    ] = None,
 ) -> None:
     """The best variant that fits a memory budget, with its guarantee, ties and runners-up."""
     from quantmatrix.decision.recommend import recommend
@@ -115,7 +121,7 @@ def recommend_cmd(
             raise DecisionError(f"unknown basis {basis!r}; choose certified or point")
         rec = recommend(
             _load(run_dir), gb, min_accuracy, max_tier, objective, conservative,
-            basis="point" if basis == "point" else "certified", model=model,
+            basis="point" if basis == "point" else "certified", model=model, context=context,
         )  # fmt: skip
     except DecisionError as exc:
         _fail(str(exc))

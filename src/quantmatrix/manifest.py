@@ -17,6 +17,7 @@ from quantmatrix.runlog import (
     DETERMINISM,
     KLD,
     MANIFEST,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
@@ -81,6 +82,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             KLD,
             TIMING,
             DETERMINISM,
+            MEMORY,
             "report.md",
             "report.html",
             "analysis.json",
@@ -118,6 +120,8 @@ def record_sources(
             "level": variant.level,
             "model": variant.model,
             "imatrix": dict(variant.imatrix) if variant.imatrix else None,
+            # the KV-cache type, for a variant of a KV axis other than f16 (one file per level)
+            **({"kv_cache": variant.kv_cache} if variant.label != variant.level else {}),
         }
     write_json_atomic(out / MANIFEST, manifest)
 

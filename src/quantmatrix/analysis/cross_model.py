@@ -101,7 +101,7 @@ def cross_model_pairs(log: RunLog, alpha: float = CROSS_ALPHA) -> tuple[CrossMod
     items = mc_items(log)
     order = _order(log, items)
     ids = [
-        [f"{m.name}@{lv}" for lv in m.ordered_levels if items.get(f"{m.name}@{lv}")]
+        [m.variant_id(lb) for lb in m.ordered_labels if items.get(m.variant_id(lb))]
         for m in study.models
     ]
     found = []

@@ -110,7 +110,7 @@ def summarize_determinism(log: RunLog) -> Determinism | None:
     """The check's figures, in the study's variant order; None when the run has no rows."""
     if not log.determinism:
         return None
-    order = [f"{m.name}@{lv}" for m in log.study.models for lv in m.ordered_levels]
+    order = [m.variant_id(lb) for m in log.study.models for lb in m.ordered_labels]
     by_variant: dict[str, list[DeterminismRow]] = {}
     for row in sorted(log.determinism, key=lambda r: r.key):
         by_variant.setdefault(row.variant, []).append(row)

@@ -133,7 +133,7 @@ def pair_runs(a: RunLog, b: RunLog, alpha: float = 0.05) -> RunsAgreement:
         "generation signals left out: the two runs were scored with different models"
     )  # fmt: skip
     measured_a, measured_b = {r.variant for r in a.samples}, {r.variant for r in b.samples}
-    order = [f"{m.name}@{lv}" for m in a.study.models for lv in m.ordered_levels]
+    order = [m.variant_id(lb) for m in a.study.models for lb in m.ordered_labels]
     variants = []
     for variant in order:
         if variant not in measured_a or variant not in measured_b:

@@ -21,6 +21,7 @@ from quantmatrix.backends.base import (
 )
 
 if TYPE_CHECKING:
+    from quantmatrix.backends.context_memory import ContextMemory
     from quantmatrix.config import ModelSpec, Study
     from quantmatrix.models.ladder import Variant
 
@@ -120,6 +121,28 @@ class FakeBackend:
 
     def close(self) -> None:
         pass
+
+
+FAKE_MODEL_BYTES = 100 * 2**20
+FAKE_KV_BYTES_PER_TOKEN = 24 * 2**10  # at f16; a KV type scales it by its bytes per value
+
+
+def context_memory(variant: Variant, spec: ModelSpec, study: Study, n_ctx: int) -> ContextMemory:
+    """The registry's memory probe for the fake backend: a scripted figure, linear in the
+    context and scaled by the KV type, so the memory phase and the decision run without a
+    model (a fixed model size by the level's nominal bits, plus the KV cache)."""
+    from quantmatrix.backends.context_memory import ContextMemory
+    from quantmatrix.kvcache import KV_TYPES, needs_flash_attn
+    from quantmatrix.levels import check_level
+
+    model = round(FAKE_MODEL_BYTES * check_level(variant.level).bits / 16)
+    kv = round(FAKE_KV_BYTES_PER_TOKEN * KV_TYPES[variant.kv_cache].bytes_per_value / 2 * n_ctx)
+    return ContextMemory(
+        n_ctx=n_ctx, kv_cache=variant.kv_cache, flash_attn=needs_flash_attn(variant.kv_cache),
+        fill="full", filled_tokens=n_ctx - 1, peak_bytes=model + kv, basis="fake",
+        rss_before_bytes=0, rss_peak_bytes=model + kv, model_bytes=model, kv_bytes=kv,
+        compute_bytes=0, output_bytes=0, vram_bytes=None, offloaded=False, fill_s=0.0,
+    )  # fmt: skip
 
 
 def create(variant: Variant, spec: ModelSpec, study: Study) -> FakeBackend:

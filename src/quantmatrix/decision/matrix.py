@@ -28,7 +28,7 @@ from quantmatrix.decision.model import (
     TaskDifferential,
     VariantRow,
 )
-from quantmatrix.levels import RANK
+from quantmatrix.kvcache import label_rank
 
 
 def variant_rows(analysis: Analysis, cost_per_hour: float | None = None) -> list[VariantRow]:
@@ -191,8 +191,9 @@ def tier_counts(rows: Sequence[VariantRow]) -> dict[str, int]:
     return counts
 
 
-def _rank(level: str) -> int:
-    return RANK.get(level, len(RANK))
+def _rank(level: str) -> tuple[int, int]:
+    """Down the ladder: the level, then the KV type of a ``LEVEL+kv-TYPE`` label."""
+    return label_rank(level)
 
 
 def ladders(rows: Sequence[VariantRow]) -> dict[str, list[VariantRow]]:

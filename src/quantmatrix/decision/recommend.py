@@ -11,6 +11,7 @@ from quantmatrix.decision import DecisionError
 from quantmatrix.decision.answer import cross_comparisons
 from quantmatrix.decision.answer_model import CrossComparison
 from quantmatrix.decision.choose import OBJECTIVES, TIE_RULE, choose, score
+from quantmatrix.decision.context_memory import at_context
 from quantmatrix.decision.cost import hourly_rate
 from quantmatrix.decision.cross import CrossIndex, admitted
 from quantmatrix.decision.guarantee import guarantee, undecided_line
@@ -65,7 +66,8 @@ class Bars:
 def _rejection(row: VariantRow, bars: Bars) -> str | None:
     """Why a row does not qualify (the first failed criterion), or None when it does."""
     if bars.memory_gb is not None and row.memory_bytes is None:
-        return "memory unknown"
+        not_at = row.memory_basis.startswith("not measured at")
+        return row.memory_basis if not_at else "memory unknown"
     if not fits(row, bars.memory_gb):
         return f"need more than {bars.memory_gb:g} GB"
     if row.tier is None:
@@ -149,12 +151,17 @@ def recommend(
     *,
     basis: Basis = "certified",
     model: str | None = None,
+    context: int | None = None,
 ) -> Recommendation:
     """The best variant that fits ``memory_gb`` (None: any) and the quality bars, with
     runners-up; on the certified basis (default) never one whose certified tier is worse than
-    ``max_tier``, and variants the data cannot separate are a tie broken by ``objective``."""
+    ``max_tier``, and variants the data cannot separate are a tie broken by ``objective``.
+    ``context``: memory at that many tokens, from the memory phase (``context_memory.py``);
+    None: at the study's context length, as measured while evaluating."""
     _check(max_tier, objective, min_accuracy, basis)
     rows = _rows(analysis, model, cost_per_hour)
+    if context is not None:
+        rows = at_context(analysis, rows, context)
     bars = Bars(memory_gb, min_accuracy, max_tier, conservative, basis)
     rejected: dict[str, int] = {}
     ok, held = [], []
@@ -245,7 +252,7 @@ def validate(analysis: Analysis, variant: str, cost_per_hour: float | None = Non
             cheaper_x=row.cheaper_x,
             baseline_level=row.baseline_level,
         ),
-        memory=memory_row(summary),
+        memory=memory_row(summary, analysis.context_length),
         summary=describe(row),
         certified="" if row.certified_tier is None else guarantee(row),
     )

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from quantmatrix.kvcache import DEFAULT_KV, kv_bytes
+
 GGUF_MAGIC = b"GGUF"
 
 # llama.cpp's enum llama_ftype values, as written in general.file_type
@@ -159,9 +161,10 @@ def read_info(path: Path) -> GGUFInfo:
     )
 
 
-def kv_cache_bytes(path: Path, n_ctx: int) -> int | None:
-    """The F16 KV cache of ``n_ctx`` tokens the file's model needs (None: the header lacks the
-    attention sizes): 2 (K and V) x layers x KV heads x head size x 2 bytes per token."""
+def kv_cache_bytes(path: Path, n_ctx: int, kv_type: str = DEFAULT_KV) -> int | None:
+    """The KV cache of ``n_ctx`` tokens the file's model needs (None: the header lacks the
+    attention sizes): 2 (K and V) x layers x KV heads x head size x the type's bytes per value
+    (2 for f16; ``kvcache.kv_bytes``)."""
     try:
         kv, _, _ = _scan(path)
     except (OSError, EOFError, ValueError, struct.error):
@@ -175,4 +178,4 @@ def kv_cache_bytes(path: Path, n_ctx: int) -> int | None:
     kv_heads = kv_heads if isinstance(kv_heads, int) and kv_heads > 0 else heads
     head_size = kv.get(f"{arch}.attention.key_length")
     head_size = head_size if isinstance(head_size, int) and head_size > 0 else embd // heads
-    return 2 * layers * kv_heads * head_size * 2 * n_ctx
+    return int(kv_bytes(n_ctx, layers, kv_heads * head_size, kv_type))

@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def _load(v: Variant, options: DivergenceOptions, logits_all: bool, n_ctx: int) 
     from quantmatrix.engine.settings import machine_settings
 
     assert v.path is not None
-    engine = machine_settings(options.gpu_layers.get(v.model))
+    engine = replace(machine_settings(options.gpu_layers.get(v.model)), kv_cache=v.kv_cache)
     llm = open_for_eval(v.path, n_ctx, options.threads, logits_all, engine=engine)
     try:
         yield llm
@@ -143,7 +143,7 @@ def kld_row(
     return KldRow(
         variant=variant.id,
         model=variant.model,
-        level=variant.level,
+        level=variant.label,
         baseline=baseline,
         corpus_sha256=meta["corpus_sha256"],
         corpus_source=meta["corpus_source"],

@@ -1,5 +1,5 @@
-"""Run a study, phase after phase: ladder, evaluate, timing, determinism, divergence, score;
-resumable.
+"""Run a study, phase after phase: ladder, evaluate, timing, determinism, memory, divergence,
+score; resumable.
 
 The run log is the single source of truth: a unit of work whose row is already in the log is
 never done again (``resume.py``), so re-running the same command resumes where a crash or kill
@@ -24,6 +24,7 @@ from quantmatrix.pipeline.determinism import run_determinism_phase
 from quantmatrix.pipeline.divergence import run_divergence_phase
 from quantmatrix.pipeline.evaluate import BackendFactory, EvalLogs, evaluate_all
 from quantmatrix.pipeline.ladder import build_variants
+from quantmatrix.pipeline.memory import run_memory_phase
 from quantmatrix.pipeline.resume import logged_keys
 from quantmatrix.pipeline.score import Scorer, score_run
 from quantmatrix.pipeline.timing import run_timing_phase
@@ -48,6 +49,8 @@ class RunOutcome:
     timed: int = 0  # single-stream timing rows written (pipeline/timing.py)
     failed_variants: list[str] = field(default_factory=list)
     rechecked: int = 0  # determinism rows written (pipeline/determinism.py)
+    memory_rows: int = 0  # memory vs context rows written (pipeline/memory.py)
+    memory_failed: list[str] = field(default_factory=list)  # one line per failed measurement
 
 
 def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
@@ -105,9 +108,11 @@ def run_study(
     checked = run_determinism_phase(
         study, out, answered, samples, backend_factory, session, progress
     )
+    memory = run_memory_phase(study, out, variants, session, progress)
     run_divergence_phase(study, out, [v for _, v in variants], progress)
     scored = score_run(out, progress, scorer)
     for also in (timed.failed_variants, checked.failed_variants):
         failed += [v for v in also if v not in failed]
-    return RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows, failed,
-                      checked.rows)  # fmt: skip
+    outcome = RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows, failed)
+    return replace(outcome, rechecked=checked.rows, memory_rows=memory.rows,
+                   memory_failed=memory.failed)  # fmt: skip

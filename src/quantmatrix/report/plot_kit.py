@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from matplotlib.axes import Axes
 
 from quantmatrix.decision.model import VariantRow
-from quantmatrix.levels import RANK
+from quantmatrix.kvcache import label_rank
 
 DPI = 100
 TIER_COLORS = {
@@ -30,8 +30,8 @@ def model_color(i: int) -> str:
     return MODEL_COLORS[i % len(MODEL_COLORS)]
 
 
-def level_rank(level: str) -> tuple[int, str]:
-    return RANK.get(level, len(RANK)), level
+def level_rank(level: str) -> tuple[tuple[int, int], str]:
+    return label_rank(level), level
 
 
 def levels_of(rows: Sequence[VariantRow]) -> list[str]:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from quantmatrix.decide import TIER_BOUNDS, TIERS
 from quantmatrix.decision.model import Decision, FigureName, VariantRow
-from quantmatrix.levels import RANK
+from quantmatrix.kvcache import label_rank
 from quantmatrix.report.fmt import MISSING
 from quantmatrix.report.plot_kit import (
     DPI,
@@ -52,7 +52,7 @@ def plot_accuracy(decision: Decision) -> Figure:
     fig = Figure(figsize=(11, 6.5), dpi=DPI, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, model in zip(axes, models, strict=False):
-        mine = sorted((r for r in rows if r.model == model), key=lambda r: RANK.get(r.level, 99))
+        mine = sorted((r for r in rows if r.model == model), key=lambda r: label_rank(r.level))
         known = [(r, r.accuracy) for r in mine if r.accuracy is not None]
         mine = [r for r, _ in known]
         if not mine:

@@ -17,6 +17,7 @@ from quantmatrix.report.determinism_md import determinism_note, render_determini
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
 from quantmatrix.report.fmt import MISSING, gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
+from quantmatrix.report.memory_context_md import render_memory_context_md
 from quantmatrix.report.origin_md import origin_notes
 from quantmatrix.report.stats_md import render_statistics_md
 from quantmatrix.runlog import RunLog
@@ -200,6 +201,7 @@ def render_markdown(analysis: Analysis, decision_md: str = "", answer_md: str = 
         "",
         _files(analysis),
         "",
+        *[md for md in [render_memory_context_md(analysis)] if md],  # with a memory phase
         "## Timing: engine vs harness",
         "",
         _timing(analysis),

@@ -12,6 +12,7 @@ from quantmatrix.runlog.files import (
     KLD,
     LOG_FILES,
     MANIFEST,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
@@ -28,6 +29,7 @@ from quantmatrix.runlog.files import (
 )
 from quantmatrix.runlog.log import RunLog
 from quantmatrix.runlog.rows import (
+    ContextMemoryRow,
     DeterminismRow,
     KldRow,
     LetterStats,
@@ -45,11 +47,13 @@ __all__ = [
     "KLD",
     "LOG_FILES",
     "MANIFEST",
+    "MEMORY",
     "SAMPLES",
     "SCORES",
     "TIMING",
     "VARIANTS",
     "AppendLog",
+    "ContextMemoryRow",
     "DeterminismRow",
     "KldRow",
     "LetterStats",

@@ -24,8 +24,9 @@ SCORES = "scores.jsonl"
 KLD = "kld.jsonl"
 TIMING = "timing.jsonl"
 DETERMINISM = "determinism.jsonl"
+MEMORY = "memory.jsonl"
 MANIFEST = "manifest.json"
-LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING, DETERMINISM)
+LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING, DETERMINISM, MEMORY)
 
 
 def canonical_json(obj: Any) -> str:

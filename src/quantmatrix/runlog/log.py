@@ -12,6 +12,7 @@ from quantmatrix.config import Study
 from quantmatrix.runlog.check import load_rows
 from quantmatrix.runlog.files import MANIFEST, read_manifest
 from quantmatrix.runlog.rows import (
+    ContextMemoryRow,
     DeterminismRow,
     KldRow,
     SampleRow,
@@ -33,6 +34,7 @@ class RunLog:
     timing: list[TimingRow] = field(default_factory=list)  # the single-stream subset's rows
     determinism: list[DeterminismRow] = field(default_factory=list)  # items asked again
     warnings: list[str] = field(default_factory=list)  # rows ignored on read, one line a file
+    memory: list[ContextMemoryRow] = field(default_factory=list)  # memory vs context
 
     @classmethod
     def load(cls, run_dir: Path) -> RunLog:
@@ -50,6 +52,7 @@ class RunLog:
         kld = load_rows(run_dir, KldRow, manifest)
         timing = load_rows(run_dir, TimingRow, manifest)
         again = load_rows(run_dir, DeterminismRow, manifest)
+        memory = load_rows(run_dir, ContextMemoryRow, manifest)
         return cls(
             samples=samples.rows,
             variants=variants.rows,
@@ -65,7 +68,9 @@ class RunLog:
                 *kld.warnings,
                 *timing.warnings,
                 *again.warnings,
+                *memory.warnings,
             ],
+            memory=memory.rows,
         )
 
     @cached_property

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from quantmatrix.runlog.files import (
     DETERMINISM,
     KLD,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
@@ -50,6 +51,7 @@ STEPS: dict[str, dict[int, Step]] = {
     KLD: {},
     TIMING: {},
     DETERMINISM: {},
+    MEMORY: {},
 }
 
 

@@ -4,16 +4,20 @@ A writer builds the typed row and ``AppendLog.append`` writes :meth:`LogRow.as_w
 with its SHA-256 over that canonical JSON); a reader gets typed rows back from
 ``check.load_rows``, after ``migrate.py`` has brought older versions up to the current one.
 
-=================  ==============  ===============================  =========================
-file               row             key (one row per key)            schema (current, reads)
-=================  ==============  ===============================  =========================
-samples.jsonl      SampleRow       (variant, task, item)            2 (1: migrated on read)
-variants.jsonl     VariantRow      (variant, session)               2 (1: migrated on read)
-scores.jsonl       ScoreRow        (variant, task, item, against)   1
-kld.jsonl          KldRow          (variant, corpus_sha256, chunk)  1
-timing.jsonl       TimingRow       (variant, task, item)            1
-determinism.jsonl  DeterminismRow  (variant, task, item)            1
-=================  ==============  ===============================  =========================
+=================  ================  ===============================  =========================
+file               row               key (one row per key)            schema (current, reads)
+=================  ================  ===============================  =========================
+samples.jsonl      SampleRow         (variant, task, item)            2 (1: migrated on read)
+variants.jsonl     VariantRow        (variant, session)               2 (1: migrated on read)
+scores.jsonl       ScoreRow          (variant, task, item, against)   1
+kld.jsonl          KldRow            (variant, corpus_sha256, chunk)  1
+timing.jsonl       TimingRow         (variant, task, item)            1
+determinism.jsonl  DeterminismRow    (variant, task, item)            1
+memory.jsonl       ContextMemoryRow  (variant, n_ctx)                 1
+=================  ================  ===============================  =========================
+
+Every row's ``level`` is the variant's label: its quant level, marked ``+kv-TYPE`` when it ran
+with a KV-cache type other than f16 (``kvcache.variant_label``; the id is ``model@label``).
 
 Sample rows of version 2 name their ``task_kind`` (version 1 left it to be guessed from the
 inputs' keys) and no longer carry the write-time multiple-choice ``scores``, which no reader
@@ -31,7 +35,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from quantmatrix.runlog.files import DETERMINISM, KLD, SAMPLES, SCORES, TIMING, VARIANTS
+from quantmatrix.runlog.files import DETERMINISM, KLD, MEMORY, SAMPLES, SCORES, TIMING, VARIANTS
 from quantmatrix.tasks.base import TaskKind
 
 Key = tuple[Any, ...]
@@ -248,6 +252,41 @@ class DeterminismRow(LogRow):
     session: str | None
 
 
+class ContextMemoryRow(LogRow):
+    """One variant's peak memory at one context length, measured in a fresh child process
+    (``pipeline/memory.py``, ``backends/context_memory.py``): ``peak_bytes`` is the figure the
+    decision uses and ``basis`` says what it is; llama.cpp's own buffer sizes beside it, and
+    ``kv_estimate_bytes`` the KV cache by the file header's formula (``gguf_info``)."""
+
+    FILE: ClassVar[str] = MEMORY
+    KEY: ClassVar[tuple[str, ...]] = ("variant", "n_ctx")
+    SCHEMA: ClassVar[int] = 1
+
+    kind: Literal["memory"] = "memory"
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    model: str
+    level: str
+    kv_cache: str
+    n_ctx: int
+    flash_attn: bool
+    fill: str  # "full": n_ctx - 1 tokens decoded; "batch": one batch of 512
+    filled_tokens: int
+    peak_bytes: int
+    basis: str
+    rss_before_bytes: int
+    rss_peak_bytes: int
+    model_bytes: int
+    kv_bytes: int
+    compute_bytes: int
+    output_bytes: int
+    vram_bytes: int | None
+    offloaded: bool
+    kv_estimate_bytes: int | None
+    fill_s: float
+    session: str | None
+
+
 ROW_TYPES: dict[str, type[LogRow]] = {
-    t.FILE: t for t in (SampleRow, VariantRow, ScoreRow, KldRow, TimingRow, DeterminismRow)
+    t.FILE: t
+    for t in (SampleRow, VariantRow, ScoreRow, KldRow, TimingRow, DeterminismRow, ContextMemoryRow)
 }
