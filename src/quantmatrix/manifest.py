@@ -23,6 +23,7 @@ from quantmatrix.runlog import (
     read_manifest,
     write_json_atomic,
 )
+from quantmatrix.runlog.writes import make_dirs
 
 _PACKAGES = ("llama-cpp-python", "gguf", "numpy", "scipy", "statsmodels", "pydantic")
 
@@ -86,7 +87,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             if (out / name).exists():
                 shutil.move(str(out / name), str(aside / name))
         existing = None
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     manifest = existing or new_manifest(study)
     manifest["packages"] = _versions()
     write_json_atomic(out / MANIFEST, manifest)
