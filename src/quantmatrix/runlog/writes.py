@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -47,26 +48,31 @@ def write_failed(exc: OSError, path: Path) -> WriteFailed:
     return WriteFailed(exc.errno or 0, line)
 
 
-def known_write_error(exc: OSError) -> bool:
-    """An error of the disk or its permissions (not of quantmatrix): see ``_WHY``."""
-    return exc.errno in _WHY
-
-
 def write_atomic(path: Path, fill: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` whole or not at all: ``fill`` writes a temporary file, renamed over it."""
+    """Write ``path`` whole or not at all: what ``fill`` writes goes to a temporary file in the
+    same folder (fsynced), which is then renamed over ``path``."""
+    buffer = io.BytesIO()
+    fill(buffer)
+    data = buffer.getvalue()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("wb") as fh:
-            fill(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException as exc:
+    except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise write_failed(exc, path) from None
-        raise
+        raise write_failed(exc, path) from None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    done = 0
+    while done < len(data):
+        done += os.write(fd, data[done:])
 
 
 def make_dirs(folder: Path) -> None:
@@ -93,10 +99,8 @@ def append_whole(fd: int, data: bytes, path: Path) -> None:
     line is cut when the log is next opened) and :class:`WriteFailed` is raised.
     """
     start = os.lseek(fd, 0, os.SEEK_END)
-    done = 0
     try:
-        while done < len(data):
-            done += os.write(fd, data[done:])
+        _write_all(fd, data)
         os.fsync(fd)
     except OSError as exc:
         with contextlib.suppress(OSError):
