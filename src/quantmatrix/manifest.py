@@ -20,6 +20,7 @@ from quantmatrix.runlog import (
     SCORES,
     TIMING,
     VARIANTS,
+    LogIntegrityError,
     read_manifest,
     write_json_atomic,
 )
@@ -61,8 +62,14 @@ def new_manifest(study: Study) -> dict[str, Any]:
 
 
 def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
-    """Open ``out`` for this study: resume a run of the same config, refuse a different one."""
-    existing = read_manifest(out)
+    """Open ``out`` for this study: resume a run of the same config, refuse a different one
+    (and a damaged ``manifest.json``; ``force_new`` moves either aside)."""
+    try:
+        existing = read_manifest(out)
+    except LogIntegrityError as exc:
+        if not force_new:
+            raise RunDirError(f"{exc}; or --force-new moves this run aside") from None
+        existing = {}  # a run of unknown config: moved aside below
     if existing is None and (out / SAMPLES).exists():
         raise RunDirError(f"{out} holds samples but no {MANIFEST}; choose another --out")
     if existing is not None and existing.get("config_hash") != study.config_hash():
@@ -72,7 +79,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
                 "--force-new to start over (the old run is moved aside, not deleted)"
             )
         aside = out / f"previous-{time.strftime('%Y%m%dT%H%M%S')}"
-        aside.mkdir()
+        make_dirs(aside)
         for name in (
             MANIFEST,
             SAMPLES,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from quantmatrix.runlog.manifest_check import manifest_problem
 from quantmatrix.runlog.writes import append_whole, write_failed, write_text_atomic
 
 PLAIN_SCHEMA = 1  # the version ``seal`` gives a plain mapping that names none (file tests)
@@ -171,9 +172,12 @@ def read_manifest(run_dir: Path) -> dict[str, Any] | None:
             f"{path} is not valid JSON ({exc}); restore it from a backup, or start the run "
             "again in another folder"
         ) from None
+    fix = "restore it from a backup, or start the run again in another folder"
     if not isinstance(loaded, dict):
         raise LogIntegrityError(
-            f"{path} holds a JSON {type(loaded).__name__}, not the manifest object; restore it "
-            "from a backup, or start the run again in another folder"
+            f"{path} holds a JSON {type(loaded).__name__}, not the manifest object; {fix}"
         )
+    problem = manifest_problem(loaded)
+    if problem is not None:
+        raise LogIntegrityError(f"{path} is damaged: {problem}; {fix}")
     return loaded
