@@ -149,3 +149,12 @@ def test_a_missing_folder_is_not_created_by_a_reader_that_writes(tmp_path: Path)
             f"error: {gone} holds no run (no such folder)"
         ]
     assert not gone.exists()
+
+
+def test_a_file_given_as_the_run_folder_is_one_line(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump(fake_study_dict()))
+    for args in (["run", str(study), "--out", str(study), "--quiet"], ["report", str(study)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2
+        assert lines(result.output) == [f"error: {study} is a file, not a run folder"]

@@ -177,6 +177,8 @@ def hold_run_dir(
             _held[key] = (fd, depth + 1)
             acquired = False
         else:
+            if folder.exists() and not folder.is_dir():
+                raise WriteFailed(errno.ENOTDIR, f"{folder} is a file, not a run folder")
             if create:
                 make_dirs(folder)
             elif not folder.is_dir():

@@ -54,7 +54,7 @@ def write_atomic(path: Path, fill: Callable[[BinaryIO], object]) -> None:
     buffer = io.BytesIO()
     fill(buffer)
     data = buffer.getvalue()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp")  # one writer per folder (lock.py): one name
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
