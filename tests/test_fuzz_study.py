@@ -11,12 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+import yaml
+from hypothesis import HealthCheck, example, given, settings
 
+from tests.conftest import fake_study_dict
 from tests.fuzz_cases import STUDY_DOCUMENTS, check_study, fresh, lexical_scorer
 
 TALLY: Counter[str] = Counter()
 CASES = 40  # 0.1-8 s each on the fake backend (2 busy cores); the campaign runs more
+
+
+def dump(**over: object) -> bytes:
+    return yaml.safe_dump(fake_study_dict(**over), allow_unicode=True).encode("utf-8")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,6 +37,10 @@ def scorer() -> Iterator[None]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(raw=STUDY_DOCUMENTS)
+@example(raw=b"\xff\xfe not UTF-8")  # was a UnicodeDecodeError traceback
+@example(raw=b"a: " + b"{a: " * 3000 + b"1" + b"}" * 3000)  # was a RecursionError traceback
+@example(raw=dump(decoding={"temperature": float("inf")}))  # ran, then analysis.json failed
+@example(raw=dump(tasks=[{"kind": "x\x1cy"}]))  # an error "line" broken by \x1c in a value
 def test_a_study_file_runs_or_is_refused_in_one_line(raw: bytes, tmp_path: Path) -> None:
     check_study(raw, fresh(tmp_path / "case"), TALLY)
 

@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 
 from quantmatrix.backends.base import BackendError
+from quantmatrix.cli_decide import printable
 from quantmatrix.cli_decide import register as register_decision_commands
 from quantmatrix.config import ConfigError, Study, load_study
 from quantmatrix.data.benchmarks import DataError
@@ -44,7 +45,7 @@ class _App(typer.Typer):
             except OSError as why:
                 saved = f"this line (its traceback could not be saved: {why.strerror})"
             first = (str(exc).splitlines() or [""])[0][:200]
-            what = escape(f"{type(exc).__name__}: {first}")
+            what = escape(printable(f"{type(exc).__name__}: {first}"))
             console.print(
                 f"[red]error:[/red] internal error ({what}); this is a bug in quantmatrix: "
                 f"please report it with {escape(saved)}",
@@ -73,15 +74,16 @@ PRESETS = ("demo", "tr125", "tiny")
 
 
 def fail(message: str, code: int = 2) -> None:
-    """One line on stderr (a line break inside a value is shown as \\n), then exit ``code``."""
-    line = message.replace("\r", "\\r").replace("\n", "\\n")
-    console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+    """One line on stderr (a line break inside a value shown as ``\\n``), then exit ``code``."""
+    line = escape(printable(message))
+    console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def warn(lines: list[str]) -> None:
     for line in lines:
-        console.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+        text = escape(printable(line))
+        console.print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
