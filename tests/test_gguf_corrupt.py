@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from quantmatrix import manifest
 from quantmatrix.cli import app
 from quantmatrix.models.gguf_info import GGUFError, read_info
 from quantmatrix.models.ladder import ladder_dir
 from quantmatrix.models.sources import resolve_source
+from quantmatrix.pipeline import run as pipeline_run
 from tests.tiny_model import write_tiny_llama
 
 runner = CliRunner()
@@ -107,7 +107,8 @@ def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(llama_cpp.Llama, "__init__", called)
     monkeypatch.setattr(llama_cpp, "llama_model_quantize", called)
-    monkeypatch.setattr(manifest, "record_environment", lambda *a, **k: None)  # no engine probe
+    # no engine probe (it quantizes its own tiny model): run.py holds its own reference
+    monkeypatch.setattr(pipeline_run, "record_environment", lambda *a, **k: None)
 
 
 def one_line(output: str) -> str:
