@@ -155,7 +155,7 @@ def _claim(folder: Path, fd: int) -> str | None:
     holder = Holder.parse(before)
     return (
         f"{folder}: took over {LOCK} from {holder.describe()}, which no longer runs (killed or "
-        "crashed); its rows are kept and this run resumes after them"
+        "crashed); the rows it wrote are kept"
     )
 
 
