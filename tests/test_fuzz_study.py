@@ -21,6 +21,10 @@ TALLY: Counter[str] = Counter()
 CASES = 40  # 0.1-8 s each on the fake backend (2 busy cores); the campaign runs more
 
 
+# a task listed twice made a fresh run's timing rows twice (its log did not verify)
+GEN = {"kind": "generation", "per_task": 1, "max_new_tokens": 16}
+
+
 def dump(**over: object) -> bytes:
     return yaml.safe_dump(fake_study_dict(**over), allow_unicode=True).encode("utf-8")
 
@@ -41,6 +45,8 @@ def scorer() -> Iterator[None]:
 @example(raw=b"a: " + b"{a: " * 3000 + b"1" + b"}" * 3000)  # was a RecursionError traceback
 @example(raw=dump(decoding={"temperature": float("inf")}))  # ran, then analysis.json failed
 @example(raw=dump(tasks=[{"kind": "x\x1cy"}]))  # an error "line" broken by \x1c in a value
+@example(raw=dump(tasks=[GEN, GEN, {"kind": "mmlu", "n": 4}, {"kind": "mmlu", "n": 6}]))
+@example(raw=dump(tasks=[GEN, {**GEN, "max_new_tokens": 8}]))  # one item asked two ways
 def test_a_study_file_runs_or_is_refused_in_one_line(raw: bytes, tmp_path: Path) -> None:
     check_study(raw, fresh(tmp_path / "case"), TALLY)
 
