@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from quantmatrix.cli import app
@@ -21,8 +20,8 @@ from quantmatrix.runlog import MANIFEST
 from tests.fuzz_cases import fresh, lexical_scorer
 from tests.fuzz_logs import COMMANDS, Files, check_log_case, damaged, make_template
 
-TALLY: Counter[str] = Counter()
-CASES = 40  # 0.1-3 s each (2 busy cores); the campaign runs more
+TALLY: Counter[str] = Counter()  # how the cases ended (bench/campaign_fuzz.py prints it)
+CASES = 6  # per command, 42 in all, 0.1-3 s each (2 busy cores); the campaign runs more
 runner = CliRunner()
 
 
@@ -37,18 +36,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(files=damaged(), command=st.sampled_from(COMMANDS))
+@given(files=damaged())
+@pytest.mark.parametrize("command", COMMANDS)
 def test_a_damaged_log_gives_a_correct_result_or_one_line(
     template: Path, tmp_path: Path, files: Files, command: str
 ) -> None:
     with lexical_scorer():
         check_log_case(template, files, command, fresh(tmp_path / "case"), TALLY)
-
-
-def test_the_fuzzer_reached_every_command() -> None:
-    """Run after the property above (file order): each command met at least one case."""
-    commands = {key.split(":")[0] for key in TALLY}
-    assert commands >= {"verify", "report", "run"}, TALLY
 
 
 @pytest.mark.parametrize(

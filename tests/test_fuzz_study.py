@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from tests.conftest import fake_study_dict
 from tests.fuzz_cases import STUDY_DOCUMENTS, check_study, fresh, lexical_scorer
 
-TALLY: Counter[str] = Counter()
+TALLY: Counter[str] = Counter()  # how the cases ended (bench/campaign_fuzz.py prints it)
 CASES = 40  # 0.1-8 s each on the fake backend (2 busy cores); the campaign runs more
 
 
@@ -45,12 +45,7 @@ def scorer() -> Iterator[None]:
 @example(raw=b"a: " + b"{a: " * 3000 + b"1" + b"}" * 3000)  # was a RecursionError traceback
 @example(raw=dump(decoding={"temperature": float("inf")}))  # ran, then analysis.json failed
 @example(raw=dump(tasks=[{"kind": "x\x1cy"}]))  # an error "line" broken by \x1c in a value
-@example(raw=dump(tasks=[GEN, GEN, {"kind": "mmlu", "n": 4}, {"kind": "mmlu", "n": 6}]))
+@example(raw=dump(tasks=[GEN, GEN, {"kind": "mmlu", "n": 4}, {"kind": "mmlu", "n": 6}]))  # runs
 @example(raw=dump(tasks=[GEN, {**GEN, "max_new_tokens": 8}]))  # one item asked two ways
 def test_a_study_file_runs_or_is_refused_in_one_line(raw: bytes, tmp_path: Path) -> None:
     check_study(raw, fresh(tmp_path / "case"), TALLY)
-
-
-def test_the_fuzzer_reached_both_outcomes() -> None:
-    """Run after the property above (file order): both kinds of outcome were exercised."""
-    assert TALLY["refused in one line"] > 0 and TALLY["valid: ran to a correct report"] > 0, TALLY
