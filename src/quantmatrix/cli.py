@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from quantmatrix.backends.base import BackendError
+from quantmatrix.cli_decide import printable
 from quantmatrix.cli_decide import register as register_decision_commands
 from quantmatrix.config import ConfigError, Study, load_study
 from quantmatrix.data.benchmarks import DataError
@@ -22,24 +27,63 @@ from quantmatrix.models.ladder import QuantizeError
 from quantmatrix.models.sources import SourceError
 from quantmatrix.progress import SILENT, LineReporter, Reporter, RichReporter, console
 from quantmatrix.runlog import LogIntegrityError
+from quantmatrix.runlog.check import Repaired
+from quantmatrix.runlog.lock import RunInUseError, hold_run_dir
+from quantmatrix.runlog.writes import WriteFailed
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+class _App(typer.Typer):
+    """The typer app with a last resort: an exception no command turned into its one line is a
+    bug; it is reported in one line naming the file its traceback was saved to (exit 70)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:  # the last resort: the tests assert that no case reaches it
+            try:
+                saved = f"the traceback saved in {save_traceback(exc)}"
+            except OSError as why:
+                saved = f"this line (its traceback could not be saved: {why.strerror})"
+            first = (str(exc).splitlines() or [""])[0][:200]
+            what = escape(printable(f"{type(exc).__name__}: {first}"))
+            console.print(
+                f"[red]error:[/red] internal error ({what}); this is a bug in quantmatrix: "
+                f"please report it with {escape(saved)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(70)
+
+
+def save_traceback(exc: BaseException) -> Path:
+    """Write ``exc``'s traceback to a file in the temporary folder; its path."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = Path(tempfile.gettempdir()) / f"quantmatrix-crash-{stamp}-{os.getpid()}.txt"
+    text = "".join(traceback.format_exception(exc))
+    path.write_text(f"quantmatrix {' '.join(sys.argv[1:])}\n{text}", encoding="utf-8")
+    return path
+
+
+app = _App(add_completion=False, no_args_is_help=True, help=__doc__)
 
 USER_ERRORS = (
     ConfigError, DataError, RunDirError, SourceError, GGUFError, QuantizeError, BackendError,
-    FileNotFoundError, LogIntegrityError,
+    FileNotFoundError, LogIntegrityError, RunInUseError, WriteFailed,
 )  # fmt: skip
 PRESETS = ("demo", "tr125", "tiny", "kv")
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    """One line on stderr (a line break inside a value shown as ``\\n``), then exit ``code``."""
+    line = escape(printable(message))
+    console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def warn(lines: list[str]) -> None:
     for line in lines:
-        console.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+        text = escape(printable(line))
+        console.print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -138,11 +182,14 @@ def run(
         options = RunOptions(out=out, force_new=force_new)
         if cache is not None:
             options = RunOptions(out=out, cache=cache, force_new=force_new)
-        with reporter(quiet, progress_style) as progress:
-            outcome = run_study(study, options, progress=progress)
-            progress.phase("report", 1)
-            report, analysis = write_report(out)
-            progress.advance()
+        taken: list[str] = []
+        with hold_run_dir(out, taken, create=True):
+            warn(taken)
+            with reporter(quiet, progress_style) as progress:
+                outcome = run_study(study, options, progress=progress)
+                progress.phase("report", 1)
+                report, analysis = write_report(out)
+                progress.advance()
     except USER_ERRORS as exc:
         fail(str(exc))
         return
@@ -172,9 +219,12 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> Non
     from quantmatrix.report.render import write_report
 
     try:
-        with reporter(quiet=False) as progress:
-            score_run(run_dir, progress)
-        path, analysis = write_report(run_dir)
+        taken: list[str] = []
+        with hold_run_dir(run_dir, taken):
+            warn(taken)
+            with reporter(quiet=False) as progress:
+                score_run(run_dir, progress)
+            path, analysis = write_report(run_dir)
     except USER_ERRORS as exc:
         fail(str(exc))
     warn(list(analysis.log_warnings))
@@ -191,6 +241,23 @@ REPAIR_LEAVES = (
 )
 
 
+def show_repaired(repaired: list[Repaired]) -> None:
+    for fixed in repaired:
+        lines = ("line " if len(fixed.removed) == 1 else "lines ") + ", ".join(
+            str(n) for n in fixed.removed
+        )
+        console.print(
+            escape(
+                f"{fixed.name}: removed {len(fixed.removed)} row(s) ({lines}); "
+                f"the old file is kept as {fixed.kept_as.name}"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not repaired:
+        console.print("nothing to repair", highlight=False)
+
+
 @app.command()
 def verify(
     run_dir: Annotated[Path, typer.Argument(help="a run folder")],
@@ -201,23 +268,16 @@ def verify(
     """Re-check every row's SHA-256, one row per key, rows of this run only, the model files."""
     from quantmatrix.verify import check_run, repair_run
 
-    if repair:
-        repaired = repair_run(run_dir)
-        for fixed in repaired:
-            lines = ("line " if len(fixed.removed) == 1 else "lines ") + ", ".join(
-                str(n) for n in fixed.removed
-            )
-            console.print(
-                escape(
-                    f"{fixed.name}: removed {len(fixed.removed)} row(s) ({lines}); "
-                    f"the old file is kept as {fixed.kept_as.name}"
-                ),
-                highlight=False,
-                soft_wrap=True,
-            )
-        if not repaired:
-            console.print("nothing to repair", highlight=False)
-    verdict = check_run(run_dir)
+    try:
+        if repair:
+            taken: list[str] = []
+            with hold_run_dir(run_dir, taken):
+                warn(taken)
+                show_repaired(repair_run(run_dir))
+        verdict = check_run(run_dir)
+    except USER_ERRORS as exc:
+        fail(str(exc))
+        return
     warn(verdict.warnings)
     for line in verdict.problems:
         console.print(f"[red]{escape(line)}[/red]", highlight=False, soft_wrap=True)

@@ -44,8 +44,14 @@ def parse_memory_gb(text: str) -> float:
     return float(match.group(1)) * _FACTOR_GB[(match.group(2) or "").lower()]
 
 
+def printable(text: str) -> str:
+    """``text`` on one line: a character that is not printable (a line or paragraph break, a
+    control character) is shown escaped, as ``\\n`` or ``\\x1c``."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {printable(message)}", err=True)
     raise typer.Exit(2)
 
 
@@ -71,7 +77,7 @@ def _load_run(source: Path) -> tuple[Analysis, RunLog | None]:
     except (FileNotFoundError, ValueError, KeyError) as exc:  # LogIntegrityError too
         _fail(f"cannot read a run from {source}: {exc}")
     for line in analysis.log_warnings:
-        typer.echo(f"warning: {source}: {line}", err=True)
+        typer.echo(printable(f"warning: {source}: {line}"), err=True)
     return analysis, log
 
 

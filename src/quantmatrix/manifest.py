@@ -22,9 +22,11 @@ from quantmatrix.runlog import (
     SCORES,
     TIMING,
     VARIANTS,
+    LogIntegrityError,
     read_manifest,
     write_json_atomic,
 )
+from quantmatrix.runlog.writes import make_dirs
 
 _PACKAGES = ("llama-cpp-python", "gguf", "numpy", "scipy", "statsmodels", "pydantic")
 
@@ -62,8 +64,14 @@ def new_manifest(study: Study) -> dict[str, Any]:
 
 
 def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
-    """Open ``out`` for this study: resume a run of the same config, refuse a different one."""
-    existing = read_manifest(out)
+    """Open ``out`` for this study: resume a run of the same config, refuse a different one
+    (and a damaged ``manifest.json``; ``force_new`` moves either aside)."""
+    try:
+        existing = read_manifest(out)
+    except LogIntegrityError as exc:
+        if not force_new:
+            raise RunDirError(f"{exc}; or --force-new moves this run aside") from None
+        existing = {}  # a run of unknown config: moved aside below
     if existing is None and (out / SAMPLES).exists():
         raise RunDirError(f"{out} holds samples but no {MANIFEST}; choose another --out")
     if existing is not None and existing.get("config_hash") != study.config_hash():
@@ -73,7 +81,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
                 "--force-new to start over (the old run is moved aside, not deleted)"
             )
         aside = out / f"previous-{time.strftime('%Y%m%dT%H%M%S')}"
-        aside.mkdir()
+        make_dirs(aside)
         for name in (
             MANIFEST,
             SAMPLES,
@@ -90,7 +98,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             if (out / name).exists():
                 shutil.move(str(out / name), str(aside / name))
         existing = None
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     manifest = existing or new_manifest(study)
     manifest["packages"] = _versions()
     write_json_atomic(out / MANIFEST, manifest)

@@ -121,6 +121,10 @@ def quantize_file(src: Path, dst: Path, level: str, threads: int) -> None:
     os.replace(tmp, dst)
 
 
+# the end of the one line for a corrupt level file in the cache
+CACHED_FIX = "it is a cached level: delete it and rerun, and quantmatrix builds it again"
+
+
 def ladder_dir(cache: Path, source: ResolvedSource) -> Path:
     return cache / "ladder" / source.sha256[:16]
 
@@ -216,7 +220,7 @@ def build_level(
         model=source.name,
         level=level,
         path=path,
-        info=read_info(path),
+        info=read_info(path) if path == source.path else read_info(path, fix=CACHED_FIX),
         source_sha256=source.sha256,
         source_type=source.precision,
         reconstructed=reconstructed,

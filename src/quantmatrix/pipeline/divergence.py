@@ -17,7 +17,6 @@ corpus, chunk) row already present is never computed again (``resume.py``).
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from quantmatrix.pipeline.resume import logged_keys, pending
 from quantmatrix.progress import SILENT, Reporter
 from quantmatrix.runlog import KLD, AppendLog, KldRow, read_manifest
 from quantmatrix.runlog.rows import Key
+from quantmatrix.runlog.writes import make_dirs, write_atomic
 from quantmatrix.scoring import divergence as dv
 from quantmatrix.scoring import logits as lg
 from quantmatrix.tasks.plan import mc_items
@@ -102,11 +102,8 @@ class BaselineStore:
             }
             if ch.full_f16 is not None:
                 arrays[f"c{i}_f16"] = ch.full_f16
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".partial")
-        with tmp.open("wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
+        make_dirs(path.parent)
+        write_atomic(path, lambda fh: np.savez(fh, **arrays))
 
     @classmethod
     def load(cls, path: Path, meta: dict[str, Any]) -> BaselineStore | None:

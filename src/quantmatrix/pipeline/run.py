@@ -30,6 +30,7 @@ from quantmatrix.pipeline.score import Scorer, score_run
 from quantmatrix.pipeline.timing import run_timing_phase
 from quantmatrix.progress import SILENT, Reporter
 from quantmatrix.runlog import SAMPLES, VARIANTS, AppendLog, SampleRow, VariantRow, load_rows
+from quantmatrix.runlog.lock import hold_run_dir
 from quantmatrix.tasks.plan import plan_samples
 
 
@@ -80,6 +81,17 @@ def run_study(
     ``scorer`` replaces the generation scorer (tests pass a fast one); by default the models
     named in the study's ``scoring`` section are loaded, and only if there is anything to score.
     """
+    with hold_run_dir(options.out, create=True):
+        return _run_study(study, options, backend_factory, scorer, progress)
+
+
+def _run_study(
+    study: Study,
+    options: RunOptions,
+    backend_factory: BackendFactory,
+    scorer: Scorer | None,
+    progress: Reporter,
+) -> RunOutcome:
     out = options.out
     manifest = prepare_run_dir(study, out, options.force_new)
     record_environment(out, manifest, options.cache, _uses_engine(study))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from quantmatrix.decision.model import Decision
 from quantmatrix.report.decision_md import PLOT_TITLES, Block, decision_blocks
+from quantmatrix.runlog.writes import write_text_atomic
 
 CSS = """
 body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em;
@@ -95,5 +96,5 @@ def render_html(decision: Decision, plots: dict[str, bytes]) -> str:
 def write_html(path: Path, decision: Decision, plots: dict[str, Path]) -> Path:
     """Write ``report.html`` with the PNGs at ``plots`` read and inlined; returns its path."""
     pngs = {name: p.read_bytes() for name, p in plots.items()}
-    path.write_text(render_html(decision, pngs), encoding="utf-8")
+    write_text_atomic(path, render_html(decision, pngs))
     return path

@@ -29,6 +29,7 @@ from quantmatrix.report.plot_kit import (
     no_data,
 )
 from quantmatrix.report.plots_answer import plot_flips, plot_frontier, plot_tier_ladder
+from quantmatrix.runlog.writes import make_dirs, write_atomic
 
 
 def _bands(ax: Axes, base_acc: float | None) -> None:
@@ -203,15 +204,21 @@ PLOTS: dict[str, Callable[[Decision], Figure]] = {
 }
 
 
+def _save_png(fig: Figure, path: Path) -> None:
+    """The figure as a PNG, written whole or not at all (``runlog.writes.write_atomic``)."""
+    meta = {"Software": None}
+    write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=DPI, metadata=meta))
+
+
 def write_plots(decision: Decision, out_dir: Path) -> dict[str, Path]:
     """Draw every plot to ``out_dir/<name>.png``; returns name -> path, in a fixed order."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     paths: dict[str, Path] = {}
     with matplotlib.rc_context(
         {"font.family": "DejaVu Sans", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
     ):
         for name, draw in PLOTS.items():
             path = out_dir / f"{name}.png"
-            draw(decision).savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+            _save_png(draw(decision), path)
             paths[name] = path
     return paths

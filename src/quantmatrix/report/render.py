@@ -21,6 +21,7 @@ from quantmatrix.report.memory_context_md import render_memory_context_md
 from quantmatrix.report.origin_md import origin_notes
 from quantmatrix.report.stats_md import render_statistics_md
 from quantmatrix.runlog import RunLog
+from quantmatrix.runlog.writes import write_text_atomic
 
 
 def _notes(analysis: Analysis) -> list[str]:
@@ -244,7 +245,7 @@ def write_report(run_dir: Path, policy: Policy | None = None) -> tuple[Path, Ana
     """Every file of the report, from one analysis and one decision built from it."""
     analysis = analyze(RunLog.load(run_dir))
     decision = decide(analysis, policy or Policy())
-    (run_dir / "analysis.json").write_text(analysis_json(analysis, decision), encoding="utf-8")
+    write_text_atomic(run_dir / "analysis.json", analysis_json(analysis, decision))
     written = write_decision_outputs(run_dir, decision)
     if analysis.divergence.order:
         plot_kld_vs_accuracy(
@@ -254,5 +255,5 @@ def write_report(run_dir: Path, policy: Policy | None = None) -> tuple[Path, Ana
         )
     path = run_dir / "report.md"
     body = render_markdown(analysis, written["markdown"], written["answer"])
-    path.write_text(body, encoding="utf-8")
+    write_text_atomic(path, body)
     return path, analysis
