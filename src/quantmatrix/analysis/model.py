@@ -11,8 +11,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import SerializerFunctionWrapHandler, ValidationError, model_serializer
 
+from quantmatrix.analysis.cross_model_model import CrossModelPair
+from quantmatrix.analysis.determinism import Determinism
 from quantmatrix.analysis.divergence_model import Divergence, DivergenceCliff
 from quantmatrix.analysis.frozen import Frozen
 from quantmatrix.analysis.stats.model import Statistics
@@ -70,6 +72,21 @@ class Analysis(Frozen):
     divergence: Divergence
     divergence_cliffs: dict[str, DivergenceCliff]  # model -> its cliffs
     log_warnings: tuple[str, ...]  # rows the reading ignored (runlog_check.read_warnings)
+    # every pair of variants of two models, paired on shared items (analysis/cross_model.py);
+    # dumped only when there is one, so one-model analyses keep their shape
+    cross_model: tuple[CrossModelPair, ...] = ()
+    # the determinism check (analysis/determinism.py); None, and absent from analysis.json,
+    # for a run without it, so such runs' files stay as they were
+    determinism: Determinism | None = None
+
+    @model_serializer(mode="wrap")
+    def _optional_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if not self.cross_model:
+            data.pop("cross_model", None)
+        if self.determinism is None:
+            data.pop("determinism", None)
+        return data
 
     def accuracy_deltas(self) -> dict[str, float]:
         return accuracy_deltas(self.variants)

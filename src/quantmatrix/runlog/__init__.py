@@ -8,9 +8,11 @@ known versions) and repairs it; ``log.py`` reads a whole run back as typed rows.
 
 from quantmatrix.runlog.check import LogIntegrityError, load_rows
 from quantmatrix.runlog.files import (
+    DETERMINISM,
     KLD,
     LOG_FILES,
     MANIFEST,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
@@ -27,6 +29,8 @@ from quantmatrix.runlog.files import (
 )
 from quantmatrix.runlog.log import RunLog
 from quantmatrix.runlog.rows import (
+    ContextMemoryRow,
+    DeterminismRow,
     KldRow,
     LetterStats,
     LogRow,
@@ -39,14 +43,18 @@ from quantmatrix.runlog.rows import (
 )
 
 __all__ = [
+    "DETERMINISM",
     "KLD",
     "LOG_FILES",
     "MANIFEST",
+    "MEMORY",
     "SAMPLES",
     "SCORES",
     "TIMING",
     "VARIANTS",
     "AppendLog",
+    "ContextMemoryRow",
+    "DeterminismRow",
     "KldRow",
     "LetterStats",
     "LineProblem",

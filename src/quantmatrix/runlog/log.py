@@ -11,7 +11,15 @@ from typing import Any
 from quantmatrix.config import Study
 from quantmatrix.runlog.check import load_rows
 from quantmatrix.runlog.files import MANIFEST, read_manifest
-from quantmatrix.runlog.rows import KldRow, SampleRow, ScoreRow, TimingRow, VariantRow
+from quantmatrix.runlog.rows import (
+    ContextMemoryRow,
+    DeterminismRow,
+    KldRow,
+    SampleRow,
+    ScoreRow,
+    TimingRow,
+    VariantRow,
+)
 
 
 @dataclass(frozen=True)
@@ -24,7 +32,9 @@ class RunLog:
     scores: list[ScoreRow] = field(default_factory=list)
     kld: list[KldRow] = field(default_factory=list)
     timing: list[TimingRow] = field(default_factory=list)  # the single-stream subset's rows
+    determinism: list[DeterminismRow] = field(default_factory=list)  # items asked again
     warnings: list[str] = field(default_factory=list)  # rows ignored on read, one line a file
+    memory: list[ContextMemoryRow] = field(default_factory=list)  # memory vs context
 
     @classmethod
     def load(cls, run_dir: Path) -> RunLog:
@@ -41,6 +51,8 @@ class RunLog:
         scores = load_rows(run_dir, ScoreRow, manifest)
         kld = load_rows(run_dir, KldRow, manifest)
         timing = load_rows(run_dir, TimingRow, manifest)
+        again = load_rows(run_dir, DeterminismRow, manifest)
+        memory = load_rows(run_dir, ContextMemoryRow, manifest)
         return cls(
             samples=samples.rows,
             variants=variants.rows,
@@ -48,13 +60,17 @@ class RunLog:
             scores=scores.rows,
             kld=kld.rows,
             timing=timing.rows,
+            determinism=again.rows,
             warnings=[
                 *samples.warnings,
                 *variants.warnings,
                 *scores.warnings,
                 *kld.warnings,
                 *timing.warnings,
+                *again.warnings,
+                *memory.warnings,
             ],
+            memory=memory.rows,
         )
 
     @cached_property

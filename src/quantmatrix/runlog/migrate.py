@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from quantmatrix.runlog.files import (
+    DETERMINISM,
     KLD,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
@@ -48,6 +50,8 @@ STEPS: dict[str, dict[int, Step]] = {
     SCORES: {},
     KLD: {},
     TIMING: {},
+    DETERMINISM: {},
+    MEMORY: {},
 }
 
 
