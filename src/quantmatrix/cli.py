@@ -120,6 +120,15 @@ def with_executor(study: Study, kind: str | None, address: str | None) -> Study:
     return study.model_copy(update={"executor": study.executor.model_copy(update=update)})
 
 
+def opening(study: Study) -> None:
+    """The study's sizes and the resolution they give, before anything runs."""
+    from quantmatrix.plan import opening_lines
+    from quantmatrix.tasks.plan import plan_samples
+
+    for line in opening_lines(study, plan_samples(study)):
+        console.print(escape(line), highlight=False, soft_wrap=True)
+
+
 def with_determinism(study: Study, items: int | None) -> Study:
     """The study with the command line's determinism check (kept out of its config hash)."""
     if items is None:
@@ -144,7 +153,9 @@ def run(
         False
     ),
     cache: Annotated[Path | None, typer.Option(help="model and ladder cache folder")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="no progress bars, no opening lines")
+    ] = False,
     executor: Annotated[
         str | None, typer.Option(help="local or ray; default: the study's executor, else local")
     ] = None,
@@ -179,6 +190,8 @@ def run(
         study = load_study(study_file) if study_file else preset_study(preset or "demo")
         study = with_executor(study, executor, address)
         study = with_determinism(study, check_determinism)
+        if not quiet:
+            opening(study)
         options = RunOptions(out=out, force_new=force_new)
         if cache is not None:
             options = RunOptions(out=out, cache=cache, force_new=force_new)
@@ -371,6 +384,53 @@ def doctor(
 
 
 register_decision_commands(app)
+
+
+@app.command()
+def plan(
+    study_file: Annotated[Path | None, typer.Argument(help="study YAML")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="the built-in default study")] = False,
+    preset: Annotated[str | None, typer.Option(help="a built-in study: demo, tr125, tiny")] = None,
+    speeds: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML of speeds by variant or model (variants:), quantizer "
+            "(quantize:), scoring (scoring:); they take precedence over measured ones"
+        ),
+    ] = None,
+    no_calibrate: Annotated[
+        bool,
+        typer.Option("--no-calibrate", help="run nothing: use cached calibrations and --speeds"),
+    ] = False,
+    recalibrate: Annotated[
+        bool,
+        typer.Option("--recalibrate", help="measure again what the calibration table holds"),
+    ] = False,
+    cache: Annotated[Path | None, typer.Option(help="model and ladder cache folder")] = None,
+) -> None:
+    """Before anything runs: variants, sample counts, downloads, builds, and an ETA from speeds
+    measured here (a short calibration, cached) or given with --speeds."""
+    from quantmatrix.backends.base import BackendError
+    from quantmatrix.models.sources import default_cache
+    from quantmatrix.plan import GatherOptions, gather, make_plan, render
+    from quantmatrix.tasks.plan import plan_samples
+
+    try:
+        if study_file is not None and (demo or preset):
+            fail("give a study file or --demo/--preset, not both")
+        if study_file is None and not (demo or preset):
+            fail("give a study file, or --demo for the built-in default study")
+        study = load_study(study_file) if study_file else preset_study(preset or "demo")
+        samples = plan_samples(study)
+        if no_calibrate and recalibrate:
+            fail("give --no-calibrate or --recalibrate, not both")
+        options = GatherOptions(cache or default_cache(), not no_calibrate, speeds, recalibrate)
+        inputs = gather(study, options, say=lambda line: console.print(escape(line)))
+        lines = render(make_plan(study, samples, inputs))
+    except (*USER_ERRORS, BackendError) as exc:
+        fail(str(exc))
+        return
+    typer.echo("\n".join(lines))
 
 
 def main() -> None:  # pragma: no cover

@@ -186,7 +186,9 @@ def _data_end(tensors: list[_Tensor], sizes: list[int], align: int) -> tuple[int
     return end, expected
 
 
-def read_info(path: Path, fix: str = "download or build it again") -> GGUFInfo:
+def read_info(
+    path: Path, fix: str = "download or build it again", whole_size: int | None = None
+) -> GGUFInfo:
     """Parse and check the header and tensor table before llama.cpp ever sees the file.
 
     Checked as llama.cpp's loader checks them, and against the file's size: magic, version,
@@ -196,9 +198,11 @@ def read_info(path: Path, fix: str = "download or build it again") -> GGUFInfo:
     gguf's ``GGUFReader`` decodes every tokenizer string (3 s for SmolLM2's 49k vocabulary,
     about 20 s for a 150k one, on 2 cores); this scan skips them and takes block sizes from
     ``gguf.GGML_QUANT_SIZES``. ``fix`` ends the one-line error: what the user should do.
+    ``whole_size``: ``path`` is the first piece of a file of that size (a packaged model's
+    first part, whose header is whole), read before the pieces are assembled.
     """
     check_magic(path)
-    size = path.stat().st_size
+    size = whole_size or path.stat().st_size
     try:
         kv, tensors, data_start = _scan(path)
         typed = [_tensor_bytes(t) for t in tensors]
