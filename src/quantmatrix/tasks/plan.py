@@ -13,6 +13,7 @@ from quantmatrix.data.benchmarks import (
 from quantmatrix.data.generation import load_generation_items
 from quantmatrix.tasks import generation, multiple_choice
 from quantmatrix.tasks.base import Sample
+from quantmatrix.tasks.many_shot import many_shot_samples
 
 
 def _items(spec: MMLUTask | ARCTask | LocalMCTask, seed: int) -> list[MCItem]:
@@ -53,5 +54,7 @@ def mc_items(study: Study) -> list[MCItem]:
 
 
 def plan_samples(study: Study) -> list[Sample]:
-    """Every sample of the study, in a stable order (task order, then the seeded item order)."""
-    return [sample for spec in study.tasks for sample in _samples(spec, study)]
+    """Every sample of the study, in a stable order (task order, then the seeded item order),
+    then the long-context probe's many-shot questions, bucket after bucket."""
+    main = [sample for spec in study.tasks for sample in _samples(spec, study)]
+    return main + many_shot_samples(study)
