@@ -15,6 +15,7 @@ from quantmatrix.models.ladder import Variant
 from quantmatrix.models.sources import ResolvedSource
 from quantmatrix.runlog import (
     KLD,
+    LONG_CONTEXT,
     MANIFEST,
     SAMPLES,
     SCORES,
@@ -79,6 +80,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             SCORES,
             KLD,
             TIMING,
+            LONG_CONTEXT,
             "report.md",
             "report.html",
             "analysis.json",

@@ -10,6 +10,7 @@ from quantmatrix.runlog.check import LogIntegrityError, load_rows
 from quantmatrix.runlog.files import (
     KLD,
     LOG_FILES,
+    LONG_CONTEXT,
     MANIFEST,
     SAMPLES,
     SCORES,
@@ -30,6 +31,7 @@ from quantmatrix.runlog.rows import (
     KldRow,
     LetterStats,
     LogRow,
+    LongContextRow,
     SampleRow,
     SampleTiming,
     ScoreRow,
@@ -41,6 +43,7 @@ from quantmatrix.runlog.rows import (
 __all__ = [
     "KLD",
     "LOG_FILES",
+    "LONG_CONTEXT",
     "MANIFEST",
     "SAMPLES",
     "SCORES",
@@ -52,6 +55,7 @@ __all__ = [
     "LineProblem",
     "LogIntegrityError",
     "LogRow",
+    "LongContextRow",
     "ReadResult",
     "RunLog",
     "SampleRow",

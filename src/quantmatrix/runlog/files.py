@@ -23,8 +23,9 @@ VARIANTS = "variants.jsonl"
 SCORES = "scores.jsonl"
 KLD = "kld.jsonl"
 TIMING = "timing.jsonl"
+LONG_CONTEXT = "long_context.jsonl"
 MANIFEST = "manifest.json"
-LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING)
+LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING, LONG_CONTEXT)
 
 
 def canonical_json(obj: Any) -> str:

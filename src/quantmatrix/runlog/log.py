@@ -11,12 +11,23 @@ from typing import Any
 from quantmatrix.config import Study
 from quantmatrix.runlog.check import load_rows
 from quantmatrix.runlog.files import MANIFEST, read_manifest
-from quantmatrix.runlog.rows import KldRow, SampleRow, ScoreRow, TimingRow, VariantRow
+from quantmatrix.runlog.rows import (
+    KldRow,
+    LongContextRow,
+    SampleRow,
+    ScoreRow,
+    TimingRow,
+    VariantRow,
+)
 
 
 @dataclass(frozen=True)
 class RunLog:
-    """Everything a run wrote, as read back from its folder."""
+    """Everything a run wrote, as read back from its folder.
+
+    ``samples`` are the study's own items; the long-context probe's many-shot questions
+    (``task_kind`` many_shot) are in ``many_shot``, so no accuracy, timing or letter figure of
+    the study counts them by accident."""
 
     samples: list[SampleRow]
     variants: list[VariantRow]
@@ -24,6 +35,8 @@ class RunLog:
     scores: list[ScoreRow] = field(default_factory=list)
     kld: list[KldRow] = field(default_factory=list)
     timing: list[TimingRow] = field(default_factory=list)  # the single-stream subset's rows
+    many_shot: list[SampleRow] = field(default_factory=list)  # long-context probe questions
+    long_context: list[LongContextRow] = field(default_factory=list)  # its token KL rows
     warnings: list[str] = field(default_factory=list)  # rows ignored on read, one line a file
 
     @classmethod
@@ -41,19 +54,23 @@ class RunLog:
         scores = load_rows(run_dir, ScoreRow, manifest)
         kld = load_rows(run_dir, KldRow, manifest)
         timing = load_rows(run_dir, TimingRow, manifest)
+        long_context = load_rows(run_dir, LongContextRow, manifest)
         return cls(
-            samples=samples.rows,
+            samples=[r for r in samples.rows if r.task_kind != "many_shot"],
             variants=variants.rows,
             manifest=manifest,
             scores=scores.rows,
             kld=kld.rows,
             timing=timing.rows,
+            many_shot=[r for r in samples.rows if r.task_kind == "many_shot"],
+            long_context=long_context.rows,
             warnings=[
                 *samples.warnings,
                 *variants.warnings,
                 *scores.warnings,
                 *kld.warnings,
                 *timing.warnings,
+                *long_context.warnings,
             ],
         )
 
