@@ -1,4 +1,5 @@
-"""Run a study, phase after phase: ladder, evaluate, timing, divergence, score; resumable.
+"""Run a study, phase after phase: ladder, evaluate, timing, divergence, long context, score;
+resumable.
 
 The run log is the single source of truth: a unit of work whose row is already in the log is
 never done again (``resume.py``), so re-running the same command resumes where a crash or kill
@@ -22,6 +23,12 @@ from quantmatrix.pipeline.adaptive import evaluate_in_rounds
 from quantmatrix.pipeline.divergence import run_divergence_phase
 from quantmatrix.pipeline.evaluate import BackendFactory, EvalLogs, evaluate_all
 from quantmatrix.pipeline.ladder import build_variants
+from quantmatrix.pipeline.long_context import (
+    ModelOpener,
+    check_corpus,
+    default_opener,
+    run_long_context_phase,
+)
 from quantmatrix.pipeline.resume import logged_keys
 from quantmatrix.pipeline.score import Scorer, score_run
 from quantmatrix.pipeline.timing import run_timing_phase
@@ -44,6 +51,7 @@ class RunOutcome:
     skipped: int = 0
     scored: int = 0
     timed: int = 0  # single-stream timing rows written (pipeline/timing.py)
+    long_context: int = 0  # long-context token KL rows written (pipeline/long_context.py)
     failed_variants: list[str] = field(default_factory=list)
 
 
@@ -68,16 +76,20 @@ def run_study(
     backend_factory: BackendFactory = default_backend,
     scorer: Scorer | None = None,
     progress: Reporter = SILENT,
+    opener: ModelOpener = default_opener,
 ) -> RunOutcome:
     """Build, evaluate, log and score the whole study; resume from what the log already holds.
 
     ``scorer`` replaces the generation scorer (tests pass a fast one); by default the models
     named in the study's ``scoring`` section are loaded, and only if there is anything to score.
+    ``opener`` opens a variant for the long-context probe's next-token rows (tests pass
+    scripted ones; by default llama.cpp, or the fake backend's scripted rows).
     """
     out = options.out
     manifest = prepare_run_dir(study, out, options.force_new)
     record_environment(out, manifest, options.cache, _uses_engine(study))
     samples = plan_samples(study)
+    check_corpus(study)
     sources, variants = build_variants(study, options.cache, progress)
     digests = [(v, sha256_file(v.path, options.cache) if v.path else None) for _, v in variants]
     record_sources(out, manifest, sources, digests)
@@ -100,6 +112,9 @@ def run_study(
     answered = [(s, v) for s, v in variants if v.id not in failed]
     timed = run_timing_phase(study, out, answered, samples, backend_factory, session, progress)
     run_divergence_phase(study, out, [v for _, v in variants], progress)
+    long_rows = run_long_context_phase(study, out, variants, opener, progress)
     scored = score_run(out, progress, scorer)
     failed += [v for v in timed.failed_variants if v not in failed]
-    return RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows, failed)
+    outcome = RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows)
+    outcome.failed_variants, outcome.long_context = failed, long_rows
+    return outcome

@@ -1,0 +1,337 @@
+"""The long-context phase (-> :class:`LongContextRow`): does a level's token KL vs its baseline
+grow with the context?
+
+The token-KL phase (``divergence.py``) cuts its corpus into short chunks; here each of
+``long_context.documents`` long documents is one sequence, from its first token to the last
+bucket's end (capped at the model's training context), evaluated window after window on one
+growing KV cache (``scoring/windows.py``), so the row at position ``p`` has seen ``p + 1``
+tokens. The baseline's rows are stored as the KL phase stores them (top-k + sampled tail,
+``baseline_logits/<model>.long.npz``); each variant's rows are compared with them window by
+window (``scoring/divergence.compare_chunk``) and summed per bucket of positions
+(``scoring/buckets.py``): one row per (variant, document, bucket), written as soon as the
+bucket is complete. The baseline is compared with itself in the same pass that stores it
+(exactly 0: the check that the comparison is sound).
+
+Documents: the first ones of the corpus's seeded order (``data/long_documents.py``) that
+reach the cap in the baseline's tokens; when too few do, the longest of the others, which then
+cover the buckets they reach (each row says how many positions it holds).
+
+Resume: a (variant, document) with a bucket row missing is evaluated again from its first token
+(the context must be rebuilt) up to the end of its last missing bucket; rows already written are
+not written again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quantmatrix.backends import fake_logits
+from quantmatrix.config import LongContextSpec, ModelSpec, Study
+from quantmatrix.data.long_documents import Document, load_documents
+from quantmatrix.engine.load import open_for_eval
+from quantmatrix.models.ladder import Variant
+from quantmatrix.pipeline.divergence import BaselineStore, baseline_path
+from quantmatrix.pipeline.resume import logged_keys
+from quantmatrix.progress import SILENT, Reporter
+from quantmatrix.runlog import LONG_CONTEXT, AppendLog, LongContextRow, read_manifest
+from quantmatrix.runlog.rows import Key
+from quantmatrix.scoring import divergence as dv
+from quantmatrix.scoring.buckets import BucketStats, Positions
+from quantmatrix.scoring.logits import corpus_digest
+from quantmatrix.scoring.windows import WindowModel
+
+WINDOW = 512  # tokens evaluated per llama_decode call (the context's n_batch)
+BLOCK = 128  # positions per block mean kept in each row (the profile plot)
+STORE_VERSION = 1
+TOP_K, TAIL_SAMPLES = 32, 32  # the baseline rows' storage, as the KL phase's defaults
+
+ModelOpener = Callable[[Variant, ModelSpec, Study, int], AbstractContextManager[WindowModel] | None]
+
+
+@contextmanager
+def _llama(variant: Variant, spec: ModelSpec, study: Study, n_ctx: int) -> Iterator[WindowModel]:
+    from quantmatrix.engine.settings import machine_settings
+    from quantmatrix.scoring.windows import LlamaWindows
+
+    assert variant.path is not None
+    engine = machine_settings(study.gpu_layers_for(spec))
+    llm = open_for_eval(variant.path, n_ctx, study.threads, False, n_batch=WINDOW, engine=engine)
+    try:
+        yield LlamaWindows(llm)
+    finally:
+        llm.close()
+
+
+def default_opener(
+    variant: Variant, spec: ModelSpec, study: Study, n_ctx: int
+) -> AbstractContextManager[WindowModel] | None:
+    """llama.cpp for a variant held as a local file; the scripted rows for the fake backend;
+    None (no rows to read) for a server."""
+    if variant.path is not None:
+        return _llama(variant, spec, study, n_ctx)
+    if spec.backend == "fake":
+        return nullcontext(fake_logits.create(variant, spec, study))
+    return None
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The documents chosen for one model, as the baseline tokenized them."""
+
+    source: str
+    ids: tuple[str, ...]
+    tokens: tuple[list[int], ...]
+    cap: int
+    bounds: tuple[tuple[int, int], ...]  # the buckets, capped
+
+    @property
+    def digest(self) -> str:
+        return corpus_digest(self.tokens)
+
+
+def choose_documents(
+    model: WindowModel, docs: Sequence[Document], spec: LongContextSpec, source: str
+) -> Corpus:
+    """The first documents reaching the cap (the last bucket's end, at most the model's
+    training context), then the longest others if too few do."""
+    cap = min(spec.cap, model.context_limit())
+    bos = model.bos()
+    room = cap - len(bos)
+    full: list[tuple[str, list[int]]] = []
+    short: list[tuple[str, list[int]]] = []
+    for doc in docs:
+        body = model.text_tokens(doc.text)[:room]
+        (full if len(body) == room else short).append((doc.id, bos + body))
+        if len(full) == spec.documents:
+            break
+    short.sort(key=lambda d: -len(d[1]))
+    picked = full + [d for d in short if len(d[1]) >= 2][: spec.documents - len(full)]
+    bounds = tuple((s, min(e, cap)) for s, e in spec.bounds() if s < cap)
+    return Corpus(source, tuple(i for i, _ in picked), tuple(t for _, t in picked), cap, bounds)
+
+
+def _meta(base: Variant, corpus: Corpus) -> dict[str, Any]:
+    return {
+        "version": STORE_VERSION,
+        "kind": "long_context",
+        "baseline": base.id,
+        "top_k": TOP_K,
+        "tail_samples": TAIL_SAMPLES,
+        "window": WINDOW,
+        "cap": corpus.cap,
+        "corpus_source": corpus.source,
+        "corpus_sha256": corpus.digest,
+        "documents": list(corpus.ids),
+        "n_chunks": len(corpus.tokens),
+    }
+
+
+def _window_base(base: dv.BaselineChunk, start: int, stop: int) -> dv.BaselineChunk:
+    """The stored rows of positions ``[start, stop)`` (targets: those with a next token)."""
+    return dv.BaselineChunk(base.top.rows(slice(start, stop)), base.target_logprobs[start:stop])
+
+
+@dataclass
+class DocPass:
+    """One document through one variant: its windows compared, its buckets summed."""
+
+    model: WindowModel
+    tokens: list[int]
+    bounds: tuple[tuple[int, int], ...]
+    wanted: frozenset[int]  # the buckets to write
+    document: int
+
+    def run(
+        self, stored: dv.BaselineChunk | None, emit: Callable[[int, BucketStats, float], None]
+    ) -> dv.BaselineChunk:
+        """Compare every window with ``stored`` (None: this is the baseline, stored here from
+        its own rows); ``emit`` gets each wanted bucket as it completes. Returns the stored
+        rows (the baseline's, complete, when it computed them)."""
+        last = max((self.bounds[b][1] for b in self.wanted), default=len(self.tokens))
+        limit = len(self.tokens) if stored is None else min(len(self.tokens), last)
+        found, seconds = Positions(), np.zeros(limit)
+        parts: list[dv.BaselineChunk] = []
+        left = sorted(self.wanted)
+        started = time.perf_counter()
+        for w, rows in enumerate(self.model.windows(self.tokens[:limit], WINDOW)):
+            s, e = w * WINDOW, w * WINDOW + len(rows)
+            toks = self.tokens[s : e + 1]
+            if stored is None:
+                parts.append(dv.compress_chunk(rows, toks, TOP_K, False, TAIL_SAMPLES,
+                                               seed=self.document * 100_003 + w))  # fmt: skip
+            base = parts[-1] if stored is None else _window_base(stored, s, e)
+            found.add(dv.compare_chunk(base, rows, toks), base.top.top1, base.target_logprobs)
+            now = time.perf_counter()
+            seconds[s:e], started = (now - started) / len(rows), now
+            while left and (found.done >= self.bounds[left[0]][1] or found.done >= limit):
+                b = left.pop(0)
+                start, end = self.bounds[b]
+                emit(b, found.bucket(start, end, BLOCK), float(seconds[start:end].sum()))
+        if stored is not None:
+            return stored
+        top = dv.TopK.concat([p.top for p in parts])
+        return dv.BaselineChunk(top, np.concatenate([p.target_logprobs for p in parts]))
+
+
+KL_METHOD = f"top{TOP_K}+tail{TAIL_SAMPLES}"  # what divergence.kl_method names these rows
+
+
+@dataclass
+class _Writer:
+    """Rows of one model's probe into ``long_context.jsonl``, each key once."""
+
+    log: AppendLog
+    done: frozenset[Key]
+    corpus: Corpus
+    baseline: str
+    written: int = 0
+
+    def missing(self, variant: Variant, document: int) -> frozenset[int]:
+        n = len(self.corpus.tokens[document])
+        return frozenset(
+            b for b, (start, _) in enumerate(self.corpus.bounds)
+            if start < n and (variant.id, self.corpus.digest, document, b) not in self.done
+        )  # fmt: skip
+
+    def emitter(self, variant: Variant, document: int) -> Callable[[int, BucketStats, float], None]:
+        def emit(bucket: int, st: BucketStats, seconds: float) -> None:
+            self.log.append(self.row(variant, document, bucket, st, seconds))
+            self.written += 1
+
+        return emit
+
+    def row(
+        self, variant: Variant, document: int, bucket: int, st: BucketStats, seconds: float
+    ) -> LongContextRow:
+        c = self.corpus
+        return LongContextRow(
+            variant=variant.id, model=variant.model, level=variant.level, baseline=self.baseline,
+            corpus_sha256=c.digest, corpus_source=c.source, document=document,
+            document_id=c.ids[document], document_tokens=len(c.tokens[document]), bucket=bucket,
+            start=st.start, end=st.end, n_tokens=st.n_tokens, kl_method=KL_METHOD,
+            kl_sum=st.kl_sum, kl_topk_sum=st.kl_topk_sum, kl_max=st.kl_max,
+            same_top=st.same_top, n_targets=st.n_targets, nll_sum=st.nll_sum,
+            base_nll_sum=st.base_nll_sum, block_tokens=BLOCK, kl_block_means=st.block_means,
+            eval_s=seconds,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """One model's probe: its baseline first (documents, stored rows), then each level."""
+
+    study: Study
+    spec: ModelSpec
+    opener: ModelOpener
+    out: Path
+    progress: Reporter
+
+    def open(self, variant: Variant) -> AbstractContextManager[WindowModel]:
+        assert self.study.long_context is not None
+        opened = self.opener(variant, self.spec, self.study, self.study.long_context.cap)
+        if opened is None:
+            raise ValueError(f"{variant.id}: no next-token rows to read (a server)")
+        return opened
+
+    def baseline(
+        self, base: Variant, docs: tuple[Sequence[Document], str], log: AppendLog,
+        done: frozenset[Key],
+    ) -> tuple[_Writer, BaselineStore]:  # fmt: skip
+        """Choose the documents and store the baseline's rows (or load them), writing the
+        baseline's own rows in the same pass."""
+        lc = self.study.long_context
+        assert lc is not None
+        with self.open(base) as model:
+            corpus = choose_documents(model, docs[0], lc, docs[1])
+            writer = _Writer(log, done, corpus, base.id)
+            meta = _meta(base, corpus)
+            path = baseline_path(self.out, base.model).with_suffix(".long.npz")
+            store = BaselineStore.load(path, meta)
+            chunks = []
+            for d, tokens in enumerate(corpus.tokens):
+                wanted = writer.missing(base, d)
+                if store is None or wanted:
+                    one = DocPass(model, tokens, corpus.bounds, wanted, d)
+                    stored = None if store is None else store.stored[d]
+                    chunks.append(one.run(stored, writer.emitter(base, d)))
+                self.progress.advance()
+            if store is None:
+                store = BaselineStore(meta, list(corpus.tokens), chunks)
+                store.save(path)
+        return writer, store
+
+    def variant(self, variant: Variant, writer: _Writer, store: BaselineStore) -> None:
+        todo = [d for d in range(len(store.chunks)) if writer.missing(variant, d)]
+        if not todo:
+            self.progress.advance(len(store.chunks))
+            return
+        with self.open(variant) as model:
+            for d in range(len(store.chunks)):
+                if d in todo:
+                    one = DocPass(model, store.chunks[d], writer.corpus.bounds,
+                                  writer.missing(variant, d), d)  # fmt: skip
+                    one.run(store.stored[d], writer.emitter(variant, d))
+                self.progress.advance()
+
+
+def check_corpus(study: Study) -> None:
+    """A user's corpus is read before the run starts, so a bad path fails in one line then
+    rather than after the evaluation (the packaged corpus is checked when it is read)."""
+    lc = study.long_context
+    if lc is not None and lc.documents and lc.corpus_path is not None:
+        load_documents(lc.corpus_path, study.selection_seed)
+
+
+def _members(study: Study, variants: Sequence[tuple[ModelSpec, Variant]],
+             opener: ModelOpener) -> list[tuple[ModelSpec, list[Variant]]]:  # fmt: skip
+    """Per model whose baseline has rows to read, its variants, baseline first (the opener is
+    asked with ``n_ctx`` 0 whether a variant has rows at all; nothing opens until entered)."""
+    out = []
+    for spec in study.models:
+        members = [v for s, v in variants if s.name == spec.name]
+        base = next((v for v in members if v.level == spec.baseline_level), None)
+        if base is None or opener(base, spec, study, 0) is None:
+            continue
+        members.sort(key=lambda v: v.id != base.id)
+        out.append((spec, members))
+    return out
+
+
+def run_long_context_phase(
+    study: Study,
+    out: Path,
+    variants: Sequence[tuple[ModelSpec, Variant]],
+    opener: ModelOpener = default_opener,
+    progress: Reporter = SILENT,
+) -> int:
+    """Token KL by position bucket on long documents, every variant with rows to read;
+    resumable; returns the rows written."""
+    lc = study.long_context
+    if lc is None or not lc.documents:
+        return 0
+    groups = _members(study, variants, opener)
+    if not groups:
+        return 0
+    docs = load_documents(lc.corpus_path, study.selection_seed)
+    manifest = read_manifest(out)
+    config = None if manifest is None else manifest.get("config_hash")
+    written = 0
+    with AppendLog(out / LONG_CONTEXT, config) as log:
+        done = logged_keys(out, LongContextRow, manifest)  # after AppendLog cut a torn last line
+        progress.phase("long context (token KL)", sum(len(m) for _, m in groups) * lc.documents)
+        for spec, members in groups:
+            probe = _Probe(study, spec, opener, out, progress)
+            progress.say(f"long-context baseline {members[0].id}")
+            writer, store = probe.baseline(members[0], docs, log, done)
+            for variant in members[1:]:
+                progress.say(f"long-context token KL {variant.id}")
+                probe.variant(variant, writer, store)
+            written += writer.written
+    return written
