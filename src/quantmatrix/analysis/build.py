@@ -21,6 +21,7 @@ from quantmatrix.analysis.model import (
     accuracy_deltas,
 )
 from quantmatrix.analysis.outcomes import model_ladders
+from quantmatrix.analysis.probes import probes
 from quantmatrix.analysis.stats.power import mde_binary_unpaired
 from quantmatrix.analysis.stats.section import build_statistics
 from quantmatrix.analysis.tables import variant_summaries, wilson
@@ -34,6 +35,7 @@ def analyze(run: RunLog) -> Analysis:
     letters = letter_rows(run.samples, study.baseline_variants())
     divergence = summarize_divergence(letters, run.kld)
     summaries = variant_summaries(run, divergence, certified_blocks(run))
+    found = probes(run)
     return Analysis(
         analysis_version=ANALYSIS_VERSION,
         study=study.name,
@@ -49,6 +51,7 @@ def analyze(run: RunLog) -> Analysis:
         divergence=divergence,
         divergence_cliffs=cliff_agreement(divergence, accuracy_deltas(summaries)),
         log_warnings=tuple(run.warnings),
+        **({} if found is None else {"probes": found}),
     )
 
 

@@ -11,10 +11,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from quantmatrix.analysis.divergence_model import Divergence, DivergenceCliff
 from quantmatrix.analysis.frozen import Frozen
+from quantmatrix.analysis.probes_model import Probes
 from quantmatrix.analysis.stats.model import Statistics
 from quantmatrix.analysis.variant_model import SummedSeconds, VariantSummary
 from quantmatrix.config import Decoding
@@ -70,6 +71,16 @@ class Analysis(Frozen):
     divergence: Divergence
     divergence_cliffs: dict[str, DivergenceCliff]  # model -> its cliffs
     log_warnings: tuple[str, ...]  # rows the reading ignored (runlog_check.read_warnings)
+    # context-length and batch sensitivity (analysis/probes.py): dumped only when the run has
+    # them, so logs without them keep their analysis.json
+    probes: Probes | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if "probes" not in self.model_fields_set:
+            data.pop("probes", None)
+        return data
 
     def accuracy_deltas(self) -> dict[str, float]:
         return accuracy_deltas(self.variants)

@@ -17,6 +17,7 @@ from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_diverg
 from quantmatrix.report.fmt import MISSING, gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
 from quantmatrix.report.origin_md import origin_notes
+from quantmatrix.report.probes_md import plot_long_context, render_probes
 from quantmatrix.report.stats_md import render_statistics_md
 from quantmatrix.runlog import RunLog
 
@@ -193,6 +194,7 @@ def render_markdown(analysis: Analysis, decision_md: str = "", answer_md: str = 
         render_certified_md(analysis),
         render_generation_md(analysis),
         _divergence_section(analysis),
+        *_probe_sections(analysis),
         "## Variant files and memory",
         "",
         _files(analysis),
@@ -214,6 +216,12 @@ def render_markdown(analysis: Analysis, decision_md: str = "", answer_md: str = 
             "",
         ]
     return "\n".join(parts)
+
+
+def _probe_sections(analysis: Analysis) -> list[str]:
+    """Context-length and batch sensitivity, when the run has them (else nothing at all)."""
+    text = render_probes(analysis.probes)
+    return [text] if text else []
 
 
 def _divergence_section(analysis: Analysis) -> str:
@@ -242,6 +250,9 @@ def write_report(run_dir: Path, policy: Policy | None = None) -> tuple[Path, Ana
             analysis.accuracy_deltas(),
             run_dir / "plots" / "kld_vs_accuracy.png",
         )
+    lc = None if analysis.probes is None else analysis.probes.long_context
+    if lc is not None and lc.levels:
+        plot_long_context(lc, run_dir / "plots" / "long_context_kl.png")
     path = run_dir / "report.md"
     body = render_markdown(analysis, written["markdown"], written["answer"])
     path.write_text(body, encoding="utf-8")
