@@ -178,7 +178,8 @@ def test_unset_gpu_layers_leaves_the_config_hash_of_older_runs_alone() -> None:
     for holder in (dumped, *dumped["models"]):
         # fields added since, at their "as before" value (the defaults of batch_size, 4, and
         # timing, on, are not)
-        for name in ("gpu_layers", "imatrix", "calibration", "sampling", "endpoints"):
+        names = ("gpu_layers", "imatrix", "calibration", "sampling", "endpoints", "long_context")
+        for name in names:
             holder.pop(name, None)
     old = hashlib.sha256(
         json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()
