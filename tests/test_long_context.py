@@ -16,7 +16,7 @@ from quantmatrix.config import ConfigError, ModelSpec, Study, parse_study
 from quantmatrix.data.benchmarks import DataError
 from quantmatrix.models.ladder import Variant
 from quantmatrix.pipeline import RunOptions, run_study
-from quantmatrix.pipeline.long_context import ModelOpener, check_corpus
+from quantmatrix.pipeline.long_context import ModelOpener, check_corpus, default_opener
 from quantmatrix.report.render import write_report
 from quantmatrix.runlog import LONG_CONTEXT, RunLog, read_rows
 from quantmatrix.scoring.windows import WindowModel
@@ -54,7 +54,7 @@ FLAT_AND_GROWING = {"F16": flat_profile(0.0), "Q8_0": flat_profile(0.3), "Q4_K_M
 
 def run(tmp_path: Path, s: Study, opener: ModelOpener | None = None) -> RunLog:
     options = RunOptions(tmp_path / "run", tmp_path / "cache")
-    run_study(s, options, **({} if opener is None else {"opener": opener}))
+    run_study(s, options, opener=opener or default_opener)
     return RunLog.load(tmp_path / "run")
 
 

@@ -73,8 +73,11 @@ def cluster_slope(
     robust = sm.OLS(yy, sm.add_constant(xx)).fit(
         cov_type="cluster", cov_kwds={"groups": gg.astype(int)}, use_t=True
     )
-    low, high = robust.conf_int(alpha)[1]
-    return Estimate(slope, float(low), float(high), clusters)
+    with np.errstate(invalid="ignore"):  # an exact fit's variance may come out as -0.0
+        low, high = (float(v) for v in robust.conf_int(alpha)[1])
+    if not (np.isfinite(low) and np.isfinite(high)):
+        low = high = slope
+    return Estimate(slope, low, high, clusters)
 
 
 def verdict(change: Estimate) -> str:
