@@ -157,6 +157,19 @@ def test_flat_and_growing_profiles_are_told_apart(tmp_path: Path) -> None:
     assert grows.slope_per_doubling.low is not None and grows.slope_per_doubling.low > 0
     kl = [b.kl.value for b in by_level["Q4_K_M"].buckets]
     assert kl == sorted(kl)
+    # the control: the same text from an empty cache. The fake's departure follows the
+    # position, so a growing profile shows a context effect and a flat one none
+    flat_same = [b.same_text for b in by_level["Q8_0"].buckets]
+    grow_same = [b.same_text for b in by_level["Q4_K_M"].buckets]
+    assert flat_same[0] is None and grow_same[0] is None  # the first bucket starts at 0
+    for st in flat_same[1:]:
+        assert st is not None and st.tokens in (192, 512)
+        assert st.change.low is not None and st.change.high is not None
+        assert st.change.low <= 0 <= st.change.high
+    assert all(st is not None and (st.change.low or 0) > 0 for st in grow_same[1:])
+    assert all(r.restart_tokens == 0 for r in rows if r.bucket == 0)
+    assert {r.restart_tokens for r in rows if r.bucket > 0} == {192, 512}
+    assert all(r.restart_kl_sum == 0 for r in rows if r.level == "F16")
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Context length" in report
     assert "| m@Q4_K_M | " in report and "grows |" in report
@@ -190,7 +203,8 @@ def test_resume_writes_only_what_is_missing(tmp_path: Path) -> None:
     # the baseline was opened to read its stored rows' documents; only Q4_K_M evaluated, and
     # only its document 3, to the end of the missing bucket
     assert counted["m@F16"].evaluated == 0 and "m@Q8_0" not in counted
-    assert counted["m@Q4_K_M"].evaluated == 1024
+    # the sequence to the missing bucket's end, and that bucket's control (512 positions)
+    assert counted["m@Q4_K_M"].evaluated == 1024 + 512
     assert before == ["m@F16", "m@Q8_0", "m@Q4_K_M"]
 
 

@@ -44,7 +44,8 @@ def rows_of(kl: np.ndarray) -> list[LongContextRow]:
                 document_tokens=N, bucket=b, start=start, end=end, n_tokens=part.size,
                 kl_method="exact", kl_sum=float(part.sum()), kl_topk_sum=float(part.sum()),
                 kl_max=float(part.max()), same_top=part.size, n_targets=part.size, nll_sum=0.0,
-                base_nll_sum=0.0, block_tokens=BLOCK, kl_block_means=blocks, eval_s=0.0,
+                base_nll_sum=0.0, block_tokens=BLOCK, kl_block_means=blocks, restart_tokens=0,
+                restart_kl_sum=0.0, restart_full_kl_sum=0.0, eval_s=0.0,
             ))  # fmt: skip
     return out
 

@@ -29,7 +29,7 @@ USER_ERRORS = (
     ConfigError, DataError, RunDirError, SourceError, GGUFError, QuantizeError, BackendError,
     FileNotFoundError, LogIntegrityError,
 )  # fmt: skip
-PRESETS = ("demo", "tr125", "tiny")
+PRESETS = ("demo", "tr125", "tiny", "long")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -80,7 +80,9 @@ def run(
         "runs/latest"
     ),
     demo: Annotated[bool, typer.Option("--demo", help="the built-in default study")] = False,
-    preset: Annotated[str | None, typer.Option(help="a built-in study: demo, tr125, tiny")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="a built-in study: demo, tr125, tiny, long")
+    ] = None,
     force_new: Annotated[bool, typer.Option("--force-new", help="move a different run aside")] = (
         False
     ),

@@ -471,13 +471,15 @@ class Study(_Strict):
 
     @model_validator(mode="after")
     def _many_shot_fits(self) -> Study:
-        """Many-shot prompts run to the last bucket's end: the embedded engine's context must
-        hold them and their answer."""
+        """Many-shot prompts run to the last bucket's end: the context the study sets (the
+        embedded engine's, Ollama's num_ctx) must hold them and their answer."""
         spec = self.long_context
         if spec is None or not spec.mc_items:
             return self
         need = spec.cap + self.decoding.mc_max_new_tokens
-        if self.context_length < need and any(m.backend == "llamacpp" for m in self.models):
+        if self.context_length < need and any(
+            m.backend in ("llamacpp", "ollama") for m in self.models
+        ):
             raise ValueError(
                 f"long_context asks many-shot prompts of up to {spec.cap} tokens, which need "
                 f"context_length >= {need} (got {self.context_length}); raise context_length "

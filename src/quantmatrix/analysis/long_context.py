@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quantmatrix.analysis.probes_model import BucketKL, Interval, KLTrend, LevelKL
+from quantmatrix.analysis.probes_model import BucketKL, Interval, KLTrend, LevelKL, SameText
 from quantmatrix.analysis.stats.trend import (
     Estimate,
     cluster_slope,
@@ -39,6 +39,23 @@ def _doc_mean(r: LongContextRow) -> float:
     return r.kl_sum / r.n_tokens if r.n_tokens else 0.0
 
 
+def same_text(rows: Sequence[LongContextRow]) -> SameText | None:
+    """The control: the bucket's first positions in the sequence vs from an empty cache."""
+    ctl = [r for r in rows if r.restart_tokens]
+    if not ctl:
+        return None
+    full = [r.restart_full_kl_sum / r.restart_tokens for r in ctl]
+    fresh = [r.restart_kl_sum / r.restart_tokens for r in ctl]
+    before, after = float(np.mean(fresh)), float(np.mean(full))
+    return SameText(
+        tokens=max(r.restart_tokens for r in ctl),
+        in_sequence=after,
+        restarted=before,
+        change=interval(paired_change(fresh, full)),
+        ratio=after / before if before > 0 else None,
+    )
+
+
 def _bucket(rows: Sequence[LongContextRow]) -> BucketKL:
     first = rows[0]
     tokens = sum(r.n_tokens for r in rows)
@@ -54,6 +71,7 @@ def _bucket(rows: Sequence[LongContextRow]) -> BucketKL:
         same_top=sum(r.same_top for r in rows) / tokens if tokens else 0.0,
         ppl_ratio=math.exp(nll / targets) if targets else 1.0,
         seconds_per_document=float(np.mean([r.eval_s for r in rows])),
+        same_text=same_text(rows),
     )
 
 

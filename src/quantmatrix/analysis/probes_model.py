@@ -16,6 +16,19 @@ class Interval(Frozen):
     n: int  # documents or items it rests on
 
 
+class SameText(Frozen):
+    """A bucket's first positions (``tokens`` per document) evaluated twice: in the sequence,
+    after everything before them, and again from an empty cache. ``change`` is the first minus
+    the second, paired within documents (t-interval): what the preceding context does to the
+    level's KL with the text held fixed."""
+
+    tokens: int
+    in_sequence: float  # mean over documents
+    restarted: float
+    change: Interval
+    ratio: float | None
+
+
 class BucketKL(Frozen):
     """One level's token KL in one bucket of positions, over the documents reaching it."""
 
@@ -28,6 +41,7 @@ class BucketKL(Frozen):
     same_top: float  # pooled share of positions whose argmax is the baseline's
     ppl_ratio: float  # exp(mean NLL increase) over the bucket's positions, pooled
     seconds_per_document: float  # engine + comparison time for these positions
+    same_text: SameText | None  # the control for the text (None for the first bucket)
 
 
 class KLTrend(Frozen):

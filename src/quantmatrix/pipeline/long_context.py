@@ -117,7 +117,16 @@ def choose_documents(
     return Corpus(source, tuple(i for i, _ in picked), tuple(t for _, t in picked), cap, bounds)
 
 
+def restart_keys(corpus: Corpus) -> list[tuple[int, int]]:
+    """(document, bucket) of every control: each bucket but the first that the document reaches."""
+    return [
+        (d, b) for d, tokens in enumerate(corpus.tokens)
+        for b, (start, _) in enumerate(corpus.bounds) if 0 < start < len(tokens)
+    ]  # fmt: skip
+
+
 def _meta(base: Variant, corpus: Corpus) -> dict[str, Any]:
+    restarts = restart_keys(corpus)
     return {
         "version": STORE_VERSION,
         "kind": "long_context",
@@ -129,13 +138,54 @@ def _meta(base: Variant, corpus: Corpus) -> dict[str, Any]:
         "corpus_source": corpus.source,
         "corpus_sha256": corpus.digest,
         "documents": list(corpus.ids),
-        "n_chunks": len(corpus.tokens),
+        "restarts": [list(k) for k in restarts],
+        "n_chunks": len(corpus.tokens) + len(restarts),
     }
+
+
+def pack(meta: dict[str, Any], corpus: Corpus, docs: Sequence[DocRows]) -> BaselineStore:
+    """Every document's rows as one store: the sequences, then the controls in key order."""
+    keys = restart_keys(corpus)
+    chunks = list(corpus.tokens)
+    for d, b in keys:
+        start, end = corpus.bounds[b]
+        chunks.append(corpus.tokens[d][start : min(start + WINDOW, end)])
+    stored = [r.full for r in docs] + [docs[d].restarts[b] for d, b in keys]
+    return BaselineStore(meta, chunks, stored)
+
+
+def unpack(store: BaselineStore, corpus: Corpus) -> list[DocRows]:
+    n = len(corpus.tokens)
+    docs = [DocRows(store.stored[d], {}) for d in range(n)]
+    for i, (d, b) in enumerate(restart_keys(corpus)):
+        docs[d].restarts[b] = store.stored[n + i]
+    return docs
 
 
 def _window_base(base: dv.BaselineChunk, start: int, stop: int) -> dv.BaselineChunk:
     """The stored rows of positions ``[start, stop)`` (targets: those with a next token)."""
     return dv.BaselineChunk(base.top.rows(slice(start, stop)), base.target_logprobs[start:stop])
+
+
+@dataclass(frozen=True)
+class DocRows:
+    """A document's stored baseline rows: the whole sequence, and per bucket after the first
+    its first positions evaluated again from an empty cache (the control for the text)."""
+
+    full: dv.BaselineChunk
+    restarts: dict[int, dv.BaselineChunk]
+
+
+@dataclass(frozen=True)
+class Restart:
+    """A bucket's first ``tokens`` positions: KL from an empty cache, and in the sequence."""
+
+    tokens: int
+    kl_sum: float
+    full_kl_sum: float
+
+
+Emit = Callable[[int, BucketStats, float, Restart | None], None]
 
 
 @dataclass
@@ -148,15 +198,45 @@ class DocPass:
     wanted: frozenset[int]  # the buckets to write
     document: int
 
-    def run(
-        self, stored: dv.BaselineChunk | None, emit: Callable[[int, BucketStats, float], None]
-    ) -> dv.BaselineChunk:
+    def restart_span(self, bucket: int) -> tuple[int, int] | None:
+        start, end = self.bounds[bucket]
+        stop = min(start + WINDOW, end, len(self.tokens))
+        return (start, stop) if 0 < start < stop else None
+
+    def _seed(self, part: int) -> int:
+        return self.document * 100_003 + part
+
+    def restarts(
+        self, stored: DocRows | None
+    ) -> tuple[dict[int, dv.BaselineChunk], dict[int, Any]]:
+        """Each bucket's first positions from an empty cache: (the baseline rows, stored here
+        when ``stored`` is None; the comparisons), for the buckets that need them."""
+        need = range(len(self.bounds)) if stored is None else sorted(self.wanted)
+        base: dict[int, dv.BaselineChunk] = {}
+        found: dict[int, Any] = {}
+        for b in need:
+            span = self.restart_span(b)
+            if span is None:
+                continue
+            toks = self.tokens[span[0] : span[1] + 1]
+            rows = next(iter(self.model.windows(toks[: span[1] - span[0]], WINDOW)))
+            if stored is None:
+                base[b] = dv.compress_chunk(rows, toks, TOP_K, False, TAIL_SAMPLES,
+                                            seed=self._seed(50_000 + b))  # fmt: skip
+            ref = base[b] if stored is None else stored.restarts[b]
+            found[b] = dv.compare_chunk(ref, rows, toks).kl
+        return base, found
+
+    def run(self, stored: DocRows | None, emit: Emit) -> DocRows:
         """Compare every window with ``stored`` (None: this is the baseline, stored here from
         its own rows); ``emit`` gets each wanted bucket as it completes. Returns the stored
         rows (the baseline's, complete, when it computed them)."""
         last = max((self.bounds[b][1] for b in self.wanted), default=len(self.tokens))
         limit = len(self.tokens) if stored is None else min(len(self.tokens), last)
+        started = time.perf_counter()
+        restart_base, restart_kl = self.restarts(stored)
         found, seconds = Positions(), np.zeros(limit)
+        seconds[0] = time.perf_counter() - started  # the controls' time, in the first bucket
         parts: list[dv.BaselineChunk] = []
         left = sorted(self.wanted)
         started = time.perf_counter()
@@ -165,19 +245,29 @@ class DocPass:
             toks = self.tokens[s : e + 1]
             if stored is None:
                 parts.append(dv.compress_chunk(rows, toks, TOP_K, False, TAIL_SAMPLES,
-                                               seed=self.document * 100_003 + w))  # fmt: skip
-            base = parts[-1] if stored is None else _window_base(stored, s, e)
+                                               seed=self._seed(w)))  # fmt: skip
+            base = parts[-1] if stored is None else _window_base(stored.full, s, e)
             found.add(dv.compare_chunk(base, rows, toks), base.top.top1, base.target_logprobs)
             now = time.perf_counter()
-            seconds[s:e], started = (now - started) / len(rows), now
+            seconds[s:e] += (now - started) / len(rows)
+            started = now
             while left and (found.done >= self.bounds[left[0]][1] or found.done >= limit):
                 b = left.pop(0)
                 start, end = self.bounds[b]
-                emit(b, found.bucket(start, end, BLOCK), float(seconds[start:end].sum()))
+                emit(b, found.bucket(start, end, BLOCK), float(seconds[start:end].sum()),
+                     self._restart(b, found, restart_kl))  # fmt: skip
         if stored is not None:
             return stored
         top = dv.TopK.concat([p.top for p in parts])
-        return dv.BaselineChunk(top, np.concatenate([p.target_logprobs for p in parts]))
+        full = dv.BaselineChunk(top, np.concatenate([p.target_logprobs for p in parts]))
+        return DocRows(full, restart_base)
+
+    def _restart(self, b: int, found: Positions, kl: dict[int, Any]) -> Restart | None:
+        span = self.restart_span(b)
+        if span is None or b not in kl:
+            return None
+        n = len(kl[b])
+        return Restart(n, float(np.sum(kl[b])), found.kl_sum(span[0], span[0] + n))
 
 
 KL_METHOD = f"top{TOP_K}+tail{TAIL_SAMPLES}"  # what divergence.kl_method names these rows
@@ -200,17 +290,18 @@ class _Writer:
             if start < n and (variant.id, self.corpus.digest, document, b) not in self.done
         )  # fmt: skip
 
-    def emitter(self, variant: Variant, document: int) -> Callable[[int, BucketStats, float], None]:
-        def emit(bucket: int, st: BucketStats, seconds: float) -> None:
-            self.log.append(self.row(variant, document, bucket, st, seconds))
+    def emitter(self, variant: Variant, document: int) -> Emit:
+        def emit(bucket: int, st: BucketStats, seconds: float, restart: Restart | None) -> None:
+            self.log.append(self.row(variant, document, bucket, (st, restart), seconds))
             self.written += 1
 
         return emit
 
     def row(
-        self, variant: Variant, document: int, bucket: int, st: BucketStats, seconds: float
-    ) -> LongContextRow:
-        c = self.corpus
+        self, variant: Variant, document: int, bucket: int,
+        stats: tuple[BucketStats, Restart | None], seconds: float,
+    ) -> LongContextRow:  # fmt: skip
+        c, (st, restart) = self.corpus, stats
         return LongContextRow(
             variant=variant.id, model=variant.model, level=variant.level, baseline=self.baseline,
             corpus_sha256=c.digest, corpus_source=c.source, document=document,
@@ -219,6 +310,9 @@ class _Writer:
             kl_sum=st.kl_sum, kl_topk_sum=st.kl_topk_sum, kl_max=st.kl_max,
             same_top=st.same_top, n_targets=st.n_targets, nll_sum=st.nll_sum,
             base_nll_sum=st.base_nll_sum, block_tokens=BLOCK, kl_block_means=st.block_means,
+            restart_tokens=0 if restart is None else restart.tokens,
+            restart_kl_sum=0.0 if restart is None else restart.kl_sum,
+            restart_full_kl_sum=0.0 if restart is None else restart.full_kl_sum,
             eval_s=seconds,
         )  # fmt: skip
 
@@ -243,7 +337,7 @@ class _Probe:
     def baseline(
         self, base: Variant, docs: tuple[Sequence[Document], str], log: AppendLog,
         done: frozenset[Key],
-    ) -> tuple[_Writer, BaselineStore]:  # fmt: skip
+    ) -> tuple[_Writer, list[DocRows]]:  # fmt: skip
         """Choose the documents and store the baseline's rows (or load them), writing the
         baseline's own rows in the same pass."""
         lc = self.study.long_context
@@ -254,30 +348,31 @@ class _Probe:
             meta = _meta(base, corpus)
             path = baseline_path(self.out, base.model).with_suffix(".long.npz")
             store = BaselineStore.load(path, meta)
-            chunks = []
+            loaded = None if store is None else unpack(store, corpus)
+            docs_rows = []
             for d, tokens in enumerate(corpus.tokens):
                 wanted = writer.missing(base, d)
-                if store is None or wanted:
+                if loaded is None or wanted:
                     one = DocPass(model, tokens, corpus.bounds, wanted, d)
-                    stored = None if store is None else store.stored[d]
-                    chunks.append(one.run(stored, writer.emitter(base, d)))
+                    stored = None if loaded is None else loaded[d]
+                    docs_rows.append(one.run(stored, writer.emitter(base, d)))
                 self.progress.advance()
-            if store is None:
-                store = BaselineStore(meta, list(corpus.tokens), chunks)
-                store.save(path)
-        return writer, store
+            if loaded is None:
+                loaded = docs_rows
+                pack(meta, corpus, docs_rows).save(path)
+        return writer, loaded
 
-    def variant(self, variant: Variant, writer: _Writer, store: BaselineStore) -> None:
-        todo = [d for d in range(len(store.chunks)) if writer.missing(variant, d)]
+    def variant(self, variant: Variant, writer: _Writer, stored: list[DocRows]) -> None:
+        corpus = writer.corpus
+        todo = [d for d in range(len(corpus.tokens)) if writer.missing(variant, d)]
         if not todo:
-            self.progress.advance(len(store.chunks))
+            self.progress.advance(len(corpus.tokens))
             return
         with self.open(variant) as model:
-            for d in range(len(store.chunks)):
+            for d, tokens in enumerate(corpus.tokens):
                 if d in todo:
-                    one = DocPass(model, store.chunks[d], writer.corpus.bounds,
-                                  writer.missing(variant, d), d)  # fmt: skip
-                    one.run(store.stored[d], writer.emitter(variant, d))
+                    one = DocPass(model, tokens, corpus.bounds, writer.missing(variant, d), d)
+                    one.run(stored[d], writer.emitter(variant, d))
                 self.progress.advance()
 
 
@@ -329,9 +424,9 @@ def run_long_context_phase(
         for spec, members in groups:
             probe = _Probe(study, spec, opener, out, progress)
             progress.say(f"long-context baseline {members[0].id}")
-            writer, store = probe.baseline(members[0], docs, log, done)
+            writer, stored = probe.baseline(members[0], docs, log, done)
             for variant in members[1:]:
                 progress.say(f"long-context token KL {variant.id}")
-                probe.variant(variant, writer, store)
+                probe.variant(variant, writer, stored)
             written += writer.written
     return written

@@ -77,6 +77,25 @@ def _kl_detail(levels: tuple[LevelKL, ...]) -> str:
     return table(head, rows)
 
 
+def _same_text_table(levels: tuple[LevelKL, ...]) -> str:
+    rows = []
+    for lv in levels:
+        if lv.is_baseline:
+            continue
+        for b in lv.buckets:
+            st = b.same_text
+            if st is None:
+                continue
+            rows.append([
+                lv.variant, _span(b.start, b.end), st.tokens, _g(st.in_sequence),
+                _g(st.restarted), kl_cell(st.change),
+                MISSING if st.ratio is None else f"{st.ratio:.2f}x",
+            ])  # fmt: skip
+    head = ["Variant", "Bucket", "Positions", "KL after the preceding text",
+            "KL from an empty cache", "Difference [95% CI]", "Ratio"]  # fmt: skip
+    return table(head, rows) if rows else ""
+
+
 def _many_shot_table(levels: tuple[LevelManyShot, ...]) -> str:
     rows = []
     for lv in levels:
@@ -117,8 +136,8 @@ KL_NOTE = (
     "first bucket to the last, paired within documents, t-interval: the level's loss "
     "**grows** with context when it lies above 0. *Per doubling*: OLS slope of the 128-token "
     "block means on log2(position), cluster-robust interval over documents. Later positions "
-    "are also later text (methods, results, references), so a change mixes context length "
-    "with content; both the baseline and the variant see the same text."
+    "are also later text (methods, results, references), so these changes mix the context's "
+    "length with the text's kind; the same-text control below separates them."
 )
 
 
@@ -137,6 +156,20 @@ def render_long_context(lc: LongContext) -> str:
             "",
             _kl_detail(lc.levels),
             "",
+        ]
+        same = _same_text_table(lc.levels)
+        if same:
+            parts += [
+                "**The same text with and without its context.** The first positions of each "
+                "bucket after the first are evaluated again from an empty cache (baseline and "
+                "variant alike), so the text is held fixed and only what precedes it differs: "
+                "a difference above 0 means the preceding context itself raises the level's "
+                "KL; paired within documents, t-interval.",
+                "",
+                same,
+                "",
+            ]
+        parts += [
             "![Token KL by position](plots/long_context_kl.png)",
             "",
         ]

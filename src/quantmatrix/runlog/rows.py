@@ -227,8 +227,12 @@ class LongContextRow(LogRow):
     (``pipeline/long_context.py``): position ``p`` is the distribution of token ``p + 1``
     after ``p + 1`` tokens of context. ``n_tokens`` positions (fewer than ``end - start``
     when the document ends inside the bucket); ``kl_block_means``: the KL mean of each
-    ``block_tokens`` positions, in order, for the profile plot; ``eval_s``: the engine and
-    comparison time spent on these positions."""
+    ``block_tokens`` positions, in order, for the profile plot. The control for the text: the
+    bucket's first ``restart_tokens`` positions evaluated again from an empty cache (the same
+    text without what precedes it; 0 for the first bucket), their KL sum that way
+    (``restart_kl_sum``) and in the sequence (``restart_full_kl_sum``). ``eval_s``: the engine
+    and comparison time spent on these positions (the first bucket's also holds the
+    controls')."""
 
     FILE: ClassVar[str] = LONG_CONTEXT
     KEY: ClassVar[tuple[str, ...]] = ("variant", "corpus_sha256", "document", "bucket")
@@ -258,6 +262,9 @@ class LongContextRow(LogRow):
     base_nll_sum: float
     block_tokens: int
     kl_block_means: tuple[float, ...]
+    restart_tokens: int
+    restart_kl_sum: float
+    restart_full_kl_sum: float
     eval_s: float
 
 

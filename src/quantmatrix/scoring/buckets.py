@@ -49,6 +49,9 @@ class Positions:
         self.targets.append(cmp.target_logprobs)
         self.base_targets.append(base_targets)
 
+    def kl_sum(self, start: int, stop: int) -> float:
+        return float(np.concatenate(self.kl)[start:stop].sum())
+
     @property
     def done(self) -> int:
         """Positions compared so far."""
