@@ -92,6 +92,18 @@ def test_the_phase_on_a_tiny_ladder(ladder: dict[str, Path], tmp_path: Path) -> 
     assert analysis.probes.long_context.cap == 2048
     again = run_study(study, RunOptions(tmp_path / "run", tmp_path / "cache"))
     assert again.long_context == 0
+    # the control: each later bucket's first positions again from an empty cache
+    assert {(r.bucket, r.restart_tokens) for r in rows} == {(0, 0), (1, 192), (2, 512)}
+    assert all(r.restart_kl_sum == 0.0 for r in base)
+    assert all(r.restart_kl_sum > 0 for r in rows if r.level == "Q2_K" and r.bucket)
+
+
+def test_buckets_shorter_than_a_window(ladder: dict[str, Path], tmp_path: Path) -> None:
+    study = parse_study(tiny_study(ladder, [32, 128]))
+    outcome = run_study(study, RunOptions(tmp_path / "run", tmp_path / "cache"))
+    assert outcome.long_context == 3 * 2 * 2
+    rows = RunLog.load(tmp_path / "run").long_context
+    assert {(r.start, r.end, r.n_tokens) for r in rows} == {(0, 32, 32), (32, 128, 96)}
 
 
 @pytest.mark.slow

@@ -62,7 +62,9 @@ def _llama(variant: Variant, spec: ModelSpec, study: Study, n_ctx: int) -> Itera
 
     assert variant.path is not None
     engine = machine_settings(study.gpu_layers_for(spec))
-    llm = open_for_eval(variant.path, n_ctx, study.threads, False, n_batch=WINDOW, engine=engine)
+    # a context of at least one window: llama-cpp-python cuts n_batch to n_ctx
+    size = max(n_ctx, WINDOW)
+    llm = open_for_eval(variant.path, size, study.threads, False, n_batch=WINDOW, engine=engine)
     try:
         yield LlamaWindows(llm)
     finally:
