@@ -42,7 +42,8 @@ from quantmatrix.data.long_documents import load_documents
 from quantmatrix.engine.load import open_for_eval
 from quantmatrix.models.ladder import build_level
 from quantmatrix.models.sources import default_cache, resolve_source
-from quantmatrix.pipeline.long_context import TAIL_SAMPLES, TOP_K, choose_documents
+from quantmatrix.pipeline.long_context import choose_documents
+from quantmatrix.pipeline.long_document import TAIL_SAMPLES, TOP_K
 from quantmatrix.scoring import divergence as dv
 from quantmatrix.scoring.windows import LlamaWindows
 from quantmatrix.tasks.many_shot import many_shot_samples

@@ -23,14 +23,11 @@ not written again.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from quantmatrix.backends import fake_logits
 from quantmatrix.config import LongContextSpec, ModelSpec, Study
@@ -38,19 +35,26 @@ from quantmatrix.data.long_documents import Document, load_documents
 from quantmatrix.engine.load import open_for_eval
 from quantmatrix.models.ladder import Variant
 from quantmatrix.pipeline.divergence import BaselineStore, baseline_path
+from quantmatrix.pipeline.long_document import (
+    BLOCK,
+    KL_METHOD,
+    TAIL_SAMPLES,
+    TOP_K,
+    WINDOW,
+    DocPass,
+    DocRows,
+    Emit,
+    Restart,
+)
 from quantmatrix.pipeline.resume import logged_keys
 from quantmatrix.progress import SILENT, Reporter
 from quantmatrix.runlog import LONG_CONTEXT, AppendLog, LongContextRow, read_manifest
 from quantmatrix.runlog.rows import Key
-from quantmatrix.scoring import divergence as dv
-from quantmatrix.scoring.buckets import BucketStats, Positions
+from quantmatrix.scoring.buckets import BucketStats
 from quantmatrix.scoring.logits import corpus_digest
 from quantmatrix.scoring.windows import WindowModel
 
-WINDOW = 512  # tokens evaluated per llama_decode call (the context's n_batch)
-BLOCK = 128  # positions per block mean kept in each row (the profile plot)
 STORE_VERSION = 1
-TOP_K, TAIL_SAMPLES = 32, 32  # the baseline rows' storage, as the KL phase's defaults
 
 ModelOpener = Callable[[Variant, ModelSpec, Study, int], AbstractContextManager[WindowModel] | None]
 
@@ -162,117 +166,6 @@ def unpack(store: BaselineStore, corpus: Corpus) -> list[DocRows]:
     for i, (d, b) in enumerate(restart_keys(corpus)):
         docs[d].restarts[b] = store.stored[n + i]
     return docs
-
-
-def _window_base(base: dv.BaselineChunk, start: int, stop: int) -> dv.BaselineChunk:
-    """The stored rows of positions ``[start, stop)`` (targets: those with a next token)."""
-    return dv.BaselineChunk(base.top.rows(slice(start, stop)), base.target_logprobs[start:stop])
-
-
-@dataclass(frozen=True)
-class DocRows:
-    """A document's stored baseline rows: the whole sequence, and per bucket after the first
-    its first positions evaluated again from an empty cache (the control for the text)."""
-
-    full: dv.BaselineChunk
-    restarts: dict[int, dv.BaselineChunk]
-
-
-@dataclass(frozen=True)
-class Restart:
-    """A bucket's first ``tokens`` positions: KL from an empty cache, and in the sequence."""
-
-    tokens: int
-    kl_sum: float
-    full_kl_sum: float
-
-
-Emit = Callable[[int, BucketStats, float, Restart | None], None]
-
-
-@dataclass
-class DocPass:
-    """One document through one variant: its windows compared, its buckets summed."""
-
-    model: WindowModel
-    tokens: list[int]
-    bounds: tuple[tuple[int, int], ...]
-    wanted: frozenset[int]  # the buckets to write
-    document: int
-
-    def restart_span(self, bucket: int) -> tuple[int, int] | None:
-        start, end = self.bounds[bucket]
-        stop = min(start + WINDOW, end, len(self.tokens))
-        return (start, stop) if 0 < start < stop else None
-
-    def _seed(self, part: int) -> int:
-        return self.document * 100_003 + part
-
-    def restarts(
-        self, stored: DocRows | None
-    ) -> tuple[dict[int, dv.BaselineChunk], dict[int, Any]]:
-        """Each bucket's first positions from an empty cache: (the baseline rows, stored here
-        when ``stored`` is None; the comparisons), for the buckets that need them."""
-        need = range(len(self.bounds)) if stored is None else sorted(self.wanted)
-        base: dict[int, dv.BaselineChunk] = {}
-        found: dict[int, Any] = {}
-        for b in need:
-            span = self.restart_span(b)
-            if span is None:
-                continue
-            toks = self.tokens[span[0] : span[1] + 1]
-            rows = next(iter(self.model.windows(toks[: span[1] - span[0]], WINDOW)))
-            if stored is None:
-                base[b] = dv.compress_chunk(rows, toks, TOP_K, False, TAIL_SAMPLES,
-                                            seed=self._seed(50_000 + b))  # fmt: skip
-            ref = base[b] if stored is None else stored.restarts[b]
-            found[b] = dv.compare_chunk(ref, rows, toks).kl
-        return base, found
-
-    def run(self, stored: DocRows | None, emit: Emit) -> DocRows:
-        """Compare every window with ``stored`` (None: this is the baseline, stored here from
-        its own rows); ``emit`` gets each wanted bucket as it completes. Returns the stored
-        rows (the baseline's, complete, when it computed them)."""
-        last = max((self.bounds[b][1] for b in self.wanted), default=len(self.tokens))
-        limit = len(self.tokens) if stored is None else min(len(self.tokens), last)
-        started = time.perf_counter()
-        restart_base, restart_kl = self.restarts(stored)
-        found, seconds = Positions(), np.zeros(limit)
-        seconds[0] = time.perf_counter() - started  # the controls' time, in the first bucket
-        parts: list[dv.BaselineChunk] = []
-        left = sorted(self.wanted)
-        started = time.perf_counter()
-        for w, rows in enumerate(self.model.windows(self.tokens[:limit], WINDOW)):
-            s, e = w * WINDOW, w * WINDOW + len(rows)
-            toks = self.tokens[s : e + 1]
-            if stored is None:
-                parts.append(dv.compress_chunk(rows, toks, TOP_K, False, TAIL_SAMPLES,
-                                               seed=self._seed(w)))  # fmt: skip
-            base = parts[-1] if stored is None else _window_base(stored.full, s, e)
-            found.add(dv.compare_chunk(base, rows, toks), base.top.top1, base.target_logprobs)
-            now = time.perf_counter()
-            seconds[s:e] += (now - started) / len(rows)
-            started = now
-            while left and (found.done >= self.bounds[left[0]][1] or found.done >= limit):
-                b = left.pop(0)
-                start, end = self.bounds[b]
-                emit(b, found.bucket(start, end, BLOCK), float(seconds[start:end].sum()),
-                     self._restart(b, found, restart_kl))  # fmt: skip
-        if stored is not None:
-            return stored
-        top = dv.TopK.concat([p.top for p in parts])
-        full = dv.BaselineChunk(top, np.concatenate([p.target_logprobs for p in parts]))
-        return DocRows(full, restart_base)
-
-    def _restart(self, b: int, found: Positions, kl: dict[int, Any]) -> Restart | None:
-        span = self.restart_span(b)
-        if span is None or b not in kl:
-            return None
-        n = len(kl[b])
-        return Restart(n, float(np.sum(kl[b])), found.kl_sum(span[0], span[0] + n))
-
-
-KL_METHOD = f"top{TOP_K}+tail{TAIL_SAMPLES}"  # what divergence.kl_method names these rows
 
 
 @dataclass

@@ -141,61 +141,59 @@ KL_NOTE = (
 )
 
 
+SAME_TEXT_NOTE = (
+    "**The same text with and without its context.** The first positions of each bucket after "
+    "the first are evaluated again from an empty cache (baseline and variant alike), so the "
+    "text is held fixed and only what precedes it differs: a difference above 0 means the "
+    "preceding context itself raises the level's KL; paired within documents, t-interval."
+)
+MANY_SHOT_NOTE = (
+    "The same questions in every bucket, each after as many solved examples (from the "
+    "validation split) as bring the prompt into the bucket; these replies are not part of any "
+    "accuracy above. Change vs baseline: paired on the same questions in the same bucket "
+    "(Tango's score interval)."
+)
+MANY_SHOT_TREND_NOTE = (
+    "Per question, (variant - baseline) correct at the last bucket minus the same at the "
+    "first, in pp with a t-interval over questions: below 0, the level loses more to the "
+    "baseline in the longer prompt."
+)
+
+
+def _kl_part(lc: LongContext) -> list[str]:
+    docs = len(lc.documents)
+    parts = [
+        f"Token KL vs the baseline by position, on {docs} long document"
+        f"{'s' if docs != 1 else ''} ({lc.corpus_source}; up to {lc.cap} tokens each; "
+        f"KL from {lc.kl_method}).",
+        "",
+        _kl_table(lc.levels),
+        "",
+        KL_NOTE,
+        "",
+        _kl_detail(lc.levels),
+        "",
+    ]
+    same = _same_text_table(lc.levels)
+    if same:
+        parts += [SAME_TEXT_NOTE, "", same, ""]
+    return [*parts, "![Token KL by position](plots/long_context_kl.png)", ""]
+
+
+def _many_shot_part(lc: LongContext) -> list[str]:
+    task = lc.many_shot[0].task
+    parts = [f"### Many-shot multiple choice ({task})", "", MANY_SHOT_NOTE, ""]
+    parts += [_many_shot_table(lc.many_shot), ""]
+    trend = _many_shot_trend(lc.many_shot)
+    return [*parts, MANY_SHOT_TREND_NOTE, "", trend, ""] if trend else parts
+
+
 def render_long_context(lc: LongContext) -> str:
     parts = ["## Context length", ""]
     if lc.levels:
-        docs = len(lc.documents)
-        parts += [
-            f"Token KL vs the baseline by position, on {docs} long document"
-            f"{'s' if docs != 1 else ''} ({lc.corpus_source}; up to {lc.cap} tokens each; "
-            f"KL from {lc.kl_method}).",
-            "",
-            _kl_table(lc.levels),
-            "",
-            KL_NOTE,
-            "",
-            _kl_detail(lc.levels),
-            "",
-        ]
-        same = _same_text_table(lc.levels)
-        if same:
-            parts += [
-                "**The same text with and without its context.** The first positions of each "
-                "bucket after the first are evaluated again from an empty cache (baseline and "
-                "variant alike), so the text is held fixed and only what precedes it differs: "
-                "a difference above 0 means the preceding context itself raises the level's "
-                "KL; paired within documents, t-interval.",
-                "",
-                same,
-                "",
-            ]
-        parts += [
-            "![Token KL by position](plots/long_context_kl.png)",
-            "",
-        ]
+        parts += _kl_part(lc)
     if lc.many_shot:
-        task = lc.many_shot[0].task
-        parts += [
-            f"### Many-shot multiple choice ({task})",
-            "",
-            "The same questions in every bucket, each after as many solved examples (from the "
-            "validation split) as bring the prompt into the bucket; these replies are not part "
-            "of any accuracy above. Change vs baseline: paired on the same questions in the "
-            "same bucket (Tango's score interval).",
-            "",
-            _many_shot_table(lc.many_shot),
-            "",
-        ]
-        trend = _many_shot_trend(lc.many_shot)
-        if trend:
-            parts += [
-                "Per question, (variant - baseline) correct at the last bucket minus the same "
-                "at the first, in pp with a t-interval over questions: below 0, the level "
-                "loses more to the baseline in the longer prompt.",
-                "",
-                trend,
-                "",
-            ]
+        parts += _many_shot_part(lc)
     return "\n".join(parts)
 
 
