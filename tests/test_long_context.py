@@ -171,7 +171,8 @@ def test_flat_and_growing_profiles_are_told_apart(tmp_path: Path) -> None:
     assert {r.restart_tokens for r in rows if r.bucket > 0} == {192, 512}
     assert all(r.restart_kl_sum == 0 for r in rows if r.level == "F16")
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "## Context length" in report
+    assert "## Context length" in report and "The same text with and without" in report
+    assert "### Many-shot" not in report  # no many-shot questions in this study
     assert "| m@Q4_K_M | " in report and "grows |" in report
     assert (tmp_path / "run" / "plots" / "long_context_kl.png").stat().st_size > 1000
 
