@@ -17,7 +17,13 @@ from scipy import signal
 from scipy import stats as sps
 
 from quantmatrix.analysis.long_context import trend
-from quantmatrix.analysis.stats.trend import cluster_slope, mean_interval, paired_change, verdict
+from quantmatrix.analysis.stats.trend import (
+    cluster_slope,
+    mean_interval,
+    padded_mean_interval,
+    paired_change,
+    verdict,
+)
 from quantmatrix.runlog import LongContextRow
 
 BOUNDS = ((0, 512), (512, 2048), (2048, 4096))
@@ -129,3 +135,21 @@ def test_cluster_slope_over_documents() -> None:
     assert e.low is not None and e.high is not None and e.low < 0.25 < e.high
     one = cluster_slope(list(y[:10]), list(x[:10]), [0] * 10)
     assert one.low is None and one.value == pytest.approx(0.25)
+
+
+def test_padded_interval_is_never_zero_width_and_covers_by_simulation() -> None:
+    flat = padded_mean_interval([0.0] * 8, 100.0)
+    assert flat.value == 0.0 and flat.low is not None and flat.high is not None
+    assert flat.low < 0 < flat.high
+    assert padded_mean_interval([50.0], 100.0).low is None
+    # per-question differences of differences of binary answers, true mean 0: covered at
+    # least at the nominal rate (the padding only widens)
+    rng = np.random.default_rng(5)
+    covered = []
+    for _ in range(400):
+        a, b, c, d = rng.random((4, 30)) < np.array([[0.6], [0.5], [0.6], [0.5]])
+        diffs = 100.0 * ((a.astype(int) - b) - (c.astype(int) - d))
+        e = padded_mean_interval(list(diffs), 100.0)
+        assert e.low is not None and e.high is not None
+        covered.append(e.low <= 0.0 <= e.high)
+    assert np.mean(covered) >= 0.93

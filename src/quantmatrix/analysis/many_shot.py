@@ -6,8 +6,9 @@ questions in the same bucket (Tango's score interval, ``stats/paired.py``); the 
 baseline's answers repeated (Wilson); the prompt tokens the replies logged (the plan chose the
 examples by a character estimate: ``outside`` counts replies that landed outside their bucket).
 Across buckets: per question, the variant's loss vs the baseline at the last bucket minus its
-loss at the first, with a t-interval over questions ("grows" when it lies below 0, the loss
-getting larger).
+loss at the first, with a t-interval over questions whose spread counts one pseudo-question at
+each of +-100 pp (``stats/trend.padded_mean_interval``: eight questions that all answer alike
+do not make a zero-width interval); "loss grows" when it lies below 0.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from quantmatrix.analysis.probes_model import (
 )
 from quantmatrix.analysis.stats.describe import wilson_ci
 from quantmatrix.analysis.stats.paired import CERTIFY_METHOD, PairedCounts, interval_of_counts
-from quantmatrix.analysis.stats.trend import mean_interval
+from quantmatrix.analysis.stats.trend import padded_mean_interval
 from quantmatrix.config import Study
 from quantmatrix.runlog import SampleRow
 from quantmatrix.tasks import multiple_choice
@@ -103,7 +104,7 @@ def _trend(mine: Table, base: Table) -> ManyShotTrend | None:
                  - (mine[first][k].correct - base[first][k].correct))
         for k in keys
     ]  # fmt: skip
-    change = interval(mean_interval(diffs))
+    change = interval(padded_mean_interval(diffs, 100.0))
     if change.low is None or change.high is None:
         word = "no interval"
     elif change.high < 0:

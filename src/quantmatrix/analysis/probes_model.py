@@ -84,7 +84,7 @@ class ManyShotBucket(Frozen):
 class ManyShotTrend(Frozen):
     """Does the level's accuracy loss vs the baseline grow with the context? Per question,
     (variant - baseline correct at the last bucket) - (the same at the first), in pp, with a
-    t-interval over questions."""
+    t-interval over questions (padded: ``stats/trend.padded_mean_interval``)."""
 
     first: int
     last: int

@@ -109,7 +109,7 @@ def _many_shot_table(levels: tuple[LevelManyShot, ...]) -> str:
             ])  # fmt: skip
     head = ["Variant", "Bucket", "Examples", "Prompt tokens min / median / max",
             "Accuracy [95% CI]", "Change vs baseline", "Same answer as baseline",
-            "Prompt s per reply"]  # fmt: skip
+            "Prompt s per reply (at the batch size)"]  # fmt: skip
     return table(head, rows)
 
 
@@ -155,8 +155,9 @@ MANY_SHOT_NOTE = (
 )
 MANY_SHOT_TREND_NOTE = (
     "Per question, (variant - baseline) correct at the last bucket minus the same at the "
-    "first, in pp with a t-interval over questions: below 0, the level loses more to the "
-    "baseline in the longer prompt."
+    "first, in pp with a t-interval over questions (its spread counts one pseudo-question at "
+    "each of +-100pp, so questions that all change alike give no zero-width interval): below "
+    "0, the level loses more to the baseline in the longer prompt."
 )
 
 

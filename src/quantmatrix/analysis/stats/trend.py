@@ -21,11 +21,13 @@ With one document there is no interval (None). All intervals are 95% unless told
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import statsmodels.api as sm
+from scipy import stats as sps
 from statsmodels.stats.weightstats import DescrStatsW
 
 
@@ -49,6 +51,19 @@ def mean_interval(values: Sequence[float], alpha: float = 0.05) -> Estimate:
         return Estimate(mean, mean, mean, int(x.size))
     low, high = DescrStatsW(x).tconfint_mean(alpha=alpha)
     return Estimate(mean, float(low), float(high), int(x.size))
+
+
+def padded_mean_interval(values: Sequence[float], bound: float, alpha: float = 0.05) -> Estimate:
+    """The mean with a t-interval whose spread counts one pseudo-value at each of ``+-bound``
+    (``n - 1`` degrees of freedom over the real values), as ``paired.ratio_change_interval``
+    pads: questions that all change alike (often all by 0) give a narrow interval, not none."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return Estimate(float(x.mean()) if x.size else float("nan"), None, None, int(x.size))
+    mean = float(x.mean())
+    spread = float(np.std(np.concatenate([x, [bound, -bound]]), ddof=1))
+    half = float(sps.t.ppf(1 - alpha / 2, x.size - 1)) * spread / math.sqrt(x.size)
+    return Estimate(mean, mean - half, mean + half, int(x.size))
 
 
 def paired_change(first: Sequence[float], last: Sequence[float], alpha: float = 0.05) -> Estimate:
