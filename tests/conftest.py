@@ -37,3 +37,16 @@ def fake_study() -> Study:
 @pytest.fixture
 def cache(tmp_path: Path) -> Path:
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def three_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fake-backend run of three models of different sizes (tests/multi_model.py), with
+    its report written; shared by the tests of the answer across models (read, not changed)."""
+    from quantmatrix.report.render import write_report
+    from tests.multi_model import run_three_models
+
+    root = tmp_path_factory.mktemp("three-models")
+    run = run_three_models(root / "run", root / "cache")
+    write_report(run)
+    return run

@@ -16,8 +16,14 @@ first token is measurably shorter than its wall time.
 Faults are scripted per generation request (``faults`` is consumed one entry per request to
 ``/api/generate`` or ``/api/chat``): ``"500"`` (HTTP 500), ``"malformed"`` (a body that is not
 JSON), ``"drop"`` (close the connection without an answer), ``"hang"`` (answer after
-``hang_s``), ``"cut"`` (a stream broken off after its first object); ``"ok"`` answers
-normally. :meth:`OllamaStandIn.stop` kills the server for good.
+``hang_s``), ``"cut"`` (a stream broken off after its first object), ``"cut_tail"`` (a
+stream broken off before its last object: the final metrics, or the usage chunk and
+``[DONE]``); ``"ok"`` answers normally. :meth:`OllamaStandIn.stop` kills the server for good.
+
+``unsteady = True`` makes it nondeterministic at temperature 0, as a server that batches or
+caches differently from one request to the next may be: the n-th time (n > 1) the same prompt
+is asked of the same model, the reply gets n - 1 extra words " again" and every logprob moves
+by -0.001 (n - 1).
 """
 
 from __future__ import annotations
@@ -73,6 +79,8 @@ class OllamaStandIn(LocalServer):
         self.hang_s = 0.5
         self.token_delay_s = 0.0
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.unsteady = False
+        self.asked: dict[tuple[str, str], int] = {}  # (model, prompt) -> times asked
         self.loaded: set[str] = set()
         self.active = 0
         self.max_active = 0
@@ -92,7 +100,8 @@ class OllamaStandIn(LocalServer):
     def generation(self, body: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         """The reply's tokens and the final object's metrics for one request."""
         options = body.get("options") or {}
-        tokens = tokens_of(self.reply(body))
+        again = self._again(body)
+        tokens = tokens_of(self.reply(body) + " again" * again)
         limit = options.get("num_predict")
         done_reason = "stop"
         if isinstance(limit, int) and 0 <= limit < len(tokens):
@@ -119,19 +128,29 @@ class OllamaStandIn(LocalServer):
         final["total_duration"] += final["eval_duration"]
         if body.get("logprobs") is True:
             final["logprobs"] = [
-                {"token": t, "logprob": -0.1 * (i + 1), "bytes": list(t.encode())}
+                {"token": t, "logprob": -0.1 * (i + 1) - 0.001 * again, "bytes": list(t.encode())}
                 for i, t in enumerate(tokens)
             ]
             top = body.get("top_logprobs")
             if isinstance(top, int) and top > 0:  # the token, its spaced form, then letters
                 for entry in final["logprobs"]:
                     t = entry["token"].strip()
-                    alts = [(t, entry["logprob"]), (f" {t}", -2.0), ("C", -3.0), ("Z", -4.0)]
+                    shift = -0.001 * again
+                    alts = [(t, entry["logprob"]), (f" {t}", -2.0 + shift), ("C", -3.0 + shift),
+                            ("Z", -4.0 + shift)]  # fmt: skip
                     entry["top_logprobs"] = [
                         {"token": a, "logprob": lp, "bytes": list(a.encode())}
                         for a, lp in alts[:top]
                     ]
         return tokens, final
+
+    def _again(self, body: dict[str, Any]) -> int:
+        """How many times this prompt was asked of this model before (0 unless unsteady)."""
+        key = (str(body.get("model")), prompt_of(body))
+        with self.lock:
+            seen = self.asked.get(key, 0)
+            self.asked[key] = seen + 1
+        return seen if self.unsteady else 0
 
     def tag_entry(self, name: str) -> dict[str, Any]:
         level = name.rsplit("-", 1)[-1].split(":")[-1].upper()
@@ -147,6 +166,7 @@ class OllamaStandIn(LocalServer):
 class _Handler(BaseHTTPRequestHandler):
     standin: OllamaStandIn
     cut = False
+    cut_tail = False
     protocol_version = "HTTP/1.0"  # one request per connection: stop() really cuts clients off
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -177,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.end_headers()
         for i, obj in enumerate(objects):
-            if i > 0 and self.cut:
+            if (i > 0 and self.cut) or (i == len(objects) - 1 and self.cut_tail):
                 return  # the connection closes: a stream without its end
             if i > 0 and self.standin.token_delay_s:
                 time.sleep(self.standin.token_delay_s)
@@ -229,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _generation(self, body: dict[str, Any]) -> None:
         s = self.standin
         fault = s.faults.popleft() if s.faults else "ok"
-        self.cut = fault == "cut"
+        self.cut, self.cut_tail = fault == "cut", fault == "cut_tail"
         if fault == "drop":
             return  # no answer at all: the client sees the connection close
         if fault == "hang":

@@ -76,3 +76,15 @@ def test_missing_asset_package_names_the_pip_command(monkeypatch: pytest.MonkeyP
 def test_report_of_an_empty_folder_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "holds no run" in error_line(result.output)
+
+
+def test_progress_lines_name_each_phase_as_it_starts(tmp_path: Path) -> None:
+    study = write(tmp_path / "s.yaml", fake_study_dict(timing={"multiple_choice": 2}))
+    args = ["run", str(study), "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, [*args, "--progress", "lines"])
+    assert result.exit_code == 0, result.output
+    phases = [ln.split("[phase] ", 1)[1] for ln in result.output.splitlines() if "[phase] " in ln]
+    evals = ["eval m@F16 (18)", "eval m@Q8_0 (18)", "eval m@Q4_K_M (18)"]
+    assert phases == [*evals, "timing (single-stream) (6)", "report (1)"]
+    bad = runner.invoke(app, [*args, "--progress", "dots"])
+    assert bad.exit_code == 2 and "unknown --progress 'dots'" in error_line(bad.output)

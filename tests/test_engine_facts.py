@@ -178,8 +178,8 @@ def test_unset_gpu_layers_leaves_the_config_hash_of_older_runs_alone() -> None:
     for holder in (dumped, *dumped["models"]):
         # fields added since, at their "as before" value (the defaults of batch_size, 4, and
         # timing, on, are not)
-        names = ("gpu_layers", "imatrix", "calibration", "sampling", "endpoints", "long_context")
-        for name in names:
+        for name in ("gpu_layers", "imatrix", "calibration", "sampling", "endpoints",
+                     "kv_cache", "baseline_kv", "memory", "long_context"):  # fmt: skip
             holder.pop(name, None)
     old = hashlib.sha256(
         json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()

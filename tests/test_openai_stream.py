@@ -52,6 +52,24 @@ def test_streamed_completion_and_line_end(standin: OllamaStandIn) -> None:
     assert result.timing.ttft_s is not None
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
+def test_a_stream_cut_after_its_finish_reason_is_asked_again(
+    standin: OllamaStandIn, path: str
+) -> None:
+    """Cut after the chunk with the finish reason, before the usage chunk and ``[DONE]`` (or
+    before Ollama's final metrics): not a whole answer, so it is asked again, and its token
+    counts are the server's, not a guess from a broken stream."""
+    from quantmatrix.backends.ollama import OllamaBackend
+
+    standin.faults.extend(["cut_tail"])
+    if path.startswith("/v1/"):
+        (result,) = backend(standin).generate([req("a")])
+    else:
+        (result,) = OllamaBackend(standin.url, TAG, FAST).generate([req("a")])
+    assert len(standin.bodies(path)) == 2
+    assert result.timing.prompt_tokens == 6 and result.timing.generated_tokens == 7
+
+
 def test_a_broken_stream_is_asked_again_and_plain_requests_have_no_ttft(
     standin: OllamaStandIn,
 ) -> None:

@@ -11,6 +11,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from quantmatrix.kvcache import (
+    DEFAULT_KV,
+    KV_RANK,
+    OLLAMA_KV_TYPES,
+    KvType,
+    label_rank,
+    variant_label,
+)
 from quantmatrix.levels import RANK, can_use_imatrix, check_level
 from quantmatrix.tags import expand_ollama_family
 
@@ -29,6 +37,9 @@ ADDED_FIELDS: dict[str, Any] = {
     "batch_size": 1,
     "sampling": {"mode": "fixed", "min_items": 100, "max_items": 1000, "round": 50},
     "endpoints": None,
+    "kv_cache": None,
+    "baseline_kv": None,
+    "memory": None,
     "long_context": None,
     # "timing": TIMING_OFF's dump, set below TimingSpec: no single-stream timing phase
 }
@@ -39,7 +50,9 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no NaN or infinity in a study (a temperature or an hourly rate of inf has no meaning, and
+    # analysis.json, strict JSON, could not hold it)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSpec(_Strict):
@@ -82,6 +95,19 @@ class ModelSpec(_Strict):
         description="build every level that can use one with an importance matrix (llamacpp; "
         "needs `make tools`); one level alone: add -imat to its name, e.g. Q4_K_M-imat",
     )
+    kv_cache: list[KvType] | None = Field(
+        default=None,
+        min_length=1,
+        description="KV-cache types (K and V alike), e.g. [f16, q8_0, q4_0]: each level is "
+        "evaluated with each, a variant being (level, KV type). llamacpp sets it per variant "
+        "(flash attention on for quantized types); for ollama and openai servers it names "
+        "the one type the server runs with (OLLAMA_KV_CACHE_TYPE, llama-server "
+        "--cache-type-k/-v): one per endpoint. Default: f16, llama.cpp's own",
+    )
+    baseline_kv: KvType | None = Field(
+        default=None,
+        description="the baseline's KV type; default: f16 when listed, else the widest listed",
+    )
 
     @model_validator(mode="after")
     def _check_levels(self) -> ModelSpec:
@@ -91,6 +117,7 @@ class ModelSpec(_Strict):
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"model {self.name!r}: a quant level is listed twice")
         self._check_endpoints()
+        self._check_kv_cache()
         if self.backend == "openai" and not (self.endpoint or self.endpoints):
             raise ValueError(f"model {self.name!r}: the openai backend needs an endpoint URL")
         if self.backend == "openai" and not self.tags:
@@ -124,6 +151,29 @@ class ModelSpec(_Strict):
             raise ValueError(f"model {self.name!r}: give endpoint or endpoints, not both")
         if len(set(self.endpoints)) != len(self.endpoints):
             raise ValueError(f"model {self.name!r}: an endpoint is listed twice")
+
+    def _check_kv_cache(self) -> None:
+        kinds: list[str] = list(self.kv_cache or [DEFAULT_KV])
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"model {self.name!r}: a KV-cache type is listed twice")
+        if self.baseline_kv is not None and self.baseline_kv not in kinds:
+            raise ValueError(
+                f"model {self.name!r}: baseline_kv {self.baseline_kv!r} is not among its "
+                f"kv_cache {kinds}; add it there or pick one of them"
+            )
+        if self.backend not in ("ollama", "openai"):
+            return
+        if len(kinds) > 1:
+            raise ValueError(
+                f"model {self.name!r}: kv_cache {kinds} on one {self.backend} server; its KV "
+                "type is server-wide (OLLAMA_KV_CACHE_TYPE, llama-server --cache-type-k/-v), so "
+                "run one server per type and list each as a model with its own endpoint"
+            )
+        if self.backend == "ollama" and kinds[0] not in OLLAMA_KV_TYPES:
+            raise ValueError(
+                f"model {self.name!r}: Ollama's OLLAMA_KV_CACHE_TYPE takes "
+                f"{', '.join(OLLAMA_KV_TYPES)}, not {kinds[0]!r}"
+            )
 
     def server_endpoints(self) -> list[str | None]:
         """The servers to spread this model's work over (None: the backend's default URL)."""
@@ -179,6 +229,38 @@ class ModelSpec(_Strict):
     def ordered_levels(self) -> list[str]:
         """Levels from highest precision to lowest (baseline first when it is the highest)."""
         return sorted(self.levels, key=lambda lv: RANK[lv])
+
+    @property
+    def kv_types(self) -> list[str]:
+        """The KV-cache types its variants run with, widest first (default: f16 alone)."""
+        kinds: list[str] = list(self.kv_cache or [DEFAULT_KV])
+        return sorted(kinds, key=lambda kv: KV_RANK[kv])
+
+    @property
+    def baseline_kv_type(self) -> str:
+        if self.baseline_kv is not None:
+            return self.baseline_kv
+        return DEFAULT_KV if DEFAULT_KV in self.kv_types else self.kv_types[0]
+
+    @property
+    def baseline_label(self) -> str:
+        """The baseline variant's label: its level, marked with its KV type unless f16."""
+        return variant_label(self.baseline_level, self.baseline_kv_type)
+
+    @property
+    def ordered_labels(self) -> list[str]:
+        """Every variant's label (kvcache.variant_label), by level then KV type: the ladder's
+        order (without a KV axis, exactly :attr:`ordered_levels`)."""
+        labels = [variant_label(lv, kv) for lv in self.levels for kv in self.kv_types]
+        return sorted(labels, key=label_rank)
+
+    def variant_id(self, label: str) -> str:
+        """``model@LABEL``: ``model@Q4_K_M``, or ``model@Q4_K_M+kv-q8_0``."""
+        return f"{self.name}@{label}"
+
+    @property
+    def baseline_id(self) -> str:
+        return self.variant_id(self.baseline_label)
 
 
 class MMLUTask(_Strict):
@@ -391,6 +473,55 @@ class ExecutorSpec(_Strict):
     retries: int = Field(default=3, ge=0, description="ray: times a lost shard is asked again")
 
 
+class DeterminismSpec(_Strict):
+    """``determinism:`` of a study (pipeline/determinism.py): after the evaluation, ``items``
+    answered items of each kind per variant are asked again on a fresh backend (the embedded
+    engine with another thread count) and compared bit for bit with the logged answers.
+
+    Not part of the config hash nor of the manifest's config, like ``executor``: the re-runs
+    write their own rows and change no sample, so a finished run can be checked later (or
+    resumed without the check) under the same hash.
+    """
+
+    items: int = Field(
+        default=0,
+        ge=0,
+        description="items of each kind (multiple choice, generation) per variant, rounded up "
+        "to whole batch groups; 0: no check",
+    )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="embedded engine: the re-run's thread count; default: half the "
+        "evaluation's (at least 1), or 2 when it used 1",
+    )
+
+
+class MemorySpec(_Strict):
+    """``memory:`` of a study: peak memory of every embedded-engine variant measured at several
+    context lengths (pipeline/memory.py), for ``recommend --context``. Off when absent."""
+
+    contexts: list[Annotated[int, Field(ge=128)]] = Field(
+        default_factory=list,
+        description="context lengths in tokens; the study's context_length is always measured",
+    )
+    fill: Literal["batch", "full"] = Field(
+        default="full",
+        description="full: decode a whole context of tokens, so the peak is the one a full "
+        "context reaches (minutes per variant at 8192 tokens on a few CPU cores); batch: "
+        "decode one batch of 512 tokens, and count the rest as llama.cpp allocated it",
+    )
+
+    def lengths(self, context_length: int) -> list[int]:
+        """The context lengths measured: the listed ones and the study's, ascending."""
+        return sorted({*self.contexts, context_length})
+
+
+def _server_key(spec: ModelSpec, endpoint: str | None) -> str:
+    default = "http://127.0.0.1:11434" if spec.backend == "ollama" else ""
+    return (endpoint or default).rstrip("/")
+
+
 def _executor_spec(value: Any) -> Any:
     return {"kind": value} if isinstance(value, str) else value
 
@@ -437,6 +568,12 @@ class Study(_Strict):
         "once its tier is decided",
     )
 
+    memory: MemorySpec | None = Field(
+        default=None,
+        description="measure each embedded-engine variant's peak memory at several context "
+        "lengths, e.g. {contexts: [2048, 8192]}; default: off",
+    )
+
     long_context: LongContextSpec | None = Field(
         default=None,
         description="context-length probes (token KL on long documents, many-shot multiple "
@@ -447,6 +584,13 @@ class Study(_Strict):
         default=ExecutorSpec(),
         exclude=True,
         description="local (default) or ray, or a mapping with kind, address, placement",
+    )
+
+    determinism: DeterminismSpec = Field(
+        default=DeterminismSpec(),
+        exclude=True,
+        description="re-ask some answered items on a fresh backend and compare them bit for "
+        "bit (`quantmatrix run --check-determinism K`); not in the config hash",
     )
 
     @model_validator(mode="before")
@@ -467,6 +611,7 @@ class Study(_Strict):
                 f"decoding.mc_scoring 'letters' needs option-letter probabilities, which the "
                 f"openai backend of {no_letters[0]!r} does not give; use 'both' or 'generation'"
             )
+        self._one_kv_type_per_server()
         return self
 
     @model_validator(mode="after")
@@ -487,14 +632,33 @@ class Study(_Strict):
             )
         return self
 
+    def _one_kv_type_per_server(self) -> None:
+        """A server's KV type is its own setting: two model entries on one server may not ask
+        for two (a model without kv_cache means the server's default, f16)."""
+        seen: dict[str, tuple[str, str]] = {}
+        for m in self.models:
+            if m.backend not in ("ollama", "openai"):
+                continue
+            for endpoint in m.server_endpoints():
+                key, kv = _server_key(m, endpoint), m.kv_types[0]
+                other = seen.setdefault(key, (m.name, kv))
+                if other[1] != kv:
+                    raise ValueError(
+                        f"models {other[0]!r} and {m.name!r} ask the server at {key} for KV "
+                        f"cache {other[1]} and {kv}; it runs one (OLLAMA_KV_CACHE_TYPE, or "
+                        "llama-server --cache-type-k/-v): start a second server for the other "
+                        "type and give that model its endpoint"
+                    )
+
     def gpu_layers_for(self, spec: ModelSpec) -> int | None:
         """The model's GPU layers for llama.cpp (-1: all), or None for the build's default."""
         chosen = spec.gpu_layers if spec.gpu_layers is not None else self.gpu_layers
         return -1 if chosen == "all" else chosen
 
     def baseline_variants(self) -> dict[str, str]:
-        """Per model name, the id of its baseline variant (``model@level``)."""
-        return {m.name: f"{m.name}@{m.baseline_level}" for m in self.models}
+        """Per model name, the id of its baseline variant (``model@level``, with ``+kv-TYPE``
+        for a baseline KV type other than f16)."""
+        return {m.name: m.baseline_id for m in self.models}
 
     def config_hash(self) -> str:
         """SHA-256 of the canonical JSON of everything that changes what is measured.
@@ -560,10 +724,20 @@ def _check_gpu_offload(study: Study, origin: str) -> None:
 def load_study(path: Path) -> Study:
     if not path.is_file():
         raise ConfigError(f"study file not found: {path}")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} on line {line}); save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: malformed YAML{where}; fix the syntax there") from None
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting
+        raise ConfigError(f"{path}: nested too deeply to be a study; fix the file") from None
     return parse_study(data, origin=str(path))

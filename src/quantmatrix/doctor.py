@@ -107,6 +107,24 @@ def collect(cache: Path, probe: bool = True) -> dict[str, Any]:
     return facts
 
 
+def engine_determinism(cache: Path) -> dict[str, Any]:
+    """The engine's determinism probe (``engine/determinism.py``) as facts and screen lines."""
+    from quantmatrix.engine.determinism import probe_engine_determinism, render_lines
+
+    found = probe_engine_determinism(cache)
+    return {**found.as_dict(), "lines": render_lines(found)}
+
+
+def server_determinism(kind: str, endpoint: str, model: str) -> dict[str, Any]:
+    """A server's determinism at temperature 0 (``backends/server_probe.py``)."""
+    from quantmatrix.backends.server_probe import probe_server_determinism, render_lines
+
+    if kind not in ("ollama", "openai"):
+        raise ValueError(f"unknown server kind {kind!r}; choose ollama or openai")
+    found = probe_server_determinism("ollama" if kind == "ollama" else "openai", endpoint, model)
+    return {**found.as_dict(), "lines": render_lines(found)}
+
+
 def _gb(n: int | None) -> str:
     return "?" if n is None else f"{n / 1e9:.2f} GB"
 
@@ -181,4 +199,6 @@ def render(facts: dict[str, Any]) -> str:
     lines.append(f"cache: {cache['folder']} ({_gb(cache['bytes'])})")
     if facts.get("cluster"):
         lines += cluster_lines(facts["cluster"])
+    for name in ("determinism", "server_determinism"):
+        lines += facts.get(name, {}).get("lines", [])
     return "\n".join(lines)

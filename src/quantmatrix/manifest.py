@@ -14,16 +14,20 @@ from quantmatrix.config import Study
 from quantmatrix.models.ladder import Variant
 from quantmatrix.models.sources import ResolvedSource
 from quantmatrix.runlog import (
+    DETERMINISM,
     KLD,
     LONG_CONTEXT,
     MANIFEST,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
     VARIANTS,
+    LogIntegrityError,
     read_manifest,
     write_json_atomic,
 )
+from quantmatrix.runlog.writes import make_dirs
 
 _PACKAGES = ("llama-cpp-python", "gguf", "numpy", "scipy", "statsmodels", "pydantic")
 
@@ -61,8 +65,14 @@ def new_manifest(study: Study) -> dict[str, Any]:
 
 
 def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
-    """Open ``out`` for this study: resume a run of the same config, refuse a different one."""
-    existing = read_manifest(out)
+    """Open ``out`` for this study: resume a run of the same config, refuse a different one
+    (and a damaged ``manifest.json``; ``force_new`` moves either aside)."""
+    try:
+        existing = read_manifest(out)
+    except LogIntegrityError as exc:
+        if not force_new:
+            raise RunDirError(f"{exc}; or --force-new moves this run aside") from None
+        existing = {}  # a run of unknown config: moved aside below
     if existing is None and (out / SAMPLES).exists():
         raise RunDirError(f"{out} holds samples but no {MANIFEST}; choose another --out")
     if existing is not None and existing.get("config_hash") != study.config_hash():
@@ -72,7 +82,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
                 "--force-new to start over (the old run is moved aside, not deleted)"
             )
         aside = out / f"previous-{time.strftime('%Y%m%dT%H%M%S')}"
-        aside.mkdir()
+        make_dirs(aside)
         for name in (
             MANIFEST,
             SAMPLES,
@@ -80,6 +90,8 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             SCORES,
             KLD,
             TIMING,
+            DETERMINISM,
+            MEMORY,
             LONG_CONTEXT,
             "report.md",
             "report.html",
@@ -88,7 +100,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             if (out / name).exists():
                 shutil.move(str(out / name), str(aside / name))
         existing = None
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     manifest = existing or new_manifest(study)
     manifest["packages"] = _versions()
     write_json_atomic(out / MANIFEST, manifest)
@@ -118,6 +130,8 @@ def record_sources(
             "level": variant.level,
             "model": variant.model,
             "imatrix": dict(variant.imatrix) if variant.imatrix else None,
+            # the KV-cache type, for a variant of a KV axis other than f16 (one file per level)
+            **({"kv_cache": variant.kv_cache} if variant.label != variant.level else {}),
         }
     write_json_atomic(out / MANIFEST, manifest)
 

@@ -2,11 +2,15 @@
 
 :class:`Reporter` is what a phase is given: it starts a phase with a total, advances it, and
 says a line. :class:`RichReporter` draws rich progress bars (counts, elapsed time, ETA) on
-stderr; :data:`SILENT` says nothing (tests, library use, ``--quiet``).
+stderr; :class:`LineReporter` writes one plain line per phase and per news line (``run
+--progress lines``: logs, scripts, the kill campaign); :data:`SILENT` says nothing (tests,
+library use, ``--quiet``).
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from typing import Protocol
 
 from rich.console import Console
@@ -88,3 +92,24 @@ class RichReporter:
 
     def say(self, line: str) -> None:
         self._progress.console.print(line, highlight=False)
+
+
+class LineReporter:
+    """One plain line on stderr per phase start (``[phase] NAME (TOTAL)``) and per news line,
+    flushed at once, with the seconds since the run began: readable in a log file, where rich's
+    bars show nothing until they stop, and easy for a script to follow."""
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+
+    def _line(self, text: str) -> None:
+        print(f"{time.monotonic() - self._started:8.1f}s {text}", file=sys.stderr, flush=True)
+
+    def phase(self, name: str, total: int) -> None:
+        self._line(f"[phase] {name} ({total})")
+
+    def advance(self, units: int = 1) -> None:
+        pass
+
+    def say(self, line: str) -> None:
+        self._line(line)

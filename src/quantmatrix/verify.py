@@ -13,6 +13,7 @@ from pathlib import Path
 from quantmatrix.manifest import manifest_problems
 from quantmatrix.runlog import LOG_FILES, read_manifest, read_rows
 from quantmatrix.runlog.check import Repaired, check_file, repair_file, violations
+from quantmatrix.runlog.lock import hold_run_dir
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ def repair_run(run_dir: Path) -> list[Repaired]:
     ignored when read, the second are for a newer quantmatrix to read.
     """
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    manifest = read_manifest(run_dir)
-    done = [repair_file(run_dir, name, manifest, stamp) for name in LOG_FILES]
+    with hold_run_dir(run_dir):
+        manifest = read_manifest(run_dir)
+        done = [repair_file(run_dir, name, manifest, stamp) for name in LOG_FILES]
     return [r for r in done if r is not None]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quantmatrix.analysis.certified import certified_blocks
+from quantmatrix.analysis.cross_model import cross_model_pairs
+from quantmatrix.analysis.determinism import summarize_determinism
 from quantmatrix.analysis.divergence import cliff_agreement, letter_rows, summarize_divergence
 from quantmatrix.analysis.model import (
     ANALYSIS_VERSION,
@@ -51,6 +53,8 @@ def analyze(run: RunLog) -> Analysis:
         divergence=divergence,
         divergence_cliffs=cliff_agreement(divergence, accuracy_deltas(summaries)),
         log_warnings=tuple(run.warnings),
+        cross_model=cross_model_pairs(run),
+        determinism=summarize_determinism(run),
         **({} if found is None else {"probes": found}),
     )
 

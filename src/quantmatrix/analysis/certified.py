@@ -50,16 +50,20 @@ def signal_alpha(study: Study) -> float:
     return study_alpha(study)
 
 
-def family_rule(design: str, alpha: float) -> str:
-    """The family-wise rule in words."""
+def family_rule(design: str, alpha: float, kv_axis: bool = False) -> str:
+    """The family-wise rule in words (``kv_axis``: the ladder holds (level, KV type) pairs,
+    ordered by level, then KV type: one fixed sequence over all of them)."""
     how = (
         "betting confidence sequences (anytime-valid, any stopping round)"
         if design == "adaptive"
         else f"{CERTIFY_METHOD} score intervals (benchmark) and delta-method intervals (generation)"
     )
+    above = "every level above it"
+    if kv_axis:
+        above = "every variant above it (by level, then KV-cache type)"
     return (
         f"fixed sequence down the ladder: a variant's certified bound is the worst lower end "
-        f"of it and every level above it; {how} at two-sided alpha {alpha:.4g} each, so the "
+        f"of it and {above}; {how} at two-sided alpha {alpha:.4g} each, so the "
         f"chance that any tier of the model's ladder is certified better than its true tier "
         f"is at most {FAMILY_ALPHA:g} (union bound over the tier bounds and signals)"
     )
@@ -146,7 +150,7 @@ def _block(
         return None
     return CertifiedBlock.model_validate(
         {
-            "baseline": f"{spec.name}@{spec.baseline_level}",
+            "baseline": spec.baseline_id,
             "design": design,
             "bench": None if bench is None else _interval(bench, "pp"),
             "bench_tiers": None if bench is None else _tiers(bench.tiers),
@@ -160,7 +164,7 @@ def _block(
             "flips": ev.flips,
             "same_answer": ev.same,
             "unparsed": ev.unparsed,
-            "family_rule": family_rule(design, alpha),
+            "family_rule": family_rule(design, alpha, spec.kv_cache is not None),
             "items_used": 0 if bench is None else bench.interval.n,
             "items_fixed": items_fixed,
         }
@@ -171,8 +175,8 @@ def _model_blocks(
     log: RunLog, spec: ModelSpec, mc: Mapping[str, Mapping[str, Item]], alpha: float
 ) -> dict[str, CertifiedBlock]:
     study = log.study
-    base_id = f"{spec.name}@{spec.baseline_level}"
-    ids = [f"{spec.name}@{lv}" for lv in spec.ordered_levels if lv != spec.baseline_level]
+    base_id = spec.baseline_id  # the ladder: by level, then KV type (ModelSpec.ordered_labels)
+    ids = [spec.variant_id(lv) for lv in spec.ordered_labels if lv != spec.baseline_label]
     gen = {vid: item_metrics(log, vid).get("key_avg", {}) for vid in [base_id, *ids]}
     ids = [v for v in ids if mc.get(v) or gen[v]]
     if not ids or not (mc.get(base_id) or gen[base_id]):

@@ -25,7 +25,7 @@ from quantmatrix.analysis.divergence_model import (
     LetterStats,
     TokenStats,
 )
-from quantmatrix.levels import RANK
+from quantmatrix.kvcache import label_rank
 from quantmatrix.runlog.rows import KldRow, SampleRow
 from quantmatrix.scoring.divergence import argmax_agreement, kl_probs
 
@@ -150,8 +150,9 @@ def kld_summary(rows: Sequence[KldRow]) -> dict[str, TokenStats]:
     return out
 
 
-def _order_key(variant: DivergenceVariant) -> tuple[str, int, str]:
-    return (variant.model, RANK.get(variant.level, len(RANK)), variant.level)
+def _order_key(variant: DivergenceVariant) -> tuple[str, tuple[int, int], str]:
+    """Model, then down the ladder: level, then KV type (``kvcache.label_rank``)."""
+    return (variant.model, label_rank(variant.level), variant.level)
 
 
 def summarize_divergence(

@@ -62,10 +62,10 @@ def generation_summaries(log: RunLog) -> dict[str, GenerationSummary]:
     vs_ref, vs_base = _by_variant(log, "reference"), _by_variant(log, "baseline")
     out: dict[str, GenerationSummary] = {}
     for spec in study.models:
-        base_id = f"{spec.name}@{spec.baseline_level}"
+        base_id = spec.baseline_id
         base = _block(vs_ref[base_id]) if vs_ref.get(base_id) else None
-        for level in spec.ordered_levels:
-            vid = f"{spec.name}@{level}"
+        for level in spec.ordered_labels:
+            vid = spec.variant_id(level)
             if not vs_ref.get(vid):
                 continue
             block = _block(vs_ref[vid])

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic import SerializerFunctionWrapHandler, ValidationError, model_serializer
 
+from quantmatrix.analysis.cross_model_model import CrossModelPair
+from quantmatrix.analysis.determinism import Determinism
 from quantmatrix.analysis.divergence_model import Divergence, DivergenceCliff
 from quantmatrix.analysis.frozen import Frozen
 from quantmatrix.analysis.probes_model import Probes
@@ -71,14 +73,24 @@ class Analysis(Frozen):
     divergence: Divergence
     divergence_cliffs: dict[str, DivergenceCliff]  # model -> its cliffs
     log_warnings: tuple[str, ...]  # rows the reading ignored (runlog_check.read_warnings)
+    # every pair of variants of two models, paired on shared items (analysis/cross_model.py);
+    # dumped only when there is one, so one-model analyses keep their shape
+    cross_model: tuple[CrossModelPair, ...] = ()
+    # the determinism check (analysis/determinism.py); None, and absent from analysis.json,
+    # for a run without it, so such runs' files stay as they were
+    determinism: Determinism | None = None
     # context-length and batch sensitivity (analysis/probes.py): dumped only when the run has
     # them, so logs without them keep their analysis.json
     probes: Probes | None = None
 
     @model_serializer(mode="wrap")
-    def _only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+    def _optional_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
         data: dict[str, object] = handler(self)
-        if "probes" not in self.model_fields_set:
+        if not self.cross_model:
+            data.pop("cross_model", None)
+        if self.determinism is None:
+            data.pop("determinism", None)
+        if self.probes is None:
             data.pop("probes", None)
         return data
 

@@ -41,12 +41,13 @@ def model_ladders(log: RunLog) -> list[ModelLadder]:
         by_variant[row.variant].append(row)
     ladders = []
     for spec in study.models:
-        base = spec.baseline_level
-        levels = [base] + [lv for lv in spec.ordered_levels if lv != base]
+        base = spec.baseline_label  # labels: the level, +kv-TYPE for a KV type
+        levels = [base] + [lv for lv in spec.ordered_labels if lv != base]
+        ids = {lv: spec.variant_id(lv) for lv in levels}
         variants = [
-            _outcomes(log, f"{spec.name}@{lv}", spec.name, lv, by_variant[f"{spec.name}@{lv}"])
+            _outcomes(log, ids[lv], spec.name, lv, by_variant[ids[lv]])
             for lv in levels
-            if by_variant.get(f"{spec.name}@{lv}")
+            if by_variant.get(ids[lv])
         ]
         if variants and variants[0].level == base:
             ladders.append(ModelLadder(spec.name, base, variants))

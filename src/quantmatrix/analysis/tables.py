@@ -15,9 +15,18 @@ from quantmatrix.analysis.certified_model import CertifiedBlock
 from quantmatrix.analysis.divergence_model import Divergence
 from quantmatrix.analysis.generation import generation_summaries
 from quantmatrix.analysis.stats.describe import wilson_ci
-from quantmatrix.analysis.variant_model import VariantSummary
+from quantmatrix.analysis.variant_model import ContextMemoryPoint, VariantSummary
+from quantmatrix.config import ModelSpec
 from quantmatrix.decide import tier
-from quantmatrix.runlog import RunLog, SampleRow, SampleTiming, TimingRow, VariantRow
+from quantmatrix.kvcache import split_label
+from quantmatrix.runlog import (
+    ContextMemoryRow,
+    RunLog,
+    SampleRow,
+    SampleTiming,
+    TimingRow,
+    VariantRow,
+)
 from quantmatrix.tasks import multiple_choice
 
 
@@ -128,11 +137,12 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
         by_variant[row.variant].append(row)
     meta = _last_variant_rows(log)
     timed = _timing_rows(log)
+    memory = _memory_rows(log)
     generation = generation_summaries(log)
     out: list[dict[str, Any]] = []
     for spec in study.models:
-        for level in spec.ordered_levels:
-            vid = f"{spec.name}@{level}"
+        for level in spec.ordered_labels:  # the level, marked +kv-TYPE for a KV type
+            vid = spec.variant_id(level)
             rows = sorted(by_variant.get(vid, []), key=lambda r: (r.task, r.item))
             if not rows:
                 continue
@@ -143,7 +153,7 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
                 "variant": vid,
                 "model": spec.name,
                 "level": level,
-                "is_baseline": level == spec.baseline_level,
+                "is_baseline": level == spec.baseline_label,
                 **accuracy_block(mc),
                 "tasks": {t: accuracy_block([r for r in mc if r.task == t]) for t in tasks},
                 "generation": gen,
@@ -157,10 +167,33 @@ def _summary_dicts(log: RunLog) -> list[dict[str, Any]]:
                 **_origin_fields(meta.get(vid) or {}),
                 **_batch_field(meta.get(vid) or {}),
                 **_single_stream_field(timed.get(vid, [])),
+                **_kv_field(spec, level),
+                **_context_memory_field(memory.get(vid, [])),
             }
             out.append(summary)
-        _add_deltas([s for s in out if s["model"] == spec.name], spec.baseline_level)
+        _add_deltas([s for s in out if s["model"] == spec.name], spec.baseline_label)
     return out
+
+
+def _memory_rows(log: RunLog) -> dict[str, list[ContextMemoryRow]]:
+    by_variant: dict[str, list[ContextMemoryRow]] = defaultdict(list)
+    for row in sorted(log.memory, key=lambda r: r.key):
+        by_variant[row.variant].append(row)
+    return by_variant
+
+
+def _context_memory_field(rows: list[ContextMemoryRow]) -> dict[str, Any]:
+    """The memory phase's points, when it ran for the variant (older logs: nothing)."""
+    if not rows:
+        return {}
+    names = ContextMemoryPoint.model_fields
+    return {"context_memory": [{k: getattr(r, k) for k in names} for r in rows]}
+
+
+def _kv_field(spec: ModelSpec, label: str) -> dict[str, Any]:
+    """The variant's KV-cache type, when its model has a KV axis (``kv_cache`` in the study;
+    studies without one keep their summaries' shape)."""
+    return {} if spec.kv_cache is None else {"kv_cache": split_label(label)[1]}
 
 
 def _origin_fields(row: dict[str, Any]) -> dict[str, Any]:

@@ -92,6 +92,27 @@ class MemoryInfo(Copied):
     tag: str | None = None
 
 
+class ContextMemoryPoint(Frozen):
+    """A variant's memory at one context length (``memory.jsonl``, the memory phase): the
+    figure the decision uses and what it is (``basis``), llama.cpp's own buffers beside it,
+    and the KV cache by the file header's formula."""
+
+    n_ctx: int
+    peak_bytes: int
+    basis: str
+    fill: str
+    filled_tokens: int
+    rss_before_bytes: int
+    rss_peak_bytes: int
+    model_bytes: int
+    kv_bytes: int
+    compute_bytes: int
+    output_bytes: int
+    kv_estimate_bytes: int | None
+    vram_bytes: int | None
+    flash_attn: bool
+
+
 class MetricCI(Frozen):
     """A metric's mean with its 95% t-interval."""
 
@@ -155,6 +176,11 @@ class VariantSummary(AccuracyBlock):
     # the timing phase's rows (pipeline/timing.py): one request at a time, as one user sees
     # it; when given, the decision's speed figures (``speed``) come from here
     single_stream: TimingBlock | None = None
+    # the KV-cache type it ran with, when its model has a KV axis (``kv_cache`` in the study;
+    # ``level`` is then the label, e.g. Q4_K_M+kv-q8_0)
+    kv_cache: str | None = None
+    # peak memory at each measured context length, ascending (the memory phase's rows)
+    context_memory: tuple[ContextMemoryPoint, ...] | None = None
 
     @model_serializer(mode="wrap")
     def _only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
@@ -183,4 +209,6 @@ def batch_basis(batch_size: int | None) -> str:
     return f"at batch {batch_size}" if batch_size and batch_size > 1 else "one at a time"
 
 
-WHEN_GIVEN = ("origin", "source", "imatrix", "batch_size", "single_stream")
+WHEN_GIVEN = (
+    "origin", "source", "imatrix", "batch_size", "single_stream", "kv_cache", "context_memory",
+)  # fmt: skip

@@ -6,6 +6,8 @@ token counts at fixed simulated speeds, so they are deterministic. ``batch_size`
 ``batched`` script (and ``batched_letters``) scripts what decoding together changes: requests
 that come with a batch group are answered from those, one at a time (the timing phase) from
 the plain ones, as the embedded engine's batched and single-stream paths may differ.
+:class:`Unsteady` scripts the opposite: backends that answer differently once a variant's
+backend is opened again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from quantmatrix.backends.base import (
 )
 
 if TYPE_CHECKING:
+    from quantmatrix.backends.context_memory import ContextMemory
     from quantmatrix.config import ModelSpec, Study
     from quantmatrix.models.ladder import Variant
 
@@ -140,8 +143,70 @@ class FakeBackend:
         pass
 
 
+FAKE_MODEL_BYTES = 100 * 2**20
+FAKE_KV_BYTES_PER_TOKEN = 24 * 2**10  # at f16; a KV type scales it by its bytes per value
+
+
+def context_memory(variant: Variant, spec: ModelSpec, study: Study, n_ctx: int) -> ContextMemory:
+    """The registry's memory probe for the fake backend: a scripted figure, linear in the
+    context and scaled by the KV type, so the memory phase and the decision run without a
+    model (a fixed model size by the level's nominal bits, plus the KV cache)."""
+    from quantmatrix.backends.context_memory import ContextMemory
+    from quantmatrix.kvcache import KV_TYPES, needs_flash_attn
+    from quantmatrix.levels import check_level
+
+    model = round(FAKE_MODEL_BYTES * check_level(variant.level).bits / 16)
+    kv = round(FAKE_KV_BYTES_PER_TOKEN * KV_TYPES[variant.kv_cache].bytes_per_value / 2 * n_ctx)
+    return ContextMemory(
+        n_ctx=n_ctx, kv_cache=variant.kv_cache, flash_attn=needs_flash_attn(variant.kv_cache),
+        fill="full", filled_tokens=n_ctx - 1, peak_bytes=model + kv, basis="fake",
+        rss_before_bytes=0, rss_peak_bytes=model + kv, model_bytes=model, kv_bytes=kv,
+        compute_bytes=0, output_bytes=0, vram_bytes=None, offloaded=False, fill_s=0.0,
+    )  # fmt: skip
+
+
 def create(variant: Variant, spec: ModelSpec, study: Study) -> FakeBackend:
     """The registry's factory: replies and letter probabilities hashed from the variant's id,
     so each variant answers differently and every run of it the same."""
     salt = variant.id
     return FakeBackend(hashed_letter_script(salt), letters=hashed_letter_probs(salt))
+
+
+class Unsteady:
+    """A backend factory for scripted nondeterminism (tests of the determinism check).
+
+    The first backend opened for a variant answers as :func:`create`'s does; every backend
+    opened for it later adds a word to the replies to requests ``text_on`` picks, and moves
+    the letter probabilities of those ``letters_on`` picks by ``nudge`` (the text unchanged).
+    """
+
+    def __init__(
+        self,
+        text_on: Callable[[GenerationRequest], bool] | None = None,
+        letters_on: Callable[[GenerationRequest], bool] | None = None,
+        nudge: float = 1e-9,
+    ) -> None:
+        self.text_on = text_on
+        self.letters_on = letters_on
+        self.nudge = nudge
+        self.opened: dict[str, int] = {}
+
+    def __call__(self, variant: Variant, spec: ModelSpec, study: Study) -> FakeBackend:
+        again = self.opened.get(variant.id, 0) > 0
+        self.opened[variant.id] = self.opened.get(variant.id, 0) + 1
+        reply, probs = hashed_letter_script(variant.id), hashed_letter_probs(variant.id)
+        if not again:
+            return FakeBackend(reply, letters=probs)
+        text_on, letters_on, nudge = self.text_on, self.letters_on, self.nudge
+
+        def unsteady_reply(request: GenerationRequest) -> str:
+            text = reply(request)
+            return f"{text} again" if text_on is not None and text_on(request) else text
+
+        def unsteady_probs(request: GenerationRequest) -> list[float]:
+            values = list(probs(request))
+            if letters_on is not None and letters_on(request):
+                values[0] += nudge
+            return values
+
+        return FakeBackend(unsteady_reply, letters=unsteady_probs)

@@ -51,7 +51,8 @@ class ServerOptions:
     (1 = strictly sequential). ``keep_alive`` is Ollama's (a duration such as ``"5m"``).
     ``logprobs`` asks the server for per-token log-probabilities (kept when it sends them).
     ``stream``: the OpenAI-compatible backend streams its replies (a client-side TTFT); Ollama's
-    always does.
+    always does. ``kv_cache``: the KV-cache type the server runs with, as the study names it
+    (a server-wide setting no request can change and neither API reports; None: not named).
     """
 
     chat: bool = True
@@ -64,6 +65,7 @@ class ServerOptions:
     keep_alive: str = "5m"
     logprobs: bool = True
     stream: bool = True
+    kv_cache: str | None = None
 
 
 def server_options(spec: ModelSpec, study: Study, logprobs: bool) -> ServerOptions:
@@ -75,6 +77,7 @@ def server_options(spec: ModelSpec, study: Study, logprobs: bool) -> ServerOptio
         seed=study.decoding.seed,
         in_flight=spec.in_flight,
         logprobs=logprobs,
+        kv_cache=spec.kv_cache[0] if spec.kv_cache else None,
     )
 
 

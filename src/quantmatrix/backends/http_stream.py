@@ -52,14 +52,13 @@ def stream_object(raw: str, sse: bool) -> dict[str, Any] | None:
 
 
 def stream_complete(objects: list[dict[str, Any]], sse: bool) -> bool:
-    """Whether a stream reached its end: Ollama's final ``"done": true`` object, or an SSE
-    ``[DONE]`` or a choice with a finish reason."""
+    """Whether a stream reached its end: Ollama's final ``"done": true`` object, or the SSE
+    ``data: [DONE]`` every OpenAI-compatible server ends a stream with (llama-server,
+    llama_cpp.server, vLLM, OpenAI). A choice's finish reason is not the end: the usage chunk
+    and llama-server's timings come after it, and a stream cut there would log a guessed
+    token count."""
     if not objects:
         return False
     if not sse:
         return objects[-1].get("done") is True or "error" in objects[-1]
-    for obj in objects:
-        choices = obj.get("choices") or []
-        if SSE_DONE in obj or any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
-            return True
-    return False
+    return any(SSE_DONE in obj for obj in objects)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -299,10 +299,11 @@ def _machine_settings(gpu_layers: int | None = None) -> EngineSettings:
 
 def create(variant: Variant, spec: ModelSpec, study: Study) -> LlamaCppBackend:
     """The registry's factory: the variant's GGUF file with this machine's engine settings and
-    the model's GPU layers; chat unless the spec says otherwise or the file has no template."""
+    the model's GPU layers and the variant's KV-cache type; chat unless the spec says otherwise
+    or the file has no template."""
     assert variant.path is not None and variant.info is not None
     chat = spec.chat if spec.chat is not None else variant.info.has_chat_template
-    engine = _machine_settings(study.gpu_layers_for(spec))
+    engine = replace(_machine_settings(study.gpu_layers_for(spec)), kv_cache=variant.kv_cache)
     options = LlamaCppOptions(study.context_length, study.threads, chat, study.decoding.seed,
                               engine=engine, batch_size=study.batch_size)  # fmt: skip
     return LlamaCppBackend(variant.path, options)

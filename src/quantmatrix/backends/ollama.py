@@ -235,6 +235,8 @@ class OllamaBackend:
             "keep_alive": self.options.keep_alive,
             "in_flight": self.options.in_flight,
         }
+        if self.options.kv_cache is not None:  # OLLAMA_KV_CACHE_TYPE, as the study names it
+            info["kv_cache"] = {"type": self.options.kv_cache, "set_by": "the server"}
         try:
             info["ollama_version"] = self.client.get("/api/version").get("version")
             entry = self._tag_entry() or {}

@@ -225,6 +225,8 @@ class OpenAIBackend:
             "in_flight": self.options.in_flight,
             "native_timing": self.capabilities.native_timing,
         }
+        if self.options.kv_cache is not None:  # --cache-type-k/-v, as the study names it
+            info["kv_cache"] = {"type": self.options.kv_cache, "set_by": "the server"}
         try:
             listing = self.client.get("/v1/models")
         except BackendError as exc:

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, cast
 from quantmatrix.backends.base import Backend, BackendError
 
 if TYPE_CHECKING:
+    from quantmatrix.backends.context_memory import ContextMemory
     from quantmatrix.config import ModelSpec, Study
     from quantmatrix.models.ladder import Variant
 
     Factory = Callable[[Variant, ModelSpec, Study], Backend]
+    MemoryProbe = Callable[[Variant, ModelSpec, Study, int], ContextMemory]
 
 FACTORIES: dict[str, str] = {
     "llamacpp": "quantmatrix.backends.llamacpp:create",
@@ -27,6 +29,24 @@ FACTORIES: dict[str, str] = {
     "openai": "quantmatrix.backends.openai_compat:create",
     "fake": "quantmatrix.backends.fake:create",
 }
+
+
+# backend name -> "module:function" measuring one variant's memory at one context length,
+# ``(variant, spec, study, n_ctx) -> context_memory.ContextMemory`` (pipeline/memory.py); a
+# server holds its own memory and has none
+MEMORY_PROBES: dict[str, str] = {
+    "llamacpp": "quantmatrix.backends.context_memory:measure_variant",
+    "fake": "quantmatrix.backends.fake:context_memory",
+}
+
+
+def memory_probe(name: str) -> MemoryProbe | None:
+    """The memory-at-context function of backend ``name``, or None (servers)."""
+    target = MEMORY_PROBES.get(name)
+    if target is None:
+        return None
+    module, _, function = target.partition(":")
+    return cast("MemoryProbe", getattr(importlib.import_module(module), function))
 
 
 def names() -> list[str]:

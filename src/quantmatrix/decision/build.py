@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from quantmatrix.analysis.model import Analysis
+from quantmatrix.decision.answer import budget_answers
 from quantmatrix.decision.cost import DEFAULT_CONTEXT_LENGTH, hourly_rate
+from quantmatrix.decision.cross import CrossIndex
 from quantmatrix.decision.matrix import (
     cliff,
     diminishing_returns,
@@ -26,10 +28,12 @@ def decide(analysis: Analysis, policy: Policy) -> Decision:
     budgets, priced at the run's own rate)."""
     rows = variant_rows(analysis, policy.cost_per_hour)
     by_model = ladders(rows)
-    matrix = memory_matrix(rows, policy.memory_tiers_gb, policy.basis)
+    index = CrossIndex(analysis.cross_model)
+    matrix = memory_matrix(rows, policy.memory_tiers_gb, policy.basis, index)
     cliffs = [cliff(m, lad) for m, lad in by_model.items()]
     memory = memory_rows(analysis)
     counts = tier_counts(rows)
+    summary = executive_summary(rows, matrix, cliffs, memory, counts, policy.basis, index)
     return Decision(
         study=analysis.study,
         cost_per_hour=hourly_rate(analysis, policy.cost_per_hour),
@@ -45,7 +49,8 @@ def decide(analysis: Analysis, policy: Policy) -> Decision:
         pareto_cost=tuple(pareto_front(rows, "usd_per_m")),
         pareto_memory=tuple(pareto_front(rows, "memory_bytes")),
         memory=tuple(memory),
-        summary=tuple(executive_summary(rows, matrix, cliffs, memory, counts, policy.basis)),
+        summary=tuple(summary),
         basis=policy.basis,
-        answer=tuple(tier_lines(matrix, {r.variant: r for r in rows}, policy.basis)),
+        answer=tuple(tier_lines(matrix, {r.variant: r for r in rows}, policy.basis, index)),
+        budgets=tuple(budget_answers(rows, policy.answer_budgets_gb, index, policy.basis)),
     )

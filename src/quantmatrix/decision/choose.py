@@ -6,9 +6,13 @@ baseline's accuracy plus the lower end of the paired change interval); the varia
 ranges overlap the top one's cannot be separated by the data and are a **tie**, broken by the
 objective. Ranges: within one model, the baseline's accuracy plus each paired change interval
 (so a variant ties with its baseline when its interval contains 0, and two variants tie when
-their intervals overlap); a variant without a certified block, and across models, uses the
-95% Wilson interval of its accuracy. Under the point basis the qualifying variants are ranked
-by the objective directly, as published (no ties).
+their intervals overlap); a variant without a certified block uses the 95% Wilson interval of
+its accuracy. Across models, two variants tie when the paired interval of their difference on
+the items both answered contains 0 (``decision/cross.py``, given a :class:`CrossIndex`); without
+one (an analysis without cross-model pairs), when their Wilson intervals overlap; and a row
+certified less accurate than another of another model (``CrossIndex.better``) is ranked
+after every row that is not. Under the point basis the qualifying variants are ranked by the
+objective directly, as published (no ties).
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from quantmatrix.decision.cross import CrossIndex
 from quantmatrix.decision.model import Basis, VariantRow
 
 Objective = Literal["quality", "cost", "speed", "memory", "value"]
 OBJECTIVES: tuple[str, ...] = ("quality", "cost", "speed", "memory", "value")
 TIE_RULE = (
     "variants whose accuracy ranges overlap (within a model: the baseline's accuracy plus "
-    "the paired change interval; across models: the 95% Wilson intervals) are a tie"
+    "the paired change interval; across models: the paired interval of their difference "
+    "contains 0, or, without one, the 95% Wilson intervals overlap) are a tie"
 )
 INF = float("inf")
 
@@ -73,9 +79,14 @@ def objective_key(
     return lambda r: (first(r), second(r))
 
 
-def separable(a: VariantRow, b: VariantRow, basis: Basis) -> bool:
-    """Whether the data separate two variants (their accuracy ranges do not overlap)."""
+def separable(a: VariantRow, b: VariantRow, basis: Basis, index: CrossIndex | None = None) -> bool:
+    """Whether the data separate two variants (their accuracy ranges do not overlap; across
+    models, the paired interval of their difference excludes 0 when ``index`` has it)."""
     same_model = a.model == b.model
+    if not same_model and index is not None and basis == "certified":
+        paired = index.separable(a.variant, b.variant)
+        if paired is not None:
+            return paired
     ra = a.accuracy_range(basis if same_model else "point")
     rb = b.accuracy_range(basis if same_model else "point")
     if ra is None or rb is None:
@@ -84,7 +95,11 @@ def separable(a: VariantRow, b: VariantRow, basis: Basis) -> bool:
 
 
 def choose(
-    rows: Sequence[VariantRow], objective: str, basis: Basis, conservative: bool = False
+    rows: Sequence[VariantRow],
+    objective: str,
+    basis: Basis,
+    conservative: bool = False,
+    index: CrossIndex | None = None,
 ) -> Choice:
     """Rank the qualifying ``rows``: certified basis, the tie with the top-quality row broken
     by ``objective``, then the rest by quality; point basis, by ``objective`` alone."""
@@ -92,10 +107,26 @@ def choose(
     if basis == "point" or not rows:
         return Choice(sorted(rows, key=lambda r: (*by_objective(r), r.variant)), [])
     by_quality = objective_key("quality", basis)
-    top = min(rows, key=lambda r: (*by_quality(r), r.variant))
+    beaten = _beaten(rows, index)
+    top = min(rows, key=lambda r: (r.variant in beaten, *by_quality(r), r.variant))
+    out_of_tie = set() if top.variant in beaten else beaten
     tie = sorted(
-        (r for r in rows if not separable(r, top, basis)),
+        (r for r in rows if r.variant not in out_of_tie and not separable(r, top, basis, index)),
         key=lambda r: (*by_objective(r), r.variant),
     )
-    rest = sorted((r for r in rows if r not in tie), key=lambda r: (*by_quality(r), r.variant))
+    rest = sorted(
+        (r for r in rows if r not in tie),
+        key=lambda r: (r.variant in beaten, *by_quality(r), r.variant),
+    )
     return Choice([*tie, *rest], tie if len(tie) > 1 else [])
+
+
+def _beaten(rows: Sequence[VariantRow], index: CrossIndex | None) -> set[str]:
+    """The rows certified less accurate than another row of another model."""
+    if not index:
+        return set()
+    return {
+        r.variant
+        for r in rows
+        if any(s.model != r.model and index.better(s.variant, r.variant) for s in rows)
+    }

@@ -16,6 +16,7 @@ from quantmatrix.analysis.variant_model import VariantSummary
 from quantmatrix.decide import SAFE_TIERS, TIERS
 from quantmatrix.decision import GB
 from quantmatrix.decision.cost import cost_rows
+from quantmatrix.decision.cross import CrossIndex, recommended_on
 from quantmatrix.decision.memory import memory_rows
 from quantmatrix.decision.model import (
     Basis,
@@ -27,7 +28,7 @@ from quantmatrix.decision.model import (
     TaskDifferential,
     VariantRow,
 )
-from quantmatrix.levels import RANK
+from quantmatrix.kvcache import label_rank
 
 
 def variant_rows(analysis: Analysis, cost_per_hour: float | None = None) -> list[VariantRow]:
@@ -91,7 +92,7 @@ def certified_fields(s: VariantSummary) -> dict[str, Any]:
     c = s.certified
     if c is None:
         return {}
-    bench, gen = c.bench, c.generation
+    bench, gen, flips = c.bench, c.generation, c.flips
     return {
         "certified_tier": c.certified,
         "best_tier": c.best,
@@ -107,6 +108,8 @@ def certified_fields(s: VariantSummary) -> dict[str, Any]:
         "gen_n": None if gen is None else gen.n,
         "items_used": c.items_used,
         "items_fixed": c.items_fixed,
+        "flips_lost": None if flips is None else flips.lost.count,
+        "flips_gained": None if flips is None else flips.gained.count,
     }
 
 
@@ -123,10 +126,14 @@ def fits(row: VariantRow, limit_gb: float | None) -> bool:
 
 
 def memory_matrix(
-    rows: Sequence[VariantRow], tiers_gb: Sequence[float], basis: Basis = "certified"
+    rows: Sequence[VariantRow],
+    tiers_gb: Sequence[float],
+    basis: Basis = "certified",
+    index: CrossIndex | None = None,
 ) -> list[MatrixEntry]:
     """Per budget: the variants that fit and those recommended (fit and tier safe on
-    ``basis``: the certified tier by default, the point tier with ``"point"``).
+    ``basis``: the certified tier by default, the point tier with ``"point"``; on the
+    certified basis also those admitted across models, ``cross.recommended_on``).
 
     The last budget is open-ended ("8+ GB"): every variant is listed there, memory shown.
     """
@@ -141,7 +148,7 @@ def memory_matrix(
                 limit_gb=limit,
                 open_ended=last,
                 fits=tuple(r.variant for r in inside),
-                recommended=tuple(r.variant for r in inside if r.safe_on(basis)),
+                recommended=tuple(r.variant for r in recommended_on(inside, basis, index)),
             )
         )
     return out
@@ -184,8 +191,9 @@ def tier_counts(rows: Sequence[VariantRow]) -> dict[str, int]:
     return counts
 
 
-def _rank(level: str) -> int:
-    return RANK.get(level, len(RANK))
+def _rank(level: str) -> tuple[int, int]:
+    """Down the ladder: the level, then the KV type of a ``LEVEL+kv-TYPE`` label."""
+    return label_rank(level)
 
 
 def ladders(rows: Sequence[VariantRow]) -> dict[str, list[VariantRow]]:

@@ -2,7 +2,9 @@
 
 The measured figure wins when present; otherwise the estimate is used, and every row says which.
 The measured figure is the process's RSS peak, or, for a model offloaded to a GPU, the GPU
-memory NVML saw the process hold (the RSS stays beside it as ``rss_bytes``).
+memory NVML saw the process hold (the RSS stays beside it as ``rss_bytes``); where the memory
+phase measured the variant at the study's own context length (a fresh process, the context
+filled: ``pipeline/memory.py``), that figure is used instead.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from quantmatrix.analysis.model import Analysis
 from quantmatrix.analysis.variant_model import FileInfo, MemoryInfo, VariantSummary
 from quantmatrix.decision.memory_model import MemoryRow
+from quantmatrix.kvcache import split_label
 from quantmatrix.levels import LEVELS
 
 ESTIMATE_OVERHEAD = 1.1  # the published rule of thumb: weights plus 10%
@@ -35,16 +38,22 @@ def _verdict(error_pct: float | None, measured: int | None, estimate: float | No
     return f"estimate misleads: {abs(error_pct):.0f}% {side}"
 
 
-def memory_row(summary: VariantSummary) -> MemoryRow:
-    """Estimate, measurement, their disagreement, and the figure the decision uses."""
+def memory_row(summary: VariantSummary, context_length: int | None = None) -> MemoryRow:
+    """Estimate, measurement, their disagreement, and the figure the decision uses (the
+    memory phase's at ``context_length``, the study's, where it measured that length)."""
     file = summary.file or FileInfo()
     mem = summary.memory or MemoryInfo()
-    estimate = estimate_bytes(file.n_params, summary.level)
+    level = split_label(summary.level)[0]  # the published estimate knows no KV cache
+    estimate = estimate_bytes(file.n_params, level)
     offloaded = bool(mem.offloaded)
     # an offloaded model is bounded by GPU memory (NVML); None there means not measured
     measured_raw = mem.vram_bytes if offloaded else mem.peak_bytes
     measured = None if measured_raw is None else int(measured_raw)
     source = (None if mem.gpu is None else mem.gpu.source) if offloaded else mem.source
+    point = next((p for p in summary.context_memory or () if p.n_ctx == context_length), None)
+    if point is not None:
+        measured, offloaded = point.peak_bytes, point.vram_bytes is not None
+        source = f"memory phase at {point.n_ctx} tokens: {point.basis}"
     error_pct = None
     if measured and estimate is not None:
         error_pct = 100.0 * (estimate - measured) / measured
@@ -55,7 +64,7 @@ def memory_row(summary: VariantSummary) -> MemoryRow:
         model=summary.model,
         level=summary.level,
         n_params=file.n_params,
-        nominal_bpw=LEVELS[summary.level].bits if summary.level in LEVELS else None,
+        nominal_bpw=LEVELS[level].bits if level in LEVELS else None,
         estimate_bytes=estimate,
         measured_bytes=measured,
         source=source,
@@ -70,4 +79,4 @@ def memory_row(summary: VariantSummary) -> MemoryRow:
 
 
 def memory_rows(analysis: Analysis) -> list[MemoryRow]:
-    return [memory_row(s) for s in analysis.variants]
+    return [memory_row(s, analysis.context_length) for s in analysis.variants]

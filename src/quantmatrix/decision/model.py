@@ -15,6 +15,7 @@ from pydantic import (
 from quantmatrix.analysis.frozen import Frozen
 from quantmatrix.analysis.stats.model import EquivalenceRow
 from quantmatrix.decide import SAFE_TIERS
+from quantmatrix.decision.answer_model import ANSWER_BUDGETS_GB, BudgetAnswer
 from quantmatrix.decision.memory_model import MemoryRow
 
 DEFAULT_MEMORY_TIERS_GB: tuple[float, ...] = (2, 4, 6, 8)
@@ -33,8 +34,10 @@ class Policy(Frozen):
     memory_tiers_gb: tuple[float, ...] = DEFAULT_MEMORY_TIERS_GB
     cost_per_hour: float | None = None
     basis: Basis = "certified"
+    # the answer's budgets (the largest that fits is added after them)
+    answer_budgets_gb: tuple[float, ...] = ANSWER_BUDGETS_GB
 
-    @field_validator("memory_tiers_gb")
+    @field_validator("memory_tiers_gb", "answer_budgets_gb")
     @classmethod
     def _positive(cls, tiers: tuple[float, ...]) -> tuple[float, ...]:
         if not tiers or any(g <= 0 for g in tiers):
@@ -88,6 +91,8 @@ class VariantRow(Frozen):
     gen_n: int | None = None
     items_used: int | None = None
     items_fixed: int | None = None  # adaptive: what a fixed design would have used
+    flips_lost: int | None = None  # paired items right at the baseline, wrong here
+    flips_gained: int | None = None  # paired items wrong at the baseline, right here
 
     def tier_on(self, basis: Basis) -> str | None:
         """The tier the decision reads under ``basis``."""
@@ -193,6 +198,8 @@ class Decision(Frozen):
     summary: tuple[str, ...]
     basis: Basis = "certified"
     answer: tuple[str, ...] = ()  # per memory budget: the recommended variant and its guarantee
+    # the answer across models per answer budget (1, 2, 4 GB and the largest that fits)
+    budgets: tuple[BudgetAnswer, ...] = ()
 
     def rows(self) -> dict[str, VariantRow]:
         return {r.variant: r for r in self.variants}

@@ -6,10 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from quantmatrix.analysis.model import Analysis
-from quantmatrix.decide import TIERS
+from quantmatrix.decide import TIERS, WORST
 from quantmatrix.decision import DecisionError
+from quantmatrix.decision.answer import cross_comparisons
+from quantmatrix.decision.answer_model import CrossComparison
 from quantmatrix.decision.choose import OBJECTIVES, TIE_RULE, choose, score
+from quantmatrix.decision.context_memory import at_context
 from quantmatrix.decision.cost import hourly_rate
+from quantmatrix.decision.cross import CrossIndex, admitted
 from quantmatrix.decision.guarantee import guarantee, undecided_line
 from quantmatrix.decision.matrix import fits, variant_rows
 from quantmatrix.decision.memory import memory_row
@@ -36,6 +40,9 @@ class Recommendation:
     tie: list[str] = field(default_factory=list)  # variants the data cannot separate (best first)
     tie_note: str = ""  # the tie in words, and what broke it
     undecided: list[str] = field(default_factory=list)  # undecided tiers, items to decide them
+    # the pick vs the best of each other model that fits the budget (paired, on shared items)
+    across: list[CrossComparison] = field(default_factory=list)
+    admitted: list[str] = field(default_factory=list)  # recommended only across models
 
 
 def _score(row: VariantRow, conservative: bool, basis: Basis) -> float | None:
@@ -59,7 +66,8 @@ class Bars:
 def _rejection(row: VariantRow, bars: Bars) -> str | None:
     """Why a row does not qualify (the first failed criterion), or None when it does."""
     if bars.memory_gb is not None and row.memory_bytes is None:
-        return "memory unknown"
+        not_at = row.memory_basis.startswith("not measured at")
+        return row.memory_basis if not_at else "memory unknown"
     if not fits(row, bars.memory_gb):
         return f"need more than {bars.memory_gb:g} GB"
     if row.tier is None:
@@ -143,12 +151,17 @@ def recommend(
     *,
     basis: Basis = "certified",
     model: str | None = None,
+    context: int | None = None,
 ) -> Recommendation:
     """The best variant that fits ``memory_gb`` (None: any) and the quality bars, with
     runners-up; on the certified basis (default) never one whose certified tier is worse than
-    ``max_tier``, and variants the data cannot separate are a tie broken by ``objective``."""
+    ``max_tier``, and variants the data cannot separate are a tie broken by ``objective``.
+    ``context``: memory at that many tokens, from the memory phase (``context_memory.py``);
+    None: at the study's context length, as measured while evaluating."""
     _check(max_tier, objective, min_accuracy, basis)
     rows = _rows(analysis, model, cost_per_hour)
+    if context is not None:
+        rows = at_context(analysis, rows, context)
     bars = Bars(memory_gb, min_accuracy, max_tier, conservative, basis)
     rejected: dict[str, int] = {}
     ok, held = [], []
@@ -160,20 +173,37 @@ def recommend(
             rejected[why] = rejected.get(why, 0) + 1
             if why.startswith("certified worse") and _could_qualify(r, bars.max_tier):
                 held.append(r)  # more items could let it in: say how many
+    index = CrossIndex(analysis.cross_model)
+    extra = _admitted(rows, ok, bars, index)
+    ok += extra
     if not ok:
         reason = _nothing(rejected, len(rows), memory_gb)
         return Recommendation(
             memory_gb, objective, None, [], reason, basis,
             undecided=[line for r in held if (line := undecided_line(r)) is not None],
         )  # fmt: skip
-    choice = choose(ok, objective, basis, conservative)
+    choice = choose(ok, objective, basis, conservative, index)
     picks = [_pick(r, i, len(ok), bars, objective) for i, r in enumerate(choice.ranked)]
     top = choice.ranked[: 1 + RUNNERS_UP]
+    fitting = [r for r in rows if fits(r, memory_gb)]
     return Recommendation(
         memory_gb, objective, picks[0], picks[1 : 1 + RUNNERS_UP], "", basis,
         tie=[r.variant for r in choice.tie], tie_note=_tie_note(choice.tie, objective),
         undecided=[line for r in [*top, *held] if (line := undecided_line(r)) is not None],
+        across=cross_comparisons(top[0], fitting, {r.variant for r in ok}, index, basis),
+        admitted=[r.variant for r in extra],
     )  # fmt: skip
+
+
+def _admitted(
+    rows: Sequence[VariantRow], ok: Sequence[VariantRow], bars: Bars, index: CrossIndex
+) -> list[VariantRow]:
+    """Rows that meet every bar but the tier and are recommended across models
+    (``cross.admitted``): certified basis only."""
+    if bars.basis != "certified":
+        return []
+    loose = Bars(bars.memory_gb, bars.min_accuracy, WORST, bars.conservative, bars.basis)
+    return admitted([r for r in rows if _rejection(r, loose) is None], ok, index)
 
 
 def _could_qualify(row: VariantRow, max_tier: str) -> bool:
@@ -222,7 +252,7 @@ def validate(analysis: Analysis, variant: str, cost_per_hour: float | None = Non
             cheaper_x=row.cheaper_x,
             baseline_level=row.baseline_level,
         ),
-        memory=memory_row(summary),
+        memory=memory_row(summary, analysis.context_length),
         summary=describe(row),
         certified="" if row.certified_tier is None else guarantee(row),
     )

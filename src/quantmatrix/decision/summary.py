@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from quantmatrix.decide import TIERS, safe_text
 from quantmatrix.decision.choose import choose
+from quantmatrix.decision.cross import CrossIndex
 from quantmatrix.decision.guarantee import guarantee
 from quantmatrix.decision.memory_model import MemoryRow
 from quantmatrix.decision.model import Basis, Cliff, MatrixEntry, VariantRow
@@ -36,12 +37,17 @@ def _facts(row: VariantRow) -> str:
     return ", ".join([*parts, cost] if cost else parts)
 
 
-def tier_outcome(entry: MatrixEntry, rows: Mapping[str, VariantRow], basis: Basis) -> str:
+def tier_outcome(
+    entry: MatrixEntry,
+    rows: Mapping[str, VariantRow],
+    basis: Basis,
+    index: CrossIndex | None = None,
+) -> str:
     """What to run on one budget, as the tail of a sentence (the budget is said by the caller):
     the pick of :func:`choose.choose` (objective quality) among the recommended, and the tie
     it was picked from."""
     if entry.recommended:
-        choice = choose([rows[v] for v in entry.recommended], "quality", basis)
+        choice = choose([rows[v] for v in entry.recommended], "quality", basis, index=index)
         best = choice.ranked[0]
         tie = ""
         if choice.tie:
@@ -65,12 +71,15 @@ def _budget(group: Sequence[MatrixEntry], is_last: bool) -> str:
 
 
 def tier_lines(
-    matrix: Sequence[MatrixEntry], rows: Mapping[str, VariantRow], basis: Basis = "certified"
+    matrix: Sequence[MatrixEntry],
+    rows: Mapping[str, VariantRow],
+    basis: Basis = "certified",
+    index: CrossIndex | None = None,
 ) -> list[str]:
     """One sentence per run of consecutive budgets with the same answer."""
     groups: list[tuple[str, list[MatrixEntry]]] = []
     for entry in matrix:
-        outcome = tier_outcome(entry, rows, basis)
+        outcome = tier_outcome(entry, rows, basis, index)
         if groups and groups[-1][0] == outcome:
             groups[-1][1].append(entry)
         else:
@@ -133,12 +142,13 @@ def executive_summary(
     memory: Sequence[MemoryRow],
     counts: Mapping[str, int],
     basis: Basis = "certified",
+    index: CrossIndex | None = None,
 ) -> list[str]:
     """Key decisions, each a sentence built only from the decision's numbers."""
     by_variant = {r.variant: r for r in rows}
     if not by_variant:
         return ["The run has no evaluated variants: nothing to decide."]
-    lines = tier_lines(matrix, by_variant, basis)
+    lines = tier_lines(matrix, by_variant, basis, index)
     lines += _cheapest_line(rows, basis)
     lines += [_cliff_line(c, basis) for c in cliffs]
     lines += _memory_line(memory)

@@ -11,6 +11,7 @@ call writes the same bytes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,21 @@ CONTEXT = 2048
 
 
 NO_VOCAB_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A random llama's dimensions (all multiples of 256, so every k-quant applies)."""
+
+    hidden: int = HIDDEN
+    ffn: int = FFN
+    layers: int = LAYERS
+    heads: int = HEADS
+
+
+TINY = Shape()
+# the plan's quantizer calibration (plan/calibrate.py): about 60 million weights, 120 MB in F16
+CALIBRATION_SHAPE = Shape(hidden=1024, ffn=2816, layers=4, heads=8)
 
 
 def _tokenizer_fields(source: Path) -> list[tuple[str, Any, Any, Any]]:
@@ -41,34 +57,37 @@ def _tokenizer_fields(source: Path) -> list[tuple[str, Any, Any, Any]]:
     return out
 
 
-def _weights(rng: np.random.Generator, vocab: int) -> dict[str, np.ndarray]:
+def _weights(rng: np.random.Generator, vocab: int, shape: Shape) -> dict[str, np.ndarray]:
     def mat(rows: int, cols: int, scale: float) -> np.ndarray:
         return (rng.standard_normal((rows, cols)) * scale).astype(np.float16)
 
-    ones = np.ones(HIDDEN, dtype=np.float32)
+    hidden, ffn = shape.hidden, shape.ffn
+    ones = np.ones(hidden, dtype=np.float32)
     tensors: dict[str, np.ndarray] = {
-        "token_embd.weight": mat(vocab, HIDDEN, 1.0),
+        "token_embd.weight": mat(vocab, hidden, 1.0),
         "output_norm.weight": ones,
-        "output.weight": mat(vocab, HIDDEN, 0.25),
+        "output.weight": mat(vocab, hidden, 0.25),
     }
-    for i in range(LAYERS):
+    for i in range(shape.layers):
         tensors |= {
             f"blk.{i}.attn_norm.weight": ones,
             f"blk.{i}.ffn_norm.weight": ones,
-            f"blk.{i}.attn_q.weight": mat(HIDDEN, HIDDEN, 0.08),
-            f"blk.{i}.attn_k.weight": mat(HIDDEN, HIDDEN, 0.08),
-            f"blk.{i}.attn_v.weight": mat(HIDDEN, HIDDEN, 0.08),
-            f"blk.{i}.attn_output.weight": mat(HIDDEN, HIDDEN, 0.05),
-            f"blk.{i}.ffn_gate.weight": mat(FFN, HIDDEN, 0.08),
-            f"blk.{i}.ffn_up.weight": mat(FFN, HIDDEN, 0.08),
-            f"blk.{i}.ffn_down.weight": mat(HIDDEN, FFN, 0.05),
+            f"blk.{i}.attn_q.weight": mat(hidden, hidden, 0.08),
+            f"blk.{i}.attn_k.weight": mat(hidden, hidden, 0.08),
+            f"blk.{i}.attn_v.weight": mat(hidden, hidden, 0.08),
+            f"blk.{i}.attn_output.weight": mat(hidden, hidden, 0.05),
+            f"blk.{i}.ffn_gate.weight": mat(ffn, hidden, 0.08),
+            f"blk.{i}.ffn_up.weight": mat(ffn, hidden, 0.08),
+            f"blk.{i}.ffn_down.weight": mat(hidden, ffn, 0.05),
         }
     return tensors
 
 
-def write_tiny_llama(path: Path, seed: int = 0, tokenizer_from: Path | None = None) -> Path:
+def write_tiny_llama(
+    path: Path, seed: int = 0, tokenizer_from: Path | None = None, shape: Shape = TINY
+) -> Path:
     """Write the tiny F16 llama model to ``path`` (about 50 MB with SmolLM2's vocabulary, 6 MB
-    without) and return the path."""
+    without) and return the path; ``shape`` makes a larger one."""
     import gguf
 
     if tokenizer_from is None:
@@ -79,20 +98,20 @@ def write_tiny_llama(path: Path, seed: int = 0, tokenizer_from: Path | None = No
         vocab = len(next(v for k, v, *_ in fields if k == "tokenizer.ggml.tokens"))
     writer = gguf.GGUFWriter(path, "llama")
     writer.add_name("quantmatrix-tiny-llama")
-    writer.add_block_count(LAYERS)
+    writer.add_block_count(shape.layers)
     writer.add_context_length(CONTEXT)
-    writer.add_embedding_length(HIDDEN)
-    writer.add_feed_forward_length(FFN)
-    writer.add_head_count(HEADS)
-    writer.add_head_count_kv(HEADS)
-    writer.add_rope_dimension_count(HIDDEN // HEADS)
+    writer.add_embedding_length(shape.hidden)
+    writer.add_feed_forward_length(shape.ffn)
+    writer.add_head_count(shape.heads)
+    writer.add_head_count_kv(shape.heads)
+    writer.add_rope_dimension_count(shape.hidden // shape.heads)
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_vocab_size(vocab)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     for key, value, vtype, sub in fields:
         writer.add_key_value(key, value, vtype, sub)
-    for name, array in _weights(np.random.default_rng(seed), vocab).items():
+    for name, array in _weights(np.random.default_rng(seed), vocab, shape).items():
         writer.add_tensor(name, array)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer.write_header_to_file()

@@ -126,6 +126,18 @@ def conversion_key(model: SafetensorsFolder, converter: Converter, outtype: str,
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def cached_conversion(model: SafetensorsFolder, cache: Path, name: str) -> Path | None:
+    """The model's converted GGUF if the cache already holds it (nothing extracted or written;
+    None also when the converter was never extracted into this cache)."""
+    folder = cache / "converter" / engine_version()
+    if not (folder / "convert_hf_to_gguf.py").exists():
+        return None
+    converter = Converter(folder, _version_of(folder, engine_version()))
+    key = conversion_key(model, converter, model.outtype, name)
+    target = cache / "converted" / key[:16] / f"{model.outtype.upper()}.gguf"
+    return target if target.exists() else None
+
+
 def convert(
     model: SafetensorsFolder, cache: Path, name: str | None = None
 ) -> tuple[Path, dict[str, Any]]:

@@ -62,6 +62,15 @@ def fetch(source: HubSource) -> HubFiles:
     return HubFiles(source, commit, folder, tuple(wanted), gguf)
 
 
+def cached(source: HubSource) -> HubFiles | None:
+    """The source's files if the Hugging Face cache already holds them, else None (no network,
+    nothing written)."""
+    try:
+        return _from_cache(source)
+    except HubError:
+        return None
+
+
 def _listing(source: HubSource) -> tuple[str, list[str]]:
     from huggingface_hub import HfApi
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from quantmatrix.config import CalibrationSpec, ModelSpec, Study
+from quantmatrix.kvcache import DEFAULT_KV, variant_label
 from quantmatrix.levels import can_use_imatrix, check_level
 from quantmatrix.models.gguf_info import GGUFInfo, read_info
 from quantmatrix.models.imatrix import (
@@ -49,10 +50,17 @@ class Variant:
     source_label: str = ""  # the source as the study file spells it
     imatrix: Mapping[str, Any] | None = None  # the importance matrix it was built with
     sha256: str | None = None  # the file's, once the driver has hashed it (workers check it)
+    # the KV-cache type it runs with (kvcache.py); one ladder file serves every type of a level
+    kv_cache: str = DEFAULT_KV
+
+    @property
+    def label(self) -> str:
+        """The level, marked ``+kv-TYPE`` for a KV cache other than f16 (the rows' ``level``)."""
+        return variant_label(self.level, self.kv_cache)
 
     @property
     def id(self) -> str:
-        return f"{self.model}@{self.level}"
+        return f"{self.model}@{self.label}"
 
     def log_fields(self) -> dict[str, Any]:
         """What the variants log keeps about where the weights came from."""
@@ -111,6 +119,10 @@ def quantize_file(src: Path, dst: Path, level: str, threads: int) -> None:
             )
         raise QuantizeError(f"llama.cpp could not quantize {src.name} to {level} (code {rc})")
     os.replace(tmp, dst)
+
+
+# the end of the one line for a corrupt level file in the cache
+CACHED_FIX = "it is a cached level: delete it and rerun, and quantmatrix builds it again"
 
 
 def ladder_dir(cache: Path, source: ResolvedSource) -> Path:
@@ -208,7 +220,7 @@ def build_level(
         model=source.name,
         level=level,
         path=path,
-        info=read_info(path),
+        info=read_info(path) if path == source.path else read_info(path, fix=CACHED_FIX),
         source_sha256=source.sha256,
         source_type=source.precision,
         reconstructed=reconstructed,

@@ -137,6 +137,29 @@ def _assemble(model: PackagedModel, cache: Path) -> Path:
     return target
 
 
+def missing_packages(model: PackagedModel) -> list[str]:
+    """The model's distributions that are not installed here."""
+    missing = []
+    for dist_name in model.dists:
+        try:
+            metadata.distribution(dist_name)
+        except metadata.PackageNotFoundError:
+            missing.append(dist_name)
+    return missing
+
+
+def packaged_parts(model: PackagedModel, cache: Path) -> tuple[Path | None, Path]:
+    """Without writing anything: the model's whole file if it is already there (assembled in
+    the cache, or the one part of a one-package model), else None; and its first part, whose
+    header is whole. The packages must be installed (else a SourceError)."""
+    parts = _part_files(model)
+    if len(parts) == 1:
+        return parts[0], parts[0]
+    target = cache / "models" / f"{model.short_name}.gguf"
+    whole = target if target.exists() and target.stat().st_size == model.size else None
+    return whole, parts[0]
+
+
 def resolve_source(name: str, source: str, cache: Path | None = None) -> ResolvedSource:
     """Turn a config's ``source`` into a checked local GGUF file (downloaded or converted)."""
     cache = cache or default_cache()

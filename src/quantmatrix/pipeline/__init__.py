@@ -2,6 +2,7 @@
 
 ``ladder.py`` builds the variants, ``evaluate.py`` asks them the samples (-> SampleRow,
 VariantRow), ``timing.py`` asks a subset again one request at a time (-> TimingRow),
+``determinism.py`` asks some answered items again on a fresh backend (-> DeterminismRow),
 ``divergence.py`` compares their token distributions with the baseline's
 (-> KldRow), ``score.py`` scores generation outputs (-> ScoreRow); ``run.py`` runs them in that
 order. Every phase finds its pending work with ``resume.py`` and reports to one

@@ -80,8 +80,8 @@ def targets(
     total = len(plan.order)
     out: dict[str, int] = {}
     for spec in study.models:
-        base = f"{spec.name}@{spec.baseline_level}"
-        ladder = [f"{spec.name}@{lv}" for lv in spec.ordered_levels if lv != spec.baseline_level]
+        base = spec.baseline_id  # the ladder: by level, then KV type (ordered_labels)
+        ladder = [spec.variant_id(lv) for lv in spec.ordered_labels if lv != spec.baseline_label]
         ladder = [v for v in ladder if v not in skip]
         if base in skip:  # nothing pairs without the baseline
             continue

@@ -17,11 +17,10 @@ corpus, chunk) row already present is never computed again (``resume.py``).
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from quantmatrix.pipeline.resume import logged_keys, pending
 from quantmatrix.progress import SILENT, Reporter
 from quantmatrix.runlog import KLD, AppendLog, KldRow, read_manifest
 from quantmatrix.runlog.rows import Key
+from quantmatrix.runlog.writes import make_dirs, write_atomic
 from quantmatrix.scoring import divergence as dv
 from quantmatrix.scoring import logits as lg
 from quantmatrix.tasks.plan import mc_items
@@ -67,7 +67,7 @@ def _load(v: Variant, options: DivergenceOptions, logits_all: bool, n_ctx: int) 
     from quantmatrix.engine.settings import machine_settings
 
     assert v.path is not None
-    engine = machine_settings(options.gpu_layers.get(v.model))
+    engine = replace(machine_settings(options.gpu_layers.get(v.model)), kv_cache=v.kv_cache)
     llm = open_for_eval(v.path, n_ctx, options.threads, logits_all, engine=engine)
     try:
         yield llm
@@ -95,16 +95,15 @@ class BaselineStore:
         for i, (toks, ch) in enumerate(zip(self.chunks, self.stored, strict=True)):
             arrays |= {
                 f"c{i}_tokens": np.asarray(toks, dtype=np.int32),
-                f"c{i}_target": ch.target_logprobs.astype(np.float32),
+                # float64, exactly as computed: the nll sums of a resumed run's KL rows (read
+                # back from here) equal an unbroken run's (computed in memory)
+                f"c{i}_target": ch.target_logprobs.astype(np.float64),
                 **{f"c{i}_{name}": a for name, a in ch.top.arrays().items()},
             }
             if ch.full_f16 is not None:
                 arrays[f"c{i}_f16"] = ch.full_f16
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".partial")
-        with tmp.open("wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
+        make_dirs(path.parent)
+        write_atomic(path, lambda fh: np.savez(fh, **arrays))
 
     @classmethod
     def load(cls, path: Path, meta: dict[str, Any]) -> BaselineStore | None:
@@ -141,7 +140,7 @@ def kld_row(
     return KldRow(
         variant=variant.id,
         model=variant.model,
-        level=variant.level,
+        level=variant.label,
         baseline=baseline,
         corpus_sha256=meta["corpus_sha256"],
         corpus_source=meta["corpus_source"],
@@ -177,7 +176,8 @@ def _store_meta(
 def _baseline_store(
     run_dir: Path, base: Variant, text: str, options: DivergenceOptions
 ) -> BaselineStore:
-    """Load the model's stored baseline rows, or compute and save them (atomically)."""
+    """Load the model's stored baseline rows, or compute and save them (atomically) and read
+    them back."""
     assert base.path is not None
     with _load(base, options, True, options.chunk_tokens) as llm:
         chunks = lg.corpus_chunks(llm, text, options.corpus_tokens, options.chunk_tokens)
@@ -190,8 +190,11 @@ def _baseline_store(
                                   options.tail_samples, seed=i)
                 for i, c in enumerate(chunks)
             ]  # fmt: skip
-            store = BaselineStore(meta, chunks, stored)
-            store.save(path)
+            BaselineStore(meta, chunks, stored).save(path)
+            # the rows as stored, so every KL row is computed from the same numbers whether
+            # the baseline was computed in this run or read back after a kill and a resume
+            store = BaselineStore.load(path, meta)
+            assert store is not None
     return store
 
 

@@ -8,6 +8,7 @@ backend have no file here (the server or the script holds the weights).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from quantmatrix.config import ModelSpec, Study
@@ -25,6 +26,14 @@ def fileless_variant(spec: ModelSpec, level: str) -> Variant:
     return Variant(spec.name, level, None, None, where, spec.backend, False)
 
 
+def with_kv_types(spec: ModelSpec, variants: list[Variant]) -> list[tuple[ModelSpec, Variant]]:
+    """Each level's variant once per KV-cache type of the model (the same file), in the
+    ladder's order: by level, then KV type (``ModelSpec.ordered_labels``)."""
+    out = [(spec, replace(v, kv_cache=kv)) for v in variants for kv in spec.kv_types]
+    order = spec.ordered_labels
+    return sorted(out, key=lambda sv: order.index(sv[1].label))
+
+
 def build_variants(
     study: Study, cache: Path, progress: Reporter
 ) -> tuple[list[ResolvedSource], list[tuple[ModelSpec, Variant]]]:
@@ -33,14 +42,17 @@ def build_variants(
     variants: list[tuple[ModelSpec, Variant]] = []
     for spec in study.models:
         if spec.backend != "llamacpp":
-            variants += [(spec, fileless_variant(spec, lv)) for lv in spec.ordered_levels]
+            variants += with_kv_types(
+                spec, [fileless_variant(spec, lv) for lv in spec.ordered_levels]
+            )
             continue
         progress.phase(f"ladder {spec.name}", len(spec.levels))
         source = resolve_source(spec.name, spec.source, cache)
         sources.append(source)
         plan = imatrix_plan(spec, study, threads(study))
+        built = []
         for level in spec.ordered_levels:
-            built = build_level(source, level, cache, threads(study), imatrix=plan)
-            variants.append((spec, built))
+            built.append(build_level(source, level, cache, threads(study), imatrix=plan))
             progress.advance()
+        variants += with_kv_types(spec, built)
     return sources, variants

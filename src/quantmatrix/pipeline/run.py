@@ -1,5 +1,5 @@
-"""Run a study, phase after phase: ladder, evaluate, timing, divergence, long context, score;
-resumable.
+"""Run a study, phase after phase: ladder, evaluate, timing, determinism, memory, divergence,
+long context, score; resumable.
 
 The run log is the single source of truth: a unit of work whose row is already in the log is
 never done again (``resume.py``), so re-running the same command resumes where a crash or kill
@@ -20,6 +20,7 @@ from quantmatrix.manifest import prepare_run_dir, record_environment, record_sou
 from quantmatrix.models.ladder import Variant
 from quantmatrix.models.sources import default_cache, sha256_file
 from quantmatrix.pipeline.adaptive import evaluate_in_rounds
+from quantmatrix.pipeline.determinism import run_determinism_phase
 from quantmatrix.pipeline.divergence import run_divergence_phase
 from quantmatrix.pipeline.evaluate import BackendFactory, EvalLogs, evaluate_all
 from quantmatrix.pipeline.ladder import build_variants
@@ -29,11 +30,13 @@ from quantmatrix.pipeline.long_context import (
     default_opener,
     run_long_context_phase,
 )
+from quantmatrix.pipeline.memory import run_memory_phase
 from quantmatrix.pipeline.resume import logged_keys
 from quantmatrix.pipeline.score import Scorer, score_run
 from quantmatrix.pipeline.timing import run_timing_phase
 from quantmatrix.progress import SILENT, Reporter
 from quantmatrix.runlog import SAMPLES, VARIANTS, AppendLog, SampleRow, VariantRow, load_rows
+from quantmatrix.runlog.lock import hold_run_dir
 from quantmatrix.tasks.plan import plan_samples
 
 
@@ -51,8 +54,11 @@ class RunOutcome:
     skipped: int = 0
     scored: int = 0
     timed: int = 0  # single-stream timing rows written (pipeline/timing.py)
-    long_context: int = 0  # long-context token KL rows written (pipeline/long_context.py)
     failed_variants: list[str] = field(default_factory=list)
+    rechecked: int = 0  # determinism rows written (pipeline/determinism.py)
+    memory_rows: int = 0  # memory vs context rows written (pipeline/memory.py)
+    memory_failed: list[str] = field(default_factory=list)  # one line per failed measurement
+    long_context: int = 0  # long-context token KL rows written (pipeline/long_context.py)
 
 
 def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
@@ -85,6 +91,18 @@ def run_study(
     ``opener`` opens a variant for the long-context probe's next-token rows (tests pass
     scripted ones; by default llama.cpp, or the fake backend's scripted rows).
     """
+    with hold_run_dir(options.out, create=True):
+        return _run_study(study, options, backend_factory, scorer, progress, opener)
+
+
+def _run_study(
+    study: Study,
+    options: RunOptions,
+    backend_factory: BackendFactory,
+    scorer: Scorer | None,
+    progress: Reporter,
+    opener: ModelOpener,
+) -> RunOutcome:
     out = options.out
     manifest = prepare_run_dir(study, out, options.force_new)
     record_environment(out, manifest, options.cache, _uses_engine(study))
@@ -111,10 +129,15 @@ def run_study(
     failed = evaluated.failed_variants
     answered = [(s, v) for s, v in variants if v.id not in failed]
     timed = run_timing_phase(study, out, answered, samples, backend_factory, session, progress)
+    checked = run_determinism_phase(
+        study, out, answered, samples, backend_factory, session, progress
+    )
+    memory = run_memory_phase(study, out, variants, session, progress)
     run_divergence_phase(study, out, [v for _, v in variants], progress)
     long_rows = run_long_context_phase(study, out, variants, opener, progress)
     scored = score_run(out, progress, scorer)
-    failed += [v for v in timed.failed_variants if v not in failed]
-    outcome = RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows)
-    outcome.failed_variants, outcome.long_context = failed, long_rows
-    return outcome
+    for also in (timed.failed_variants, checked.failed_variants):
+        failed += [v for v in also if v not in failed]
+    outcome = RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows, failed)
+    return replace(outcome, rechecked=checked.rows, memory_rows=memory.rows,
+                   memory_failed=memory.failed, long_context=long_rows)  # fmt: skip

@@ -47,7 +47,7 @@ class Pair:
 
 
 def _baseline_outputs(log: RunLog) -> dict[tuple[str, str, str], str]:
-    base = {f"{m.name}@{m.baseline_level}": m.name for m in log.study.models}
+    base = {m.baseline_id: m.name for m in log.study.models}
     return {
         (base[r.variant], r.task, r.item): r.output
         for r in log.samples
@@ -58,7 +58,7 @@ def _baseline_outputs(log: RunLog) -> dict[tuple[str, str, str], str]:
 def pending_pairs(log: RunLog) -> list[Pair]:
     """Every (output, reference) and (output, baseline output) pair not yet scored."""
     baseline = _baseline_outputs(log)
-    baseline_ids = {f"{m.name}@{m.baseline_level}" for m in log.study.models}
+    baseline_ids = {m.baseline_id for m in log.study.models}
     pairs: list[Pair] = []
     for row in log.samples:
         if row.task_kind != "generation":

@@ -99,7 +99,7 @@ def timing_row(visit: Visit, sample: Sample, result: GenerationResult, session: 
     return TimingRow(
         variant=v.id,
         model=v.model,
-        level=v.level,
+        level=v.label,
         task=sample.task,
         item=sample.item,
         task_kind=sample.kind,

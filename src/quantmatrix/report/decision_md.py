@@ -9,14 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from quantmatrix.decide import TIERS, safe_text
-from quantmatrix.decision.choose import TIE_RULE
 from quantmatrix.decision.model import Decision, VariantRow
+from quantmatrix.report.answer import answer_note, budget_items, glance_headers, glance_rows
 from quantmatrix.report.fmt import MISSING, gb, num, pct, signed
 
 PLOT_TITLES = {
     "accuracy_by_level": "Accuracy by quant level, with 95% CIs and tier bands",
     "quality_vs_cost": "Quality vs $ per 1M generated tokens (Pareto front)",
-    "quality_vs_memory": "Quality vs memory",
+    "quality_vs_memory": "Memory/quality frontier across models",
+    "tier_ladder": "Tier ladder per model: paired change vs the baseline, certified bands",
+    "flips_by_level": "Answers lost and gained vs the baseline, per level",
     "tier_heatmap": "Tier per model and level",
     "speed_by_level": "Decode tok/s and TTFT per level",
 }
@@ -24,7 +26,9 @@ PLOT_TITLES = {
 
 @dataclass(frozen=True)
 class Block:
-    """One piece of the report: heading (h2/h3), paragraph, list, table or image."""
+    """One piece of the report: heading (h2/h3), paragraph, list, table or image; "ul2" is
+    a list of labelled items (``headers``: labels, ``items``: their lines) with sub-items
+    (``rows``: one tuple per item)."""
 
     kind: str
     text: str = ""
@@ -76,23 +80,25 @@ def adaptive_saving(d: Decision) -> str:
 
 
 def answer_blocks(d: Decision) -> list[Block]:
-    """The answer, first in both reports: per memory budget the recommended variant and what
-    the data guarantee about it."""
-    basis = (
-        "certified tiers: the worst the data allow, 95% family-wise"
-        if d.basis == "certified"
-        else "point tiers, as published"
-    )
-    text = (
-        f"On {basis}; recommended: fits the budget and tier {safe_text()}; the one with the "
-        f"best {'certified ' if d.basis == 'certified' else ''}accuracy of those."
-    )
-    if d.basis == "certified":
-        rule = TIE_RULE[0].upper() + TIE_RULE[1:]
-        text += f" {rule}: the answer names them (broken by that accuracy)."
-    out = [Block("h2", "The answer"), Block("ul", items=d.answer), Block("p", text)]
+    """The answer, first in both reports: per memory budget the pick across models with its
+    guarantee, the runner-up and the comparison with the other models; how it is made; then
+    every variant at a glance."""
+    items = budget_items(d)
+    out = [
+        Block("h2", "The answer"),
+        Block(
+            "ul2",
+            headers=tuple(label for label, _, _ in items),
+            items=tuple(line for _, line, _ in items),
+            rows=tuple(tuple(subs) for _, _, subs in items),
+        ),
+        Block("p", answer_note(d)),
+    ]
     saving = adaptive_saving(d)
-    return [*out, Block("p", saving)] if saving else out
+    if saving:
+        out.append(Block("p", saving))
+    out += [Block("h2", "Every variant at a glance"), _table(glance_headers(), glance_rows(d))]
+    return out
 
 
 def _summary(d: Decision) -> list[Block]:
@@ -270,6 +276,12 @@ def _md_cell(text: str) -> str:
 def block_md(b: Block) -> str:
     if b.kind in ("h2", "h3"):
         return f"{'#' * int(b.kind[1])} {b.text}"
+    if b.kind == "ul2":
+        lines = []
+        for label, line, subs in zip(b.headers, b.items, b.rows, strict=True):
+            lines.append(f"- **{label}**: {line}")
+            lines += [f"  - {sub}" for sub in subs]
+        return "\n".join(lines)
     if b.kind == "ul":
         return "\n".join(f"- {item}" for item in b.items)
     if b.kind == "table":

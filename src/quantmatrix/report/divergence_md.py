@@ -8,6 +8,7 @@ from pathlib import Path
 from quantmatrix.analysis.divergence import metric_value
 from quantmatrix.analysis.divergence_model import Divergence, DivergenceCliff
 from quantmatrix.report.fmt import MISSING, num, pct, signed, table
+from quantmatrix.runlog.writes import make_dirs, write_atomic
 
 
 def _sci(x: float | None) -> str:
@@ -146,7 +147,8 @@ def plot_kld_vs_accuracy(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, metadata=_save_metadata(path))
+        make_dirs(path.parent)
+        meta = _save_metadata(path)
+        write_atomic(path, lambda fh: fig.savefig(fh, format=path.suffix[1:], metadata=meta))
         plt.close(fig)
     return path

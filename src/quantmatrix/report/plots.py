@@ -16,36 +16,20 @@ from matplotlib.figure import Figure
 
 from quantmatrix.decide import TIER_BOUNDS, TIERS
 from quantmatrix.decision.model import Decision, FigureName, VariantRow
-from quantmatrix.levels import RANK
+from quantmatrix.kvcache import label_rank
 from quantmatrix.report.fmt import MISSING
-
-DPI = 100
-TIER_COLORS = {
-    "negligible": "#2e7d32",
-    "acceptable": "#f9a825",
-    "concerning": "#ef6c00",
-    "unacceptable": "#c62828",
-}
-UNKNOWN_COLOR = "#9e9e9e"
-MARKERS = "osD^vP*Xh<>"
-
-
-def _color(tier: str | None) -> str:
-    return TIER_COLORS.get(tier or "", UNKNOWN_COLOR)
-
-
-def _levels(rows: Sequence[VariantRow]) -> list[str]:
-    return sorted({r.level for r in rows}, key=lambda lv: (RANK.get(lv, len(RANK)), lv))
-
-
-def _models(rows: Sequence[VariantRow]) -> list[str]:
-    return list(dict.fromkeys(r.model for r in rows))
-
-
-def _no_data(ax: Axes, what: str) -> None:
-    ax.text(0.5, 0.5, f"no data: {what}", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xticks([])
-    ax.set_yticks([])
+from quantmatrix.report.plot_kit import (
+    DPI,
+    MARKERS,
+    TIER_COLORS,
+    UNKNOWN_COLOR,
+    color,
+    levels_of,
+    models_of,
+    no_data,
+)
+from quantmatrix.report.plots_answer import plot_flips, plot_frontier, plot_tier_ladder
+from quantmatrix.runlog.writes import make_dirs, write_atomic
 
 
 def _bands(ax: Axes, base_acc: float | None) -> None:
@@ -63,17 +47,17 @@ def _bands(ax: Axes, base_acc: float | None) -> None:
 def plot_accuracy(decision: Decision) -> Figure:
     """Accuracy per quant level, one panel per model, 95% CI bars over the tier bands."""
     rows = decision.variants
-    models = _models(rows) or [""]
+    models = models_of(rows) or [""]
     ncols = min(3, len(models))
     nrows = -(-len(models) // ncols)
     fig = Figure(figsize=(11, 6.5), dpi=DPI, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, model in zip(axes, models, strict=False):
-        mine = sorted((r for r in rows if r.model == model), key=lambda r: RANK.get(r.level, 99))
+        mine = sorted((r for r in rows if r.model == model), key=lambda r: label_rank(r.level))
         known = [(r, r.accuracy) for r in mine if r.accuracy is not None]
         mine = [r for r, _ in known]
         if not mine:
-            _no_data(ax, "accuracy")
+            no_data(ax, "accuracy")
             continue
         _bands(ax, mine[0].baseline_accuracy)
         xs = list(range(len(mine)))
@@ -82,7 +66,7 @@ def plot_accuracy(decision: Decision) -> Figure:
         lo = [max(0.0, 100 * (acc - (r.ci_low or acc))) for r, acc in known]
         hi = [max(0.0, 100 * ((r.ci_high or acc) - acc)) for r, acc in known]
         ax.errorbar(xs, ys, yerr=[lo, hi], color="black", capsize=3, lw=1, zorder=3)
-        ax.scatter(xs, ys, c=[_color(r.tier) for r in mine], s=40, zorder=4, edgecolors="k")
+        ax.scatter(xs, ys, c=[color(r.tier) for r in mine], s=40, zorder=4, edgecolors="k")
         ax.set_xticks(xs, [r.level for r in mine], rotation=30)
         ax.set_ylim(0, 100)
         ax.set_title(model, fontsize=10)
@@ -113,16 +97,16 @@ def _scatter_vs(
     fig = Figure(figsize=(9, 6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     if not rows:
-        _no_data(ax, xlabel)
+        no_data(ax, xlabel)
         return fig
-    for i, model in enumerate(_models(rows)):
+    for i, model in enumerate(models_of(rows)):
         mine = [r for r in rows if r.model == model]
         hollow = [r.memory_basis == "estimate" and key == "memory_bytes" for r in mine]
         ax.scatter(
             [pts[r.variant][1] for r in mine],
             [pts[r.variant][2] for r in mine],
-            c=["none" if h else _color(r.tier) for r, h in zip(mine, hollow, strict=True)],
-            edgecolors=[_color(r.tier) for r in mine],
+            c=["none" if h else color(r.tier) for r, h in zip(mine, hollow, strict=True)],
+            edgecolors=[color(r.tier) for r in mine],
             marker=MARKERS[i % len(MARKERS)],
             s=60,
             label=model,
@@ -150,19 +134,14 @@ def plot_cost(decision: Decision) -> Figure:
     return _scatter_vs(decision, "usd_per_m", 1.0, label, title, decision.pareto_cost)
 
 
-def plot_memory(decision: Decision) -> Figure:
-    title = "Quality vs memory (filled: measured peak; hollow: published estimate)"
-    return _scatter_vs(decision, "memory_bytes", 1e9, "memory GB", title, decision.pareto_memory)
-
-
 def plot_heatmap(decision: Decision) -> Figure:
     """Model x level grid coloured by tier, each cell annotated with its bench delta."""
     rows = decision.variants
     fig = Figure(figsize=(9, 5), dpi=DPI, layout="constrained")
     ax = fig.subplots()
-    models, levels = _models(rows), _levels(rows)
+    models, levels = models_of(rows), levels_of(rows)
     if not rows:
-        _no_data(ax, "tiers")
+        no_data(ax, "tiers")
         return fig
     codes = [*TIERS, None]
     grid = [[float("nan")] * len(levels) for _ in models]
@@ -183,7 +162,7 @@ def plot_heatmap(decision: Decision) -> Figure:
 
 
 def _bars(ax: Axes, rows: Sequence[VariantRow], key: FigureName, ylabel: str) -> None:
-    models, levels = _models(rows), _levels(rows)
+    models, levels = models_of(rows), levels_of(rows)
     width = 0.8 / max(len(models), 1)
     for i, model in enumerate(models):
         mine = [(r, v) for r in rows if r.model == model for v in [r.figure(key)] if v is not None]
@@ -207,7 +186,7 @@ def plot_speed(decision: Decision) -> Figure:
         if any(r.figure(key) is not None for r in rows):
             _bars(ax, rows, key, label)
         else:
-            _no_data(ax, label)
+            no_data(ax, label)
     single = any(r.speed_basis == "single-stream" for r in rows)  # the timing phase ran
     basis = ", single-stream" if single else ""
     top.set_title(f"Decode speed (engine's own timing{basis}) and time to first token, per level")
@@ -215,23 +194,31 @@ def plot_speed(decision: Decision) -> Figure:
 
 
 PLOTS: dict[str, Callable[[Decision], Figure]] = {
+    "quality_vs_memory": plot_frontier,
+    "tier_ladder": plot_tier_ladder,
+    "flips_by_level": plot_flips,
     "accuracy_by_level": plot_accuracy,
     "quality_vs_cost": plot_cost,
-    "quality_vs_memory": plot_memory,
     "tier_heatmap": plot_heatmap,
     "speed_by_level": plot_speed,
 }
 
 
+def _save_png(fig: Figure, path: Path) -> None:
+    """The figure as a PNG, written whole or not at all (``runlog.writes.write_atomic``)."""
+    meta = {"Software": None}
+    write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=DPI, metadata=meta))
+
+
 def write_plots(decision: Decision, out_dir: Path) -> dict[str, Path]:
     """Draw every plot to ``out_dir/<name>.png``; returns name -> path, in a fixed order."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     paths: dict[str, Path] = {}
     with matplotlib.rc_context(
         {"font.family": "DejaVu Sans", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
     ):
         for name, draw in PLOTS.items():
             path = out_dir / f"{name}.png"
-            draw(decision).savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+            _save_png(draw(decision), path)
             paths[name] = path
     return paths

@@ -13,17 +13,21 @@ from quantmatrix.decision.build import decide
 from quantmatrix.decision.model import Decision, Policy
 from quantmatrix.report.certified_md import render_certified_md
 from quantmatrix.report.decision_files import write_decision_outputs
+from quantmatrix.report.determinism_md import determinism_note, render_determinism_md
 from quantmatrix.report.divergence_md import plot_kld_vs_accuracy, render_divergence_md
 from quantmatrix.report.fmt import MISSING, gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
+from quantmatrix.report.memory_context_md import render_memory_context_md
 from quantmatrix.report.origin_md import origin_notes
 from quantmatrix.report.probes_md import plot_long_context, render_probes
 from quantmatrix.report.stats_md import render_statistics_md
 from quantmatrix.runlog import RunLog
+from quantmatrix.runlog.writes import write_text_atomic
 
 
 def _notes(analysis: Analysis) -> list[str]:
     notes = [f"**Run log:** {w}." for w in analysis.log_warnings]
+    notes += determinism_note(analysis)
     notes += origin_notes(analysis.variants)
     dec = analysis.decoding
     notes.append(
@@ -194,11 +198,13 @@ def render_markdown(analysis: Analysis, decision_md: str = "", answer_md: str = 
         render_certified_md(analysis),
         render_generation_md(analysis),
         _divergence_section(analysis),
-        *_probe_sections(analysis),
+        *_if_any(render_determinism_md(analysis)),
+        *_if_any(render_probes(analysis.probes)),
         "## Variant files and memory",
         "",
         _files(analysis),
         "",
+        *[md for md in [render_memory_context_md(analysis)] if md],  # with a memory phase
         "## Timing: engine vs harness",
         "",
         _timing(analysis),
@@ -218,10 +224,9 @@ def render_markdown(analysis: Analysis, decision_md: str = "", answer_md: str = 
     return "\n".join(parts)
 
 
-def _probe_sections(analysis: Analysis) -> list[str]:
-    """Context-length and batch sensitivity, when the run has them (else nothing at all)."""
-    text = render_probes(analysis.probes)
-    return [text] if text else []
+def _if_any(section: str) -> list[str]:
+    """A section that a run may not have: nothing at all (not an empty line) when absent."""
+    return [section] if section else []
 
 
 def _divergence_section(analysis: Analysis) -> str:
@@ -242,7 +247,7 @@ def write_report(run_dir: Path, policy: Policy | None = None) -> tuple[Path, Ana
     """Every file of the report, from one analysis and one decision built from it."""
     analysis = analyze(RunLog.load(run_dir))
     decision = decide(analysis, policy or Policy())
-    (run_dir / "analysis.json").write_text(analysis_json(analysis, decision), encoding="utf-8")
+    write_text_atomic(run_dir / "analysis.json", analysis_json(analysis, decision))
     written = write_decision_outputs(run_dir, decision)
     if analysis.divergence.order:
         plot_kld_vs_accuracy(
@@ -255,5 +260,5 @@ def write_report(run_dir: Path, policy: Policy | None = None) -> tuple[Path, Ana
         plot_long_context(lc, run_dir / "plots" / "long_context_kl.png")
     path = run_dir / "report.md"
     body = render_markdown(analysis, written["markdown"], written["answer"])
-    path.write_text(body, encoding="utf-8")
+    write_text_atomic(path, body)
     return path, analysis

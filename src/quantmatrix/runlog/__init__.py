@@ -8,10 +8,12 @@ known versions) and repairs it; ``log.py`` reads a whole run back as typed rows.
 
 from quantmatrix.runlog.check import LogIntegrityError, load_rows
 from quantmatrix.runlog.files import (
+    DETERMINISM,
     KLD,
     LOG_FILES,
     LONG_CONTEXT,
     MANIFEST,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
@@ -28,6 +30,8 @@ from quantmatrix.runlog.files import (
 )
 from quantmatrix.runlog.log import RunLog
 from quantmatrix.runlog.rows import (
+    ContextMemoryRow,
+    DeterminismRow,
     KldRow,
     LetterStats,
     LogRow,
@@ -41,15 +45,19 @@ from quantmatrix.runlog.rows import (
 )
 
 __all__ = [
+    "DETERMINISM",
     "KLD",
     "LOG_FILES",
     "LONG_CONTEXT",
     "MANIFEST",
+    "MEMORY",
     "SAMPLES",
     "SCORES",
     "TIMING",
     "VARIANTS",
     "AppendLog",
+    "ContextMemoryRow",
+    "DeterminismRow",
     "KldRow",
     "LetterStats",
     "LineProblem",

@@ -17,15 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from quantmatrix.runlog.manifest_check import manifest_problem
+from quantmatrix.runlog.writes import append_whole, write_failed, write_text_atomic
+
 PLAIN_SCHEMA = 1  # the version ``seal`` gives a plain mapping that names none (file tests)
 SAMPLES = "samples.jsonl"
 VARIANTS = "variants.jsonl"
 SCORES = "scores.jsonl"
 KLD = "kld.jsonl"
 TIMING = "timing.jsonl"
+DETERMINISM = "determinism.jsonl"
+MEMORY = "memory.jsonl"
 LONG_CONTEXT = "long_context.jsonl"
 MANIFEST = "manifest.json"
-LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING, LONG_CONTEXT)
+LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING, DETERMINISM, MEMORY, LONG_CONTEXT)
 
 
 def canonical_json(obj: Any) -> str:
@@ -108,9 +113,12 @@ class AppendLog:
     def __init__(self, path: Path, config: str | None = None) -> None:
         self.path = path
         self.config = config
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._cut_torn_tail()
-        self._fh = path.open("ab")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._cut_torn_tail()
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise write_failed(exc, path) from None
 
     def _cut_torn_tail(self) -> None:
         if not self.path.exists():
@@ -124,16 +132,20 @@ class AppendLog:
                 os.fsync(fh.fileno())
 
     def append(self, row: Writable | Mapping[str, Any]) -> dict[str, Any]:
-        """Write one row (a typed row; a plain mapping in the file format's own tests)."""
+        """Write one row (a typed row; a plain mapping in the file format's own tests).
+
+        The row is written whole and fsynced, or not at all: a write the disk refuses is cut
+        back and raised as :class:`~quantmatrix.runlog.writes.WriteFailed` (one line).
+        """
         body = dict(row) if isinstance(row, Mapping) else row.as_written()
         sealed = seal(body if self.config is None else {**body, "config": self.config})
-        self._fh.write((canonical_json(sealed) + "\n").encode("utf-8"))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        append_whole(self._fd, (canonical_json(sealed) + "\n").encode("utf-8"), self.path)
         return sealed
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> AppendLog:
         return self
@@ -144,17 +156,31 @@ class AppendLog:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON through a temporary file and a rename, so a crash leaves the old file whole."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    write_text_atomic(path, text)
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+    """``manifest.json`` of a run folder, or None when there is none.
+
+    Raises :class:`LogIntegrityError` (one line) when it is not a JSON object.
+    """
     path = run_dir / MANIFEST
     if not path.exists():
         return None
-    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        loaded: Any = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LogIntegrityError(
+            f"{path} is not valid JSON ({exc}); restore it from a backup, or start the run "
+            "again in another folder"
+        ) from None
+    fix = "restore it from a backup, or start the run again in another folder"
+    if not isinstance(loaded, dict):
+        raise LogIntegrityError(
+            f"{path} holds a JSON {type(loaded).__name__}, not the manifest object; {fix}"
+        )
+    problem = manifest_problem(loaded)
+    if problem is not None:
+        raise LogIntegrityError(f"{path} is damaged: {problem}; {fix}")
     return loaded

@@ -12,6 +12,8 @@ from quantmatrix.config import Study
 from quantmatrix.runlog.check import load_rows
 from quantmatrix.runlog.files import MANIFEST, read_manifest
 from quantmatrix.runlog.rows import (
+    ContextMemoryRow,
+    DeterminismRow,
     KldRow,
     LongContextRow,
     SampleRow,
@@ -35,9 +37,11 @@ class RunLog:
     scores: list[ScoreRow] = field(default_factory=list)
     kld: list[KldRow] = field(default_factory=list)
     timing: list[TimingRow] = field(default_factory=list)  # the single-stream subset's rows
+    determinism: list[DeterminismRow] = field(default_factory=list)  # items asked again
     many_shot: list[SampleRow] = field(default_factory=list)  # long-context probe questions
     long_context: list[LongContextRow] = field(default_factory=list)  # its token KL rows
     warnings: list[str] = field(default_factory=list)  # rows ignored on read, one line a file
+    memory: list[ContextMemoryRow] = field(default_factory=list)  # memory vs context
 
     @classmethod
     def load(cls, run_dir: Path) -> RunLog:
@@ -54,6 +58,8 @@ class RunLog:
         scores = load_rows(run_dir, ScoreRow, manifest)
         kld = load_rows(run_dir, KldRow, manifest)
         timing = load_rows(run_dir, TimingRow, manifest)
+        again = load_rows(run_dir, DeterminismRow, manifest)
+        memory = load_rows(run_dir, ContextMemoryRow, manifest)
         long_context = load_rows(run_dir, LongContextRow, manifest)
         return cls(
             samples=[r for r in samples.rows if r.task_kind != "many_shot"],
@@ -62,6 +68,7 @@ class RunLog:
             scores=scores.rows,
             kld=kld.rows,
             timing=timing.rows,
+            determinism=again.rows,
             many_shot=[r for r in samples.rows if r.task_kind == "many_shot"],
             long_context=long_context.rows,
             warnings=[
@@ -70,8 +77,11 @@ class RunLog:
                 *scores.warnings,
                 *kld.warnings,
                 *timing.warnings,
+                *again.warnings,
+                *memory.warnings,
                 *long_context.warnings,
             ],
+            memory=memory.rows,
         )
 
     @cached_property

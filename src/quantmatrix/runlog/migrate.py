@@ -14,8 +14,10 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from quantmatrix.runlog.files import (
+    DETERMINISM,
     KLD,
     LONG_CONTEXT,
+    MEMORY,
     SAMPLES,
     SCORES,
     TIMING,
@@ -54,6 +56,8 @@ STEPS: dict[str, dict[int, Step]] = {
     SCORES: {},
     KLD: {},
     TIMING: {1: _timing_1_to_2},
+    DETERMINISM: {},
+    MEMORY: {},
     LONG_CONTEXT: {},
 }
 

@@ -4,17 +4,22 @@ A writer builds the typed row and ``AppendLog.append`` writes :meth:`LogRow.as_w
 with its SHA-256 over that canonical JSON); a reader gets typed rows back from
 ``check.load_rows``, after ``migrate.py`` has brought older versions up to the current one.
 
-=================  ==========  ===============================  =========================
-file               row         key (one row per key)            schema (current, reads)
-=================  ==========  ===============================  =========================
-samples.jsonl      SampleRow   (variant, task, item)            2 (1: migrated on read)
-variants.jsonl     VariantRow  (variant, session)               2 (1: migrated on read)
-scores.jsonl       ScoreRow    (variant, task, item, against)   1
-kld.jsonl          KldRow      (variant, corpus_sha256, chunk)  1
-timing.jsonl       TimingRow   (variant, task, item)            2 (1: migrated on read)
-long_context.jsonl LongContextRow (variant, corpus_sha256,      1
-                               document, bucket)
-=================  ==========  ===============================  =========================
+==================  ================  ===============================  =========================
+file                row               key (one row per key)            schema (current, reads)
+==================  ================  ===============================  =========================
+samples.jsonl       SampleRow         (variant, task, item)            2 (1: migrated on read)
+variants.jsonl      VariantRow        (variant, session)               2 (1: migrated on read)
+scores.jsonl        ScoreRow          (variant, task, item, against)   1
+kld.jsonl           KldRow            (variant, corpus_sha256, chunk)  1
+timing.jsonl        TimingRow         (variant, task, item)            2 (1: migrated on read)
+determinism.jsonl   DeterminismRow    (variant, task, item)            1
+memory.jsonl        ContextMemoryRow  (variant, n_ctx)                 1
+long_context.jsonl  LongContextRow    (variant, corpus_sha256,         1
+                                      document, bucket)
+==================  ================  ===============================  =========================
+
+Every row's ``level`` is the variant's label: its quant level, marked ``+kv-TYPE`` when it ran
+with a KV-cache type other than f16 (``kvcache.variant_label``; the id is ``model@label``).
 
 Sample rows of version 2 name their ``task_kind`` (version 1 left it to be guessed from the
 inputs' keys) and no longer carry the write-time multiple-choice ``scores``, which no reader
@@ -23,8 +28,10 @@ rows of version 2 say where the weights came from (``origin``, ``source``, ``ima
 ``models.ladder.Variant.log_fields``); version 1 rows read as origin unknown. Timing rows
 (``pipeline/timing.py``) are one request of the single-stream subset, asked alone; version 2
 keeps the option-letter probabilities of a multiple-choice reply (``letters``), which the batch
-sensitivity compares with the batched evaluation's (version 1 rows: none). Long-context rows
-(``pipeline/long_context.py``) are one document's token KL in one bucket of positions.
+sensitivity compares with the batched evaluation's (version 1 rows: none). Determinism rows
+(``pipeline/determinism.py``) are one answered item asked again on a fresh backend, compared
+bit for bit with its sample row. Long-context rows (``pipeline/long_context.py``) are one
+document's token KL in one bucket of positions.
 """
 
 from __future__ import annotations
@@ -33,7 +40,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from quantmatrix.runlog.files import KLD, LONG_CONTEXT, SAMPLES, SCORES, TIMING, VARIANTS
+from quantmatrix.runlog.files import (
+    DETERMINISM,
+    KLD,
+    LONG_CONTEXT,
+    MEMORY,
+    SAMPLES,
+    SCORES,
+    TIMING,
+    VARIANTS,
+)
 from quantmatrix.tasks.base import TaskKind
 
 Key = tuple[Any, ...]
@@ -221,6 +237,70 @@ class TimingRow(LogRow):
     session: str | None
 
 
+class DeterminismRow(LogRow):
+    """One answered item asked again on a fresh backend (a new llama.cpp context, at
+    ``rerun_threads`` threads; a new client for a server), in its batch group as the evaluation
+    asked it, and compared bit for bit with its sample row: the output text, and the option
+    letters' probabilities where both answers have them (``pipeline/determinism.py``)."""
+
+    FILE: ClassVar[str] = DETERMINISM
+    KEY: ClassVar[tuple[str, ...]] = ("variant", "task", "item")
+    SCHEMA: ClassVar[int] = 1
+
+    kind: Literal["determinism"] = "determinism"
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    model: str
+    level: str
+    task: str
+    item: str
+    task_kind: TaskKind
+    backend: str  # the backend's registry name
+    threads: int | None  # the evaluation's thread count (embedded engine), else None
+    rerun_threads: int | None  # the re-run's
+    group_size: int  # requests of its batch group asked together again (1: alone)
+    same_output: bool  # the re-run's text equals the sample row's, byte for byte
+    same_letters: bool | None  # every letter probability equal; None: a side has none
+    letters_max_abs_diff: float | None
+    output: str  # the re-run's text
+    letter_probs: tuple[float, ...] | None  # the re-run's
+    error: str | None  # the re-run's error, if any (then nothing is the same)
+    session: str | None
+
+
+class ContextMemoryRow(LogRow):
+    """One variant's peak memory at one context length, measured in a fresh child process
+    (``pipeline/memory.py``, ``backends/context_memory.py``): ``peak_bytes`` is the figure the
+    decision uses and ``basis`` says what it is; llama.cpp's own buffer sizes beside it, and
+    ``kv_estimate_bytes`` the KV cache by the file header's formula (``gguf_info``)."""
+
+    FILE: ClassVar[str] = MEMORY
+    KEY: ClassVar[tuple[str, ...]] = ("variant", "n_ctx")
+    SCHEMA: ClassVar[int] = 1
+
+    kind: Literal["memory"] = "memory"
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    model: str
+    level: str
+    kv_cache: str
+    n_ctx: int
+    flash_attn: bool
+    fill: str  # "full": n_ctx - 1 tokens decoded; "batch": one batch of 512
+    filled_tokens: int
+    peak_bytes: int
+    basis: str
+    rss_before_bytes: int
+    rss_peak_bytes: int
+    model_bytes: int
+    kv_bytes: int
+    compute_bytes: int
+    output_bytes: int
+    vram_bytes: int | None
+    offloaded: bool
+    kv_estimate_bytes: int | None
+    fill_s: float
+    session: str | None
+
+
 class LongContextRow(LogRow):
     """Token KL of one variant vs its baseline on one long document, over one bucket of
     positions ``[start, end)`` of a single sequence evaluated from the document's first token
@@ -269,5 +349,15 @@ class LongContextRow(LogRow):
 
 
 ROW_TYPES: dict[str, type[LogRow]] = {
-    t.FILE: t for t in (SampleRow, VariantRow, ScoreRow, KldRow, TimingRow, LongContextRow)
+    t.FILE: t
+    for t in (
+        SampleRow,
+        VariantRow,
+        ScoreRow,
+        KldRow,
+        TimingRow,
+        DeterminismRow,
+        ContextMemoryRow,
+        LongContextRow,
+    )
 }

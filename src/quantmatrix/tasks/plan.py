@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from quantmatrix.config import ARCTask, GenerationTask, LocalMCTask, MMLUTask, Study, TaskSpec
+from quantmatrix.config import (
+    ARCTask,
+    ConfigError,
+    GenerationTask,
+    LocalMCTask,
+    MMLUTask,
+    Study,
+    TaskSpec,
+)
 from quantmatrix.data.benchmarks import (
     DataError,
     MCItem,
@@ -55,6 +63,19 @@ def mc_items(study: Study) -> list[MCItem]:
 
 def plan_samples(study: Study) -> list[Sample]:
     """Every sample of the study, in a stable order (task order, then the seeded item order),
-    then the long-context probe's many-shot questions, bucket after bucket."""
-    main = [sample for spec in study.tasks for sample in _samples(spec, study)]
-    return main + many_shot_samples(study)
+    then the long-context probe's many-shot questions, bucket after bucket.
+
+    An item two task entries both ask (a task listed twice, MMLU picked twice with counts that
+    overlap) is planned once, where it first comes: a key is one row in the log, and each
+    phase asks each planned item once. Two different items under one key are refused.
+    """
+    planned: dict[tuple[str, str], Sample] = {}
+    for spec in study.tasks:
+        for sample in _samples(spec, study):
+            first = planned.setdefault((sample.task, sample.item), sample)
+            if first != sample:
+                raise ConfigError(
+                    f"item {sample.item!r} of task {sample.task!r} is asked by two task entries "
+                    "in different ways; list each task once, or give local tasks their own names"
+                )
+    return list(planned.values()) + many_shot_samples(study)

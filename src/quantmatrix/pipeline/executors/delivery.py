@@ -109,7 +109,7 @@ def variant_row(work: VariantWork, tally: _Tally, session: str, warmup_runs: int
     return VariantRow(
         variant=v.id,
         model=v.model,
-        level=v.level,
+        level=v.label,
         file=v.info.as_dict() if v.info else None,
         source_sha256=v.source_sha256,
         source_type=v.source_type,

@@ -54,7 +54,8 @@ def gpu_layers(spec: ModelSpec, study: Study) -> int:
 
 
 def memory_bytes(variant: Variant, study: Study) -> int:
-    """File size plus the KV cache of every sequence, with a margin."""
+    """File size plus the KV cache (of the variant's KV type) of every sequence, with a
+    margin."""
     if variant.path is None:
         return SERVER_MEMORY
     path = Path(variant.path)
@@ -62,7 +63,7 @@ def memory_bytes(variant: Variant, study: Study) -> int:
         path.stat().st_size if path.exists() else (variant.info.size_bytes if variant.info else 0)
     )
     seqs = 1 + (study.batch_size if study.batch_size > 1 else 0)
-    kv = kv_cache_bytes(path, study.context_length) if path.exists() else None
+    kv = kv_cache_bytes(path, study.context_length, variant.kv_cache) if path.exists() else None
     kv_all = (kv if kv is not None else size // 10) * seqs
     return int((size + kv_all) * MEMORY_MARGIN)
 

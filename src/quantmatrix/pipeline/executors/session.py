@@ -63,7 +63,7 @@ def sample_row(variant: Variant, sample: Sample, result: GenerationResult) -> Sa
     return SampleRow(
         variant=variant.id,
         model=variant.model,
-        level=variant.level,
+        level=variant.label,
         task=sample.task,
         item=sample.item,
         task_kind=sample.kind,
