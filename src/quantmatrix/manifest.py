@@ -16,6 +16,7 @@ from quantmatrix.models.sources import ResolvedSource
 from quantmatrix.runlog import (
     DETERMINISM,
     KLD,
+    LONG_CONTEXT,
     MANIFEST,
     MEMORY,
     SAMPLES,
@@ -91,6 +92,7 @@ def prepare_run_dir(study: Study, out: Path, force_new: bool) -> dict[str, Any]:
             TIMING,
             DETERMINISM,
             MEMORY,
+            LONG_CONTEXT,
             "report.md",
             "report.html",
             "analysis.json",

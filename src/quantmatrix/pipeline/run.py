@@ -1,5 +1,5 @@
 """Run a study, phase after phase: ladder, evaluate, timing, determinism, memory, divergence,
-score; resumable.
+long context, score; resumable.
 
 The run log is the single source of truth: a unit of work whose row is already in the log is
 never done again (``resume.py``), so re-running the same command resumes where a crash or kill
@@ -24,6 +24,12 @@ from quantmatrix.pipeline.determinism import run_determinism_phase
 from quantmatrix.pipeline.divergence import run_divergence_phase
 from quantmatrix.pipeline.evaluate import BackendFactory, EvalLogs, evaluate_all
 from quantmatrix.pipeline.ladder import build_variants
+from quantmatrix.pipeline.long_context import (
+    ModelOpener,
+    check_corpus,
+    default_opener,
+    run_long_context_phase,
+)
 from quantmatrix.pipeline.memory import run_memory_phase
 from quantmatrix.pipeline.resume import logged_keys
 from quantmatrix.pipeline.score import Scorer, score_run
@@ -52,6 +58,7 @@ class RunOutcome:
     rechecked: int = 0  # determinism rows written (pipeline/determinism.py)
     memory_rows: int = 0  # memory vs context rows written (pipeline/memory.py)
     memory_failed: list[str] = field(default_factory=list)  # one line per failed measurement
+    long_context: int = 0  # long-context token KL rows written (pipeline/long_context.py)
 
 
 def default_backend(variant: Variant, spec: ModelSpec, study: Study) -> Backend:
@@ -75,14 +82,17 @@ def run_study(
     backend_factory: BackendFactory = default_backend,
     scorer: Scorer | None = None,
     progress: Reporter = SILENT,
+    opener: ModelOpener = default_opener,
 ) -> RunOutcome:
     """Build, evaluate, log and score the whole study; resume from what the log already holds.
 
     ``scorer`` replaces the generation scorer (tests pass a fast one); by default the models
     named in the study's ``scoring`` section are loaded, and only if there is anything to score.
+    ``opener`` opens a variant for the long-context probe's next-token rows (tests pass
+    scripted ones; by default llama.cpp, or the fake backend's scripted rows).
     """
     with hold_run_dir(options.out, create=True):
-        return _run_study(study, options, backend_factory, scorer, progress)
+        return _run_study(study, options, backend_factory, scorer, progress, opener)
 
 
 def _run_study(
@@ -91,11 +101,13 @@ def _run_study(
     backend_factory: BackendFactory,
     scorer: Scorer | None,
     progress: Reporter,
+    opener: ModelOpener,
 ) -> RunOutcome:
     out = options.out
     manifest = prepare_run_dir(study, out, options.force_new)
     record_environment(out, manifest, options.cache, _uses_engine(study))
     samples = plan_samples(study)
+    check_corpus(study)
     sources, variants = build_variants(study, options.cache, progress)
     digests = [(v, sha256_file(v.path, options.cache) if v.path else None) for _, v in variants]
     record_sources(out, manifest, sources, digests)
@@ -122,9 +134,10 @@ def _run_study(
     )
     memory = run_memory_phase(study, out, variants, session, progress)
     run_divergence_phase(study, out, [v for _, v in variants], progress)
+    long_rows = run_long_context_phase(study, out, variants, opener, progress)
     scored = score_run(out, progress, scorer)
     for also in (timed.failed_variants, checked.failed_variants):
         failed += [v for v in also if v not in failed]
     outcome = RunOutcome(out, evaluated.evaluated, evaluated.skipped, scored, timed.rows, failed)
     return replace(outcome, rechecked=checked.rows, memory_rows=memory.rows,
-                   memory_failed=memory.failed)  # fmt: skip
+                   memory_failed=memory.failed, long_context=long_rows)  # fmt: skip

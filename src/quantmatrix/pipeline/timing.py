@@ -30,7 +30,7 @@ from quantmatrix.backends.base import Backend, BackendError, GenerationRequest, 
 from quantmatrix.config import ModelSpec, Study, TimingSpec
 from quantmatrix.models.ladder import Variant
 from quantmatrix.pipeline.evaluate import WARMUP_PROMPT, BackendFactory, request
-from quantmatrix.pipeline.executors.session import logged_timing
+from quantmatrix.pipeline.executors.session import logged_letters, logged_timing
 from quantmatrix.pipeline.resume import logged_keys
 from quantmatrix.progress import SILENT, Reporter, console
 from quantmatrix.runlog import TIMING, AppendLog, TimingRow, read_manifest
@@ -106,6 +106,7 @@ def timing_row(visit: Visit, sample: Sample, result: GenerationResult, session: 
         round=visit.round,
         output=result.text,
         finish_reason=result.finish_reason,
+        letters=logged_letters(sample, result),
         timing=logged_timing(result.timing),
         error=result.error,
         session=session,

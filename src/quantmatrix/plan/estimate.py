@@ -63,7 +63,7 @@ class _Work:
 
 def _work(samples: Sequence[Sample]) -> _Work:
     mc = [s for s in samples if s.kind == "multiple_choice"]
-    gen = [s for s in samples if s.kind != "multiple_choice"]
+    gen = [s for s in samples if s.kind == "generation"]
 
     def mean(values: Sequence[float]) -> float:
         return sum(values) / len(values) if values else 0.0

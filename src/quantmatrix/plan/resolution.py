@@ -40,7 +40,7 @@ def design_line(study: Study, samples: Sequence[Sample]) -> str:
     """Items per task, sampling and batching in one line."""
     counts = Counter(s.task for s in samples if s.kind == "multiple_choice")
     mc = " + ".join(f"{n} {task}" for task, n in counts.items()) or "no multiple choice"
-    gen = sum(s.kind != "multiple_choice" for s in samples)
+    gen = sum(s.kind == "generation" for s in samples)
     s = study.sampling
     how = (
         f"adaptive, {s.min_items} to {s.max_items} per variant in rounds of {s.round}"

@@ -19,6 +19,7 @@ from quantmatrix.report.fmt import MISSING, gb, num, pct, sci, signed, table
 from quantmatrix.report.generation_md import render_generation_md
 from quantmatrix.report.memory_context_md import render_memory_context_md
 from quantmatrix.report.origin_md import origin_notes
+from quantmatrix.report.probes_md import plot_long_context, render_probes
 from quantmatrix.report.stats_md import render_statistics_md
 from quantmatrix.runlog import RunLog
 from quantmatrix.runlog.writes import write_text_atomic
@@ -198,6 +199,7 @@ def render_markdown(analysis: Analysis, decision_md: str = "", answer_md: str = 
         render_generation_md(analysis),
         _divergence_section(analysis),
         *_if_any(render_determinism_md(analysis)),
+        *_if_any(render_probes(analysis.probes)),
         "## Variant files and memory",
         "",
         _files(analysis),
@@ -253,6 +255,9 @@ def write_report(run_dir: Path, policy: Policy | None = None) -> tuple[Path, Ana
             analysis.accuracy_deltas(),
             run_dir / "plots" / "kld_vs_accuracy.png",
         )
+    lc = None if analysis.probes is None else analysis.probes.long_context
+    if lc is not None and lc.levels:
+        plot_long_context(lc, run_dir / "plots" / "long_context_kl.png")
     path = run_dir / "report.md"
     body = render_markdown(analysis, written["markdown"], written["answer"])
     write_text_atomic(path, body)

@@ -28,8 +28,9 @@ KLD = "kld.jsonl"
 TIMING = "timing.jsonl"
 DETERMINISM = "determinism.jsonl"
 MEMORY = "memory.jsonl"
+LONG_CONTEXT = "long_context.jsonl"
 MANIFEST = "manifest.json"
-LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING, DETERMINISM, MEMORY)
+LOG_FILES = (SAMPLES, VARIANTS, SCORES, KLD, TIMING, DETERMINISM, MEMORY, LONG_CONTEXT)
 
 
 def canonical_json(obj: Any) -> str:

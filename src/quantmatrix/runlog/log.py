@@ -15,6 +15,7 @@ from quantmatrix.runlog.rows import (
     ContextMemoryRow,
     DeterminismRow,
     KldRow,
+    LongContextRow,
     SampleRow,
     ScoreRow,
     TimingRow,
@@ -24,7 +25,11 @@ from quantmatrix.runlog.rows import (
 
 @dataclass(frozen=True)
 class RunLog:
-    """Everything a run wrote, as read back from its folder."""
+    """Everything a run wrote, as read back from its folder.
+
+    ``samples`` are the study's own items; the long-context probe's many-shot questions
+    (``task_kind`` many_shot) are in ``many_shot``, so no accuracy, timing or letter figure of
+    the study counts them by accident."""
 
     samples: list[SampleRow]
     variants: list[VariantRow]
@@ -33,6 +38,8 @@ class RunLog:
     kld: list[KldRow] = field(default_factory=list)
     timing: list[TimingRow] = field(default_factory=list)  # the single-stream subset's rows
     determinism: list[DeterminismRow] = field(default_factory=list)  # items asked again
+    many_shot: list[SampleRow] = field(default_factory=list)  # long-context probe questions
+    long_context: list[LongContextRow] = field(default_factory=list)  # its token KL rows
     warnings: list[str] = field(default_factory=list)  # rows ignored on read, one line a file
     memory: list[ContextMemoryRow] = field(default_factory=list)  # memory vs context
 
@@ -53,14 +60,17 @@ class RunLog:
         timing = load_rows(run_dir, TimingRow, manifest)
         again = load_rows(run_dir, DeterminismRow, manifest)
         memory = load_rows(run_dir, ContextMemoryRow, manifest)
+        long_context = load_rows(run_dir, LongContextRow, manifest)
         return cls(
-            samples=samples.rows,
+            samples=[r for r in samples.rows if r.task_kind != "many_shot"],
             variants=variants.rows,
             manifest=manifest,
             scores=scores.rows,
             kld=kld.rows,
             timing=timing.rows,
             determinism=again.rows,
+            many_shot=[r for r in samples.rows if r.task_kind == "many_shot"],
+            long_context=long_context.rows,
             warnings=[
                 *samples.warnings,
                 *variants.warnings,
@@ -69,6 +79,7 @@ class RunLog:
                 *timing.warnings,
                 *again.warnings,
                 *memory.warnings,
+                *long_context.warnings,
             ],
             memory=memory.rows,
         )

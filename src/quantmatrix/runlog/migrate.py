@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from quantmatrix.runlog.files import (
     DETERMINISM,
     KLD,
+    LONG_CONTEXT,
     MEMORY,
     SAMPLES,
     SCORES,
@@ -44,14 +45,20 @@ def _variant_1_to_2(row: Row) -> Row:
     return {**row, "origin": None, "source": None, "imatrix": None, "schema": 2}
 
 
+def _timing_1_to_2(row: Row) -> Row:
+    """Version 1 timing rows did not keep a multiple-choice reply's letter probabilities."""
+    return {**row, "letters": None, "schema": 2}
+
+
 STEPS: dict[str, dict[int, Step]] = {
     SAMPLES: {1: _sample_1_to_2},
     VARIANTS: {1: _variant_1_to_2},
     SCORES: {},
     KLD: {},
-    TIMING: {},
+    TIMING: {1: _timing_1_to_2},
     DETERMINISM: {},
     MEMORY: {},
+    LONG_CONTEXT: {},
 }
 
 

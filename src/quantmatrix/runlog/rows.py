@@ -4,17 +4,19 @@ A writer builds the typed row and ``AppendLog.append`` writes :meth:`LogRow.as_w
 with its SHA-256 over that canonical JSON); a reader gets typed rows back from
 ``check.load_rows``, after ``migrate.py`` has brought older versions up to the current one.
 
-=================  ================  ===============================  =========================
-file               row               key (one row per key)            schema (current, reads)
-=================  ================  ===============================  =========================
-samples.jsonl      SampleRow         (variant, task, item)            2 (1: migrated on read)
-variants.jsonl     VariantRow        (variant, session)               2 (1: migrated on read)
-scores.jsonl       ScoreRow          (variant, task, item, against)   1
-kld.jsonl          KldRow            (variant, corpus_sha256, chunk)  1
-timing.jsonl       TimingRow         (variant, task, item)            1
-determinism.jsonl  DeterminismRow    (variant, task, item)            1
-memory.jsonl       ContextMemoryRow  (variant, n_ctx)                 1
-=================  ================  ===============================  =========================
+==================  ================  ===============================  =========================
+file                row               key (one row per key)            schema (current, reads)
+==================  ================  ===============================  =========================
+samples.jsonl       SampleRow         (variant, task, item)            2 (1: migrated on read)
+variants.jsonl      VariantRow        (variant, session)               2 (1: migrated on read)
+scores.jsonl        ScoreRow          (variant, task, item, against)   1
+kld.jsonl           KldRow            (variant, corpus_sha256, chunk)  1
+timing.jsonl        TimingRow         (variant, task, item)            2 (1: migrated on read)
+determinism.jsonl   DeterminismRow    (variant, task, item)            1
+memory.jsonl        ContextMemoryRow  (variant, n_ctx)                 1
+long_context.jsonl  LongContextRow    (variant, corpus_sha256,         1
+                                      document, bucket)
+==================  ================  ===============================  =========================
 
 Every row's ``level`` is the variant's label: its quant level, marked ``+kv-TYPE`` when it ran
 with a KV-cache type other than f16 (``kvcache.variant_label``; the id is ``model@label``).
@@ -24,9 +26,12 @@ inputs' keys) and no longer carry the write-time multiple-choice ``scores``, whi
 used: the analysis rescores every reply from ``output``, ``input`` and ``letters``. Variant
 rows of version 2 say where the weights came from (``origin``, ``source``, ``imatrix``:
 ``models.ladder.Variant.log_fields``); version 1 rows read as origin unknown. Timing rows
-(``pipeline/timing.py``) are one request of the single-stream subset, asked alone.
-Determinism rows (``pipeline/determinism.py``) are one answered item asked again on a fresh
-backend, compared bit for bit with its sample row.
+(``pipeline/timing.py``) are one request of the single-stream subset, asked alone; version 2
+keeps the option-letter probabilities of a multiple-choice reply (``letters``), which the batch
+sensitivity compares with the batched evaluation's (version 1 rows: none). Determinism rows
+(``pipeline/determinism.py``) are one answered item asked again on a fresh backend, compared
+bit for bit with its sample row. Long-context rows (``pipeline/long_context.py``) are one
+document's token KL in one bucket of positions.
 """
 
 from __future__ import annotations
@@ -35,7 +40,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from quantmatrix.runlog.files import DETERMINISM, KLD, MEMORY, SAMPLES, SCORES, TIMING, VARIANTS
+from quantmatrix.runlog.files import (
+    DETERMINISM,
+    KLD,
+    LONG_CONTEXT,
+    MEMORY,
+    SAMPLES,
+    SCORES,
+    TIMING,
+    VARIANTS,
+)
 from quantmatrix.tasks.base import TaskKind
 
 Key = tuple[Any, ...]
@@ -205,10 +219,10 @@ class TimingRow(LogRow):
 
     FILE: ClassVar[str] = TIMING
     KEY: ClassVar[tuple[str, ...]] = ("variant", "task", "item")
-    SCHEMA: ClassVar[int] = 1
+    SCHEMA: ClassVar[int] = 2
 
     kind: Literal["timing"] = "timing"
-    schema_version: Literal[1] = Field(default=1, alias="schema")
+    schema_version: Literal[2] = Field(default=2, alias="schema")
     model: str
     level: str
     task: str
@@ -217,6 +231,7 @@ class TimingRow(LogRow):
     round: int  # the round it ran in: round r visits every level before round r + 1
     output: str
     finish_reason: str
+    letters: LetterStats | None  # a multiple-choice reply's first step (None in version 1)
     timing: SampleTiming
     error: str | None
     session: str | None
@@ -286,7 +301,63 @@ class ContextMemoryRow(LogRow):
     session: str | None
 
 
+class LongContextRow(LogRow):
+    """Token KL of one variant vs its baseline on one long document, over one bucket of
+    positions ``[start, end)`` of a single sequence evaluated from the document's first token
+    (``pipeline/long_context.py``): position ``p`` is the distribution of token ``p + 1``
+    after ``p + 1`` tokens of context. ``n_tokens`` positions (fewer than ``end - start``
+    when the document ends inside the bucket); ``kl_block_means``: the KL mean of each
+    ``block_tokens`` positions, in order, for the profile plot. The control for the text: the
+    bucket's first ``restart_tokens`` positions evaluated again from an empty cache (the same
+    text without what precedes it; 0 for the first bucket), their KL sum that way
+    (``restart_kl_sum``) and in the sequence (``restart_full_kl_sum``). ``eval_s``: the engine
+    and comparison time spent on these positions (the first bucket's also holds the
+    controls')."""
+
+    FILE: ClassVar[str] = LONG_CONTEXT
+    KEY: ClassVar[tuple[str, ...]] = ("variant", "corpus_sha256", "document", "bucket")
+    SCHEMA: ClassVar[int] = 1
+
+    kind: Literal["long_context"] = "long_context"
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    model: str
+    level: str
+    baseline: str
+    corpus_sha256: str
+    corpus_source: str
+    document: int  # its place in the probe's documents
+    document_id: str
+    document_tokens: int  # the sequence evaluated (the document, capped)
+    bucket: int
+    start: int
+    end: int
+    n_tokens: int
+    kl_method: str
+    kl_sum: float
+    kl_topk_sum: float
+    kl_max: float
+    same_top: int
+    n_targets: int
+    nll_sum: float
+    base_nll_sum: float
+    block_tokens: int
+    kl_block_means: tuple[float, ...]
+    restart_tokens: int
+    restart_kl_sum: float
+    restart_full_kl_sum: float
+    eval_s: float
+
+
 ROW_TYPES: dict[str, type[LogRow]] = {
     t.FILE: t
-    for t in (SampleRow, VariantRow, ScoreRow, KldRow, TimingRow, DeterminismRow, ContextMemoryRow)
+    for t in (
+        SampleRow,
+        VariantRow,
+        ScoreRow,
+        KldRow,
+        TimingRow,
+        DeterminismRow,
+        ContextMemoryRow,
+        LongContextRow,
+    )
 }

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# what kind of task a sample is of, carried into its log row (``runlog.rows.SampleRow``)
-TaskKind = Literal["multiple_choice", "generation"]
+# what kind of task a sample is of, carried into its log row (``runlog.rows.SampleRow``);
+# "many_shot": the long-context probe's multiple choice (tasks/many_shot.py), read apart from
+# the study's own items (``runlog.RunLog.many_shot``)
+TaskKind = Literal["multiple_choice", "generation", "many_shot"]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from quantmatrix.data.benchmarks import (
 from quantmatrix.data.generation import load_generation_items
 from quantmatrix.tasks import generation, multiple_choice
 from quantmatrix.tasks.base import Sample
+from quantmatrix.tasks.many_shot import many_shot_samples
 
 
 def _items(spec: MMLUTask | ARCTask | LocalMCTask, seed: int) -> list[MCItem]:
@@ -61,7 +62,8 @@ def mc_items(study: Study) -> list[MCItem]:
 
 
 def plan_samples(study: Study) -> list[Sample]:
-    """Every sample of the study, in a stable order (task order, then the seeded item order).
+    """Every sample of the study, in a stable order (task order, then the seeded item order),
+    then the long-context probe's many-shot questions, bucket after bucket.
 
     An item two task entries both ask (a task listed twice, MMLU picked twice with counts that
     overlap) is planned once, where it first comes: a key is one row in the log, and each
@@ -76,4 +78,4 @@ def plan_samples(study: Study) -> list[Sample]:
                     f"item {sample.item!r} of task {sample.task!r} is asked by two task entries "
                     "in different ways; list each task once, or give local tasks their own names"
                 )
-    return list(planned.values())
+    return list(planned.values()) + many_shot_samples(study)

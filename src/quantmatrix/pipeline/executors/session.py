@@ -49,11 +49,17 @@ def logged_timing(t: Timing) -> SampleTiming:
     return SampleTiming(**{name: getattr(t, name) for name in SampleTiming.model_fields})
 
 
+def logged_letters(sample: Sample, result: GenerationResult) -> LetterStats | None:
+    """A multiple-choice reply's letter probabilities as a log row keeps them (sample and
+    timing rows alike); None when the backend gave none."""
+    if result.letter_probs is None:
+        return None
+    stats = multiple_choice.letter_stats(result.letter_probs, sample.inputs["gold"])
+    return LetterStats.model_validate(stats)
+
+
 def sample_row(variant: Variant, sample: Sample, result: GenerationResult) -> SampleRow:
-    letters = None
-    if result.letter_probs is not None:
-        stats = multiple_choice.letter_stats(result.letter_probs, sample.inputs["gold"])
-        letters = LetterStats.model_validate(stats)
+    letters = logged_letters(sample, result)
     return SampleRow(
         variant=variant.id,
         model=variant.model,
