@@ -299,3 +299,11 @@ def test_the_answer_plots_draw_what_the_decision_says(decision: Decision) -> Non
         below = [r for r in rows.values() if r.model == model and not r.is_baseline]
         heights = [round(p.get_height()) for p in ax.patches]
         assert heights == [r.flips_gained for r in below] + [-(r.flips_lost or 0) for r in below]
+
+
+def test_recommend_names_an_undecided_variant_once_when_it_is_admitted_across_models() -> None:
+    """big@Q4_K_M is held back on its tier and admitted across models: one undecided line."""
+    rec = recommend(_two_models(_pair("big@Q4_K_M", "small@Q8_0", 12.0, 28.0)), 2.0)
+    assert rec.admitted == ["big@Q4_K_M"]
+    named = [line.split(" ", 1)[0] for line in rec.undecided]
+    assert named.count("big@Q4_K_M") == 1
