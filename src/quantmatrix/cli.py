@@ -390,7 +390,9 @@ register_decision_commands(app)
 def plan(
     study_file: Annotated[Path | None, typer.Argument(help="study YAML")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="the built-in default study")] = False,
-    preset: Annotated[str | None, typer.Option(help="a built-in study: demo, tr125, tiny")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="a built-in study: demo, tr125, tiny, kv, long")
+    ] = None,
     speeds: Annotated[
         Path | None,
         typer.Option(
