@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from quantmatrix.config import Study, parse_study
+
+# CI draws the same fuzz cases every run (a red run means the code changed, not the draw);
+# elsewhere Hypothesis explores, and bench/campaign_fuzz.py runs the long campaigns by seed
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def fake_study_dict(**over: Any) -> dict[str, Any]:

@@ -79,3 +79,25 @@ def test_a_damaged_manifest_is_one_line_for_every_reader(
     forced = ["run", str(study), "--out", str(out), "--quiet", "--force-new"]
     assert runner.invoke(app, [*forced, "--cache", str(tmp_path / "c")]).exit_code == 0
     assert len(list(out.glob("previous-*/manifest.json"))) == 1  # the damaged run moved aside
+
+
+@pytest.mark.parametrize("key", ["variants", "sources"])
+def test_a_manifest_without_its_file_mappings_is_filled_in_again_by_run(
+    template: Path, tmp_path: Path, key: str
+) -> None:
+    """Found by the fuzzer in CI: a manifest.json without "variants" (a mapping readers may
+    miss) made `run` stop with a KeyError traceback; the run records them again."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(template, out)
+    manifest = json.loads((out / MANIFEST).read_text())
+    del manifest[key]
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    study = template.parent / "study.yaml"
+    args = ["run", str(study), "--out", str(out), "--quiet", "--cache", str(tmp_path / "c")]
+    with lexical_scorer():
+        result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert key in json.loads((out / MANIFEST).read_text())
+    assert runner.invoke(app, ["verify", str(out)]).exit_code == 0

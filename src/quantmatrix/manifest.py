@@ -113,7 +113,10 @@ def record_sources(
     sources: list[ResolvedSource],
     variants: list[tuple[Variant, str | None]],
 ) -> None:
-    """Add each source's and variant's file and SHA-256 to the manifest."""
+    """Add each source's and variant's file and SHA-256 to the manifest (a manifest that lost
+    its mappings, damaged by hand, gets them again)."""
+    for key in ("sources", "variants"):
+        manifest.setdefault(key, {})
     for src in sources:
         manifest["sources"][src.name] = {
             "path": str(src.path),
