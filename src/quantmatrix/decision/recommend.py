@@ -176,6 +176,8 @@ def recommend(
     index = CrossIndex(analysis.cross_model)
     extra = _admitted(rows, ok, bars, index)
     ok += extra
+    admitted_ids = {r.variant for r in extra}
+    held = [r for r in held if r.variant not in admitted_ids]  # admitted: among the picks now
     if not ok:
         reason = _nothing(rejected, len(rows), memory_gb)
         return Recommendation(
@@ -189,7 +191,7 @@ def recommend(
     return Recommendation(
         memory_gb, objective, picks[0], picks[1 : 1 + RUNNERS_UP], "", basis,
         tie=[r.variant for r in choice.tie], tie_note=_tie_note(choice.tie, objective),
-        undecided=[line for r in _once([*top, *held]) if (line := undecided_line(r)) is not None],
+        undecided=[line for r in [*top, *held] if (line := undecided_line(r)) is not None],
         across=cross_comparisons(top[0], fitting, {r.variant for r in ok}, index, basis),
         admitted=[r.variant for r in extra],
     )  # fmt: skip
@@ -256,9 +258,3 @@ def validate(analysis: Analysis, variant: str, cost_per_hour: float | None = Non
         summary=describe(row),
         certified="" if row.certified_tier is None else guarantee(row),
     )
-
-
-def _once(rows: list[VariantRow]) -> list[VariantRow]:
-    """``rows`` without repeats (a variant admitted across models is also one held back)."""
-    first = {r.variant: i for i, r in reversed(list(enumerate(rows)))}
-    return [r for i, r in enumerate(rows) if first[r.variant] == i]
