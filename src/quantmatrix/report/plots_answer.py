@@ -4,7 +4,7 @@ decision alone, like every plot (``report/plots.py`` registers them)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -172,21 +172,13 @@ def _ladder_panel(ax: Axes, model: str, rows: Sequence[VariantRow]) -> None:
 def plot_tier_ladder(decision: Decision) -> Figure:
     """Per model: each level's paired change vs its baseline with its interval, coloured by
     certified tier, its certified bound marked, over the tier bands (-3 / -5 / -10 pp)."""
-    ladders = _below(decision)
-    nrows, ncols = panels(len(ladders))
-    fig = Figure(figsize=(11, 4.2 * nrows), dpi=DPI, layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, (model, rows) in zip(axes, ladders.items(), strict=False):
-        _ladder_panel(ax, model, rows)
-    for ax in axes[len(ladders) :]:
-        ax.set_axis_off()
-    if not ladders:
-        no_data(axes[0], "variants")
-    fig.suptitle(
+    return _per_model(
+        decision,
+        _ladder_panel,
+        4.2,
         "Tier ladder: paired accuracy change vs the baseline, with its interval "
-        "(point colour: certified tier)"
+        "(point colour: certified tier)",
     )
-    return fig
 
 
 def _flips_panel(ax: Axes, model: str, rows: Sequence[VariantRow]) -> None:
@@ -219,15 +211,30 @@ def _flips_panel(ax: Axes, model: str, rows: Sequence[VariantRow]) -> None:
 def plot_flips(decision: Decision) -> Figure:
     """Per model and level: the baseline's right answers lost and wrong answers gained (net
     change in items above each bar)."""
+    return _per_model(
+        decision,
+        _flips_panel,
+        3.8,
+        "Answers that flipped vs the baseline, per level (paired items)",
+    )
+
+
+def _per_model(
+    decision: Decision,
+    draw: Callable[[Axes, str, Sequence[VariantRow]], None],
+    panel_height: float,
+    title: str,
+) -> Figure:
+    """One panel per model with levels below its baseline, drawn by ``draw``."""
     ladders = _below(decision)
     nrows, ncols = panels(len(ladders))
-    fig = Figure(figsize=(11, 3.8 * nrows), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(11, panel_height * nrows), dpi=DPI, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (model, rows) in zip(axes, ladders.items(), strict=False):
-        _flips_panel(ax, model, rows)
+        draw(ax, model, rows)
     for ax in axes[len(ladders) :]:
         ax.set_axis_off()
     if not ladders:
         no_data(axes[0], "variants")
-    fig.suptitle("Answers that flipped vs the baseline, per level (paired items)")
+    fig.suptitle(title)
     return fig
